@@ -1,0 +1,49 @@
+//! Framework-independent core of [vitalsign](https://docs.rs/vitalsign): monitoring points,
+//! route and method policy, the [`Monitor`], error classification and [`Sink`]s.
+//!
+//! Adapters (the Tower layer in `vitalsign-tower`, the actix-web middleware) extract
+//! `(method, route template, status, timings)` from their framework and drive an [`InFlight`]
+//! guard obtained from [`Monitor::begin`]; every rule lives here, once.
+//!
+//! ```
+//! use vitalsign_core::{Monitor, RequestStart};
+//!
+//! let monitor = Monitor::builder("shop").build()?;
+//! let mut flight = monitor
+//!     .begin(RequestStart { method: b"GET", path: "/users/7", route: Some("/users/{id}"), request_id: None })
+//!     .expect("not excluded");
+//! flight.set_status(200);
+//! flight.complete();
+//! let metrics = monitor.render_metrics().unwrap();
+//! assert!(metrics.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/users/{id}",http_response_status_code="200"} 1"#));
+//! # Ok::<(), vitalsign_core::ConfigError>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `prometheus` (default): the Prometheus sink ([`prometheus::PrometheusSink`]), built on
+//!   `metrics` and `metrics-exporter-prometheus`.
+
+mod classify;
+mod handle;
+mod method;
+mod monitor;
+mod point;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+mod request_id;
+mod sink;
+
+pub use classify::{ClassifyError, DefaultClassifier};
+pub use handle::{PointHandle, SectionTimer};
+pub use method::Method;
+pub use monitor::{
+    ConfigError, InFlight, Monitor, MonitorBuilder, RequestStart, DEFAULT_DURATION_BUCKETS,
+    DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
+};
+pub use point::{
+    ErrorPoint, Field, FieldValue, OwnedRequestPoint, RequestPoint, Tag, CLIENT_CLOSED_REQUEST,
+    UNMATCHED_ROUTE,
+};
+pub use request_id::{RequestId, REQUEST_ID_HEADER};
+pub use sink::Sink;

@@ -1,0 +1,555 @@
+//! [`Monitor`]: the shared, cheaply cloned heart of vitalsign, and its [`MonitorBuilder`].
+//!
+//! ```
+//! use vitalsign_core::Monitor;
+//!
+//! let monitor = Monitor::builder("shop")
+//!     .namespace("shop")?
+//!     .global_label("region", "eu-west")?
+//!     .exclude_path("/internal/ping")
+//!     .max_label_sets(2_000)
+//!     .label_tag("tenant")?
+//!     .build()?;
+//! assert_eq!(monitor.service(), "shop");
+//! # Ok::<(), vitalsign_core::ConfigError>(())
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::classify::{BoxedClassifier, ClassifyError, DefaultClassifier};
+use crate::handle::HandlerScope;
+use crate::point::{ErrorPoint, RequestPoint, CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE};
+use crate::{Method, RequestId, Sink};
+
+/// The OpenTelemetry HTTP server duration buckets, in seconds.
+pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Paths of vitalsign's own endpoints, excluded from recording by default.
+pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
+    "/metrics",
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/health/{component}",
+    "/stats",
+];
+
+/// Route value used for route templates beyond the cap of distinct routes.
+pub const OVERFLOW_ROUTE: &str = "__overflow__";
+
+/// Default cap on distinct label sets per metric (see [`MonitorBuilder::max_label_sets`]).
+pub const DEFAULT_MAX_LABEL_SETS: usize = 10_000;
+
+/// Most handler tags that can be declared as labels.
+pub const MAX_LABEL_TAGS: usize = 8;
+
+/// A configuration value was refused; the message says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub(crate) String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Checks a Prometheus metric or label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ConfigError> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__");
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "{what} {name:?} is not a valid Prometheus name: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with \"__\""
+        )))
+    }
+}
+
+/// How the Prometheus sink gets its registry.
+#[cfg(feature = "prometheus")]
+#[derive(Debug)]
+pub(crate) enum PrometheusSetup {
+    /// vitalsign builds its own recorder (not installed globally).
+    Own,
+    /// A recorder the application built and hands over (not installed globally).
+    Recorder(metrics_exporter_prometheus::PrometheusRecorder),
+    /// The application installed a recorder globally; series are registered through the
+    /// `metrics` facade and `/metrics` renders this handle.
+    Installed(metrics_exporter_prometheus::PrometheusHandle),
+    /// No Prometheus sink.
+    Off,
+}
+
+/// Builds a [`Monitor`]. Every option has a default; see each method.
+#[must_use]
+#[derive(Debug)]
+pub struct MonitorBuilder {
+    pub(crate) service: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) global_labels: Vec<(String, String)>,
+    pub(crate) buckets: Vec<f64>,
+    excluded: HashSet<Box<str>>,
+    exclude_own_endpoints: bool,
+    pub(crate) max_label_sets: usize,
+    pub(crate) label_tags: Vec<Cow<'static, str>>,
+    classifier: BoxedClassifier,
+    sinks: Vec<Arc<dyn Sink>>,
+    pub(crate) upkeep_interval: Duration,
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus: PrometheusSetup,
+}
+
+impl MonitorBuilder {
+    /// A builder for a service called `service` (the `service` tag of every point).
+    pub fn new(service: impl Into<String>) -> Self {
+        MonitorBuilder {
+            service: service.into(),
+            namespace: None,
+            global_labels: Vec::new(),
+            buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+            excluded: HashSet::new(),
+            exclude_own_endpoints: true,
+            max_label_sets: DEFAULT_MAX_LABEL_SETS,
+            label_tags: Vec::new(),
+            classifier: BoxedClassifier(Box::new(DefaultClassifier), "DefaultClassifier"),
+            sinks: Vec::new(),
+            upkeep_interval: Duration::from_secs(5),
+            #[cfg(feature = "prometheus")]
+            prometheus: PrometheusSetup::Own,
+        }
+    }
+
+    /// Prefixes every metric name with `namespace_`. Defaults to no prefix.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Result<Self, ConfigError> {
+        let namespace = namespace.into();
+        check_name("namespace", &namespace)?;
+        self.namespace = Some(namespace);
+        Ok(self)
+    }
+
+    /// Adds a label to every exported series (e.g. `service`, `region`). Defaults to none.
+    pub fn global_label(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let key = key.into();
+        check_name("global label", &key)?;
+        if self.global_labels.iter().any(|(k, _)| *k == key) {
+            return Err(ConfigError(format!("global label {key:?} is set twice")));
+        }
+        self.global_labels.push((key, value.into()));
+        Ok(self)
+    }
+
+    /// Histogram buckets of `http_server_request_duration_seconds`, in seconds, strictly
+    /// increasing. Defaults to [`DEFAULT_DURATION_BUCKETS`] (OpenTelemetry's 0.005 … 10 s).
+    pub fn buckets(mut self, buckets: &[f64]) -> Result<Self, ConfigError> {
+        if buckets.is_empty()
+            || buckets.iter().any(|b| !b.is_finite())
+            || buckets.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(ConfigError(format!(
+                "buckets {buckets:?} must be finite, non-empty and strictly increasing"
+            )));
+        }
+        self.buckets = buckets.to_vec();
+        Ok(self)
+    }
+
+    /// Does not record requests whose path or route template is `path`. vitalsign's own
+    /// endpoints ([`DEFAULT_EXCLUDED_PATHS`]) are excluded unless
+    /// [`MonitorBuilder::monitor_own_endpoints`] is set.
+    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
+        self.excluded.insert(path.into().into_boxed_str());
+        self
+    }
+
+    /// Records requests to vitalsign's own endpoints too. Defaults to `false`.
+    pub fn monitor_own_endpoints(mut self, monitor: bool) -> Self {
+        self.exclude_own_endpoints = !monitor;
+        self
+    }
+
+    /// Caps the distinct label sets of each metric (and the distinct routes the monitor
+    /// remembers). Past the cap, new label sets go to one series labelled
+    /// `otel_metric_overflow="true"` (OpenTelemetry's overflow attribute) and a warning is
+    /// logged once. Defaults to [`DEFAULT_MAX_LABEL_SETS`].
+    pub fn max_label_sets(mut self, max: usize) -> Self {
+        self.max_label_sets = max.max(1);
+        self
+    }
+
+    /// Declares a handler tag whose values become a label on
+    /// `http_server_request_duration_seconds` (empty when a request lacks the tag). Values are
+    /// bounded by the label-set cap. At most [`MAX_LABEL_TAGS`]; defaults to none.
+    pub fn label_tag(mut self, key: impl Into<Cow<'static, str>>) -> Result<Self, ConfigError> {
+        let key = key.into();
+        check_name("label tag", &key)?;
+        if matches!(
+            &*key,
+            "http_request_method" | "http_route" | "http_response_status_code" | "error_code"
+        ) || self.global_labels.iter().any(|(k, _)| *k == key)
+            || self.label_tags.contains(&key)
+        {
+            return Err(ConfigError(format!("label tag {key:?} collides with another label")));
+        }
+        if self.label_tags.len() == MAX_LABEL_TAGS {
+            return Err(ConfigError(format!("at most {MAX_LABEL_TAGS} label tags can be declared")));
+        }
+        self.label_tags.push(key);
+        Ok(self)
+    }
+
+    /// Decides which requests are errors. Defaults to [`DefaultClassifier`].
+    pub fn classify_errors<C: ClassifyError>(mut self, classifier: C) -> Self {
+        self.classifier = BoxedClassifier(Box::new(classifier), std::any::type_name::<C>());
+        self
+    }
+
+    /// Adds a sink. The Prometheus sink is added by default (feature `prometheus`).
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// How often histogram samples are folded into buckets when nothing scrapes (keeps memory
+    /// bounded). Defaults to 5 s.
+    pub fn upkeep_interval(mut self, interval: Duration) -> Self {
+        self.upkeep_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Uses a Prometheus recorder the application built (e.g. with extra
+    /// `PrometheusBuilder` options) instead of building one. Not installed globally. The
+    /// application's own bucket settings apply to vitalsign's histogram.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_recorder(
+        mut self,
+        recorder: metrics_exporter_prometheus::PrometheusRecorder,
+    ) -> Self {
+        self.prometheus = PrometheusSetup::Recorder(recorder);
+        self
+    }
+
+    /// Uses the recorder the application already installed as the global `metrics` recorder;
+    /// `handle` is its handle. vitalsign's series then sit beside the application's own
+    /// `metrics::counter!`s on one `/metrics`. Set buckets for
+    /// `http_server_request_duration_seconds` on that builder (`set_buckets_for_metric`),
+    /// e.g. to [`DEFAULT_DURATION_BUCKETS`].
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_handle(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.prometheus = PrometheusSetup::Installed(handle);
+        self
+    }
+
+    /// No Prometheus sink (push sinks only).
+    #[cfg(feature = "prometheus")]
+    pub fn without_prometheus(mut self) -> Self {
+        self.prometheus = PrometheusSetup::Off;
+        self
+    }
+
+    /// Builds the monitor.
+    pub fn build(mut self) -> Result<Monitor, ConfigError> {
+        if self.exclude_own_endpoints {
+            for path in DEFAULT_EXCLUDED_PATHS {
+                self.excluded.insert((*path).into());
+            }
+        }
+        let mut sinks = std::mem::take(&mut self.sinks);
+        #[cfg(feature = "prometheus")]
+        let prometheus = match std::mem::replace(&mut self.prometheus, PrometheusSetup::Off) {
+            PrometheusSetup::Off => None,
+            setup => {
+                let sink = Arc::new(crate::prometheus::PrometheusSink::new(&self, setup)?);
+                sinks.insert(0, sink.clone());
+                Some(sink)
+            }
+        };
+        Ok(Monitor {
+            inner: Arc::new(Inner {
+                service: self.service,
+                excluded: self.excluded,
+                max_routes: self.max_label_sets,
+                routes: RwLock::new(HashSet::new()),
+                routes_overflowed: AtomicBool::new(false),
+                classifier: self.classifier,
+                sinks,
+                in_flight: AtomicI64::new(0),
+                #[cfg(feature = "prometheus")]
+                prometheus,
+            }),
+        })
+    }
+}
+
+/// The monitor: configuration, sinks and live state shared by every adapter.
+///
+/// Cheap to clone (one `Arc`). Independent monitors never share state: two in one process
+/// (two servers, parallel tests) do not conflict, and none touches a global recorder unless
+/// told to with [`MonitorBuilder::prometheus_handle`].
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    service: String,
+    excluded: HashSet<Box<str>>,
+    max_routes: usize,
+    routes: RwLock<HashSet<Arc<str>>>,
+    routes_overflowed: AtomicBool,
+    classifier: BoxedClassifier,
+    sinks: Vec<Arc<dyn Sink>>,
+    in_flight: AtomicI64,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<Arc<crate::prometheus::PrometheusSink>>,
+}
+
+/// What an adapter knows about a request when it arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestStart<'a> {
+    /// The method token as received.
+    pub method: &'a [u8],
+    /// The raw path (used only to check exclusions; never a label).
+    pub path: &'a str,
+    /// The matched route template, if the router matched one.
+    pub route: Option<&'a str>,
+    /// The `x-request-id` header, if present.
+    pub request_id: Option<&'a [u8]>,
+}
+
+impl Monitor {
+    /// Starts a [`MonitorBuilder`].
+    pub fn builder(service: impl Into<String>) -> MonitorBuilder {
+        MonitorBuilder::new(service)
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// Requests started and not yet recorded.
+    pub fn in_flight(&self) -> i64 {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus sink, if the monitor has one.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(&self) -> Option<&crate::prometheus::PrometheusSink> {
+        self.inner.prometheus.as_deref()
+    }
+
+    /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink.
+    #[cfg(feature = "prometheus")]
+    pub fn render_metrics(&self) -> Option<String> {
+        self.prometheus().map(|p| p.render())
+    }
+
+    /// Whether a request to this path / route template is excluded from recording.
+    pub fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
+        let excluded = &self.inner.excluded;
+        !excluded.is_empty()
+            && (excluded.contains(path) || route.is_some_and(|r| excluded.contains(r)))
+    }
+
+    /// Called by adapters when a request arrives. Returns `None` for an excluded request;
+    /// otherwise an [`InFlight`] guard that records the request exactly once: at
+    /// [`InFlight::complete`], or when dropped (a disconnect, or a panic recorded as 500).
+    pub fn begin(&self, start: RequestStart<'_>) -> Option<InFlight> {
+        if self.is_excluded(start.path, start.route) {
+            return None;
+        }
+        let method = Method::from_bytes(start.method);
+        let route = match start.route {
+            None => Route::Static(UNMATCHED_ROUTE),
+            Some(route) => self.intern(route),
+        };
+        let request_id = RequestId::from_header_or_generate(start.request_id);
+        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        for sink in &self.inner.sinks {
+            sink.request_started(method);
+        }
+        Some(InFlight {
+            monitor: self.clone(),
+            method,
+            route,
+            start: Instant::now(),
+            start_unix_nanos: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            scope: HandlerScope::new(request_id),
+            status: None,
+            done: false,
+        })
+    }
+
+    fn intern(&self, route: &str) -> Route {
+        if let Some(known) = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return Route::Interned(known.clone());
+        }
+        let mut routes = self.inner.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = routes.get(route) {
+            return Route::Interned(known.clone());
+        }
+        if routes.len() >= self.inner.max_routes {
+            if !self.inner.routes_overflowed.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max = self.inner.max_routes,
+                    "vitalsign: more distinct routes than the label-set cap; further routes are recorded as {OVERFLOW_ROUTE:?}"
+                );
+            }
+            return Route::Static(OVERFLOW_ROUTE);
+        }
+        let interned: Arc<str> = route.into();
+        routes.insert(interned.clone());
+        Route::Interned(interned)
+    }
+
+    fn record(&self, flight: &mut InFlight, disconnected: bool) {
+        self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let panicked = flight.scope.panicked;
+        let status = if panicked {
+            500
+        } else {
+            flight.status.unwrap_or(CLIENT_CLOSED_REQUEST)
+        };
+        let extras = flight.scope.shared.as_ref().map(|shared| shared.lock());
+        let (tags, fields, attached_code) = match &extras {
+            Some(extras) => (&extras.tags[..], &extras.fields[..], extras.error_code.as_deref()),
+            None => (&[][..], &[][..], None),
+        };
+        let point = RequestPoint {
+            service: &self.inner.service,
+            route: flight.route.as_str(),
+            method: flight.method,
+            status_code: status,
+            request_id: &flight.scope.request_id,
+            execution_time: flight.start.elapsed().as_secs_f64(),
+            start_unix_nanos: flight.start_unix_nanos,
+            disconnected: disconnected && !panicked,
+            tags,
+            fields,
+        };
+        for sink in &self.inner.sinks {
+            sink.record_request(&point);
+        }
+        let code = attached_code.or(panicked.then_some("panic"));
+        if self.inner.classifier.0.is_error(&point, code) {
+            let mut buf = itoa::Buffer::new();
+            let error = ErrorPoint {
+                request: &point,
+                error_code: code.unwrap_or_else(|| buf.format(status)),
+            };
+            for sink in &self.inner.sinks {
+                sink.record_error(&error);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Route {
+    Static(&'static str),
+    Interned(Arc<str>),
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            Route::Static(s) => s,
+            Route::Interned(s) => s,
+        }
+    }
+}
+
+/// One request being served: the completion guard that adapters carry from the request to the
+/// end of the response body.
+///
+/// Records exactly once: [`InFlight::complete`] for a response that ended normally; dropping it
+/// before that records a disconnect (status [`CLIENT_CLOSED_REQUEST`] if no response head was
+/// seen), or status 500 with error code `panic` if the inner service panicked inside
+/// [`InFlight::in_scope`].
+#[derive(Debug)]
+#[must_use = "dropping an InFlight records the request as a disconnect"]
+pub struct InFlight {
+    monitor: Monitor,
+    method: Method,
+    route: Route,
+    start: Instant,
+    start_unix_nanos: u64,
+    scope: HandlerScope,
+    status: Option<u16>,
+    done: bool,
+}
+
+impl InFlight {
+    /// The request id.
+    pub fn request_id(&self) -> &RequestId {
+        &self.scope.request_id
+    }
+
+    /// The route label this request is recorded under.
+    pub fn route(&self) -> &str {
+        self.route.as_str()
+    }
+
+    /// The method label this request is recorded under.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Runs `f` (a call or poll of the inner service or body) with this request as the thread's
+    /// current request, so that [`PointHandle::current`](crate::PointHandle::current) finds it,
+    /// and notes a panic unwinding out of `f`.
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.scope.enter(f)
+    }
+
+    /// The response head is known.
+    pub fn set_status(&mut self, status: u16) {
+        self.status = Some(status);
+    }
+
+    /// The response ended normally (last body frame sent, body error, or an empty body).
+    /// Records the request; later calls and the drop do nothing.
+    pub fn complete(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            let monitor = self.monitor.clone();
+            monitor.record(self, false);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            if std::thread::panicking() {
+                self.scope.panicked = true;
+            }
+            let monitor = self.monitor.clone();
+            monitor.record(self, true);
+        }
+    }
+}

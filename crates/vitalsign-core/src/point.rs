@@ -1,0 +1,219 @@
+//! Monitoring points: one [`RequestPoint`] per finished request (series `requests`) and one
+//! [`ErrorPoint`] per failed request (series `errors`).
+//!
+//! Points are borrowed views built on the stack when a request ends; a sink that keeps a point
+//! past the call copies what it needs (see [`RequestPoint::to_owned_point`]).
+//!
+//! ```
+//! use vitalsign_core::{Method, RequestId, RequestPoint};
+//!
+//! let id = RequestId::generate();
+//! let point = RequestPoint {
+//!     service: "shop",
+//!     route: "/users/{id}",
+//!     method: Method::Get,
+//!     status_code: 200,
+//!     request_id: &id,
+//!     execution_time: 0.012,
+//!     start_unix_nanos: 1_700_000_000_000_000_000,
+//!     disconnected: false,
+//!     tags: &[],
+//!     fields: &[],
+//! };
+//! assert_eq!(RequestPoint::SERIES, "requests");
+//! assert_eq!(point.to_owned_point().route, "/users/{id}");
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::{Method, RequestId};
+
+/// Route value of a request that matched no route template.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Status recorded for a request whose client hung up before a response head existed
+/// (nginx's "client closed request").
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A tag a handler added to its request's point (becomes a label only when declared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// Tag name.
+    pub key: Cow<'static, str>,
+    /// Tag value.
+    pub value: String,
+}
+
+/// A field a handler added to its request's point (never a label).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    /// Field name.
+    pub key: Cow<'static, str>,
+    /// Field value.
+    pub value: FieldValue,
+}
+
+/// The value of a [`Field`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum FieldValue {
+    /// A float (section timers record seconds as floats).
+    Float(f64),
+    /// A signed integer.
+    Int(i64),
+    /// An unsigned integer.
+    UInt(u64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(String),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Float(v) => write!(f, "{v}"),
+            FieldValue::Int(v) => write!(f, "{v}"),
+            FieldValue::UInt(v) => write!(f, "{v}"),
+            FieldValue::Bool(v) => write!(f, "{v}"),
+            FieldValue::Str(v) => f.write_str(v),
+        }
+    }
+}
+
+macro_rules! field_from {
+    ($($t:ty => $variant:ident as $as:ty),* $(,)?) => {
+        $(impl From<$t> for FieldValue {
+            fn from(v: $t) -> Self {
+                FieldValue::$variant(v as $as)
+            }
+        })*
+    };
+}
+field_from!(f64 => Float as f64, f32 => Float as f64, i64 => Int as i64, i32 => Int as i64,
+    u64 => UInt as u64, u32 => UInt as u64, usize => UInt as u64);
+
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        FieldValue::Bool(v)
+    }
+}
+impl From<String> for FieldValue {
+    fn from(v: String) -> Self {
+        FieldValue::Str(v)
+    }
+}
+impl From<&str> for FieldValue {
+    fn from(v: &str) -> Self {
+        FieldValue::Str(v.to_owned())
+    }
+}
+
+/// One finished request (series `requests`).
+///
+/// Tags: `service`, `route`, `method`, `status_code`, plus [`RequestPoint::tags`].
+/// Fields: `request_id`, `execution_time`, plus [`RequestPoint::fields`].
+#[derive(Clone, Copy, Debug)]
+pub struct RequestPoint<'a> {
+    /// The monitor's service name.
+    pub service: &'a str,
+    /// Matched route template, or [`UNMATCHED_ROUTE`]. Never the raw path.
+    pub route: &'a str,
+    /// Request method (non-standard methods are [`Method::Other`]).
+    pub method: Method,
+    /// Response status; [`CLIENT_CLOSED_REQUEST`] when the client left before a response existed,
+    /// 500 when the handler panicked.
+    pub status_code: u16,
+    /// Request id (from `x-request-id` when sane, generated otherwise).
+    pub request_id: &'a RequestId,
+    /// Seconds from the request's arrival at the middleware until its response body ended (or
+    /// was dropped).
+    pub execution_time: f64,
+    /// Request start, nanoseconds since the Unix epoch (the point's timestamp).
+    pub start_unix_nanos: u64,
+    /// The request or its body was dropped before completion (client hang-up).
+    pub disconnected: bool,
+    /// Tags added by the handler.
+    pub tags: &'a [Tag],
+    /// Fields added by the handler.
+    pub fields: &'a [Field],
+}
+
+impl RequestPoint<'_> {
+    /// Series name of request points.
+    pub const SERIES: &'static str = "requests";
+
+    /// The status code as label text, without allocating.
+    pub fn status_str<'b>(&self, buf: &'b mut itoa::Buffer) -> &'b str {
+        buf.format(self.status_code)
+    }
+
+    /// The value of a handler tag.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+    }
+
+    /// The value of a handler field.
+    pub fn field(&self, key: &str) -> Option<&FieldValue> {
+        self.fields.iter().find(|f| f.key == key).map(|f| &f.value)
+    }
+
+    /// An owned copy, for sinks that queue points.
+    pub fn to_owned_point(&self) -> OwnedRequestPoint {
+        OwnedRequestPoint {
+            service: self.service.to_owned(),
+            route: self.route.to_owned(),
+            method: self.method,
+            status_code: self.status_code,
+            request_id: *self.request_id,
+            execution_time: self.execution_time,
+            start_unix_nanos: self.start_unix_nanos,
+            disconnected: self.disconnected,
+            tags: self.tags.to_vec(),
+            fields: self.fields.to_vec(),
+        }
+    }
+}
+
+/// One failed request (series `errors`): the request's tags plus `error_code`.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorPoint<'a> {
+    /// The request this error belongs to.
+    pub request: &'a RequestPoint<'a>,
+    /// The error code the handler attached, or the status code as text when it attached none.
+    pub error_code: &'a str,
+}
+
+impl ErrorPoint<'_> {
+    /// Series name of error points.
+    pub const SERIES: &'static str = "errors";
+}
+
+/// An owned [`RequestPoint`].
+#[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)] // same fields as RequestPoint
+pub struct OwnedRequestPoint {
+    pub service: String,
+    pub route: String,
+    pub method: Method,
+    pub status_code: u16,
+    pub request_id: RequestId,
+    pub execution_time: f64,
+    pub start_unix_nanos: u64,
+    pub disconnected: bool,
+    pub tags: Vec<Tag>,
+    pub fields: Vec<Field>,
+}
+
+impl OwnedRequestPoint {
+    /// The value of a handler tag.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+    }
+
+    /// The value of a handler field.
+    pub fn field(&self, key: &str) -> Option<&FieldValue> {
+        self.fields.iter().find(|f| f.key == key).map(|f| &f.value)
+    }
+}

@@ -1,0 +1,425 @@
+//! The Prometheus sink: records through the `metrics` facade into a
+//! `metrics-exporter-prometheus` registry and renders `/metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code` (+ declared tags) |
+//! | `http_server_active_requests` | gauge | `http_request_method` |
+//! | `http_server_errors_total` | counter | `http_request_method`, `http_route`, `http_response_status_code`, `error_code` |
+//! | `http_server_disconnects_total` | counter | `http_request_method`, `http_route` |
+//!
+//! Handles are registered once per label set and kept in a bounded map, so recording a request on
+//! a known label set is a hash lookup under a read lock plus one atomic operation per metric, with
+//! no allocation. By default the sink owns its recorder (no global state); see
+//! [`MonitorBuilder::prometheus_handle`](crate::MonitorBuilder::prometheus_handle) to share the
+//! application's.
+//!
+//! ```
+//! use vitalsign_core::Monitor;
+//!
+//! let monitor = Monitor::builder("shop").build().unwrap();
+//! let text = monitor.render_metrics().unwrap();
+//! assert!(text.contains("# HELP http_server_active_requests"));
+//! ```
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{OnceLock, RwLock};
+use std::time::Duration;
+
+use hashbrown::{Equivalent, HashMap};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use crate::monitor::{ConfigError, MonitorBuilder, PrometheusSetup, MAX_LABEL_TAGS};
+use crate::{ErrorPoint, Method, RequestPoint, Sink};
+
+/// Base name of the request duration histogram.
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// Base name of the in-flight requests gauge.
+pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+/// Base name of the errors counter.
+pub const ERRORS: &str = "http_server_errors_total";
+/// Base name of the disconnects counter.
+pub const DISCONNECTS: &str = "http_server_disconnects_total";
+/// Label of the one series that takes every label set past the cap.
+pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Where series are registered.
+enum Registrar {
+    Own(PrometheusRecorder),
+    Global,
+}
+
+impl Registrar {
+    fn with<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
+        match self {
+            Registrar::Own(recorder) => f(recorder),
+            Registrar::Global => metrics::with_recorder(f),
+        }
+    }
+}
+
+/// The Prometheus sink of a [`Monitor`](crate::Monitor).
+pub struct PrometheusSink {
+    registrar: Registrar,
+    handle: PrometheusHandle,
+    global_labels: Vec<Label>,
+    label_tags: Vec<std::borrow::Cow<'static, str>>,
+    active: Vec<Gauge>,
+    durations: BoundedSeries<Histogram>,
+    errors: BoundedSeries<Counter>,
+    disconnects: BoundedSeries<Counter>,
+    _upkeep: mpsc::Sender<()>,
+}
+
+impl fmt::Debug for PrometheusSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrometheusSink")
+            .field("owns_recorder", &matches!(self.registrar, Registrar::Own(_)))
+            .field("label_sets", &self.durations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusSink {
+    pub(crate) fn new(config: &MonitorBuilder, setup: PrometheusSetup) -> Result<Self, ConfigError> {
+        let name = |base: &str| -> KeyName {
+            match &config.namespace {
+                Some(ns) => format!("{ns}_{base}").into(),
+                None => base.to_owned().into(),
+            }
+        };
+        let duration_name = name(REQUEST_DURATION);
+        let (registrar, handle) = match setup {
+            PrometheusSetup::Own => {
+                let recorder = PrometheusBuilder::new()
+                    .set_buckets(&config.buckets)
+                    .map_err(|e| ConfigError(format!("buckets: {e}")))?
+                    .build_recorder();
+                let handle = recorder.handle();
+                (Registrar::Own(recorder), handle)
+            }
+            PrometheusSetup::Recorder(recorder) => {
+                let handle = recorder.handle();
+                (Registrar::Own(recorder), handle)
+            }
+            PrometheusSetup::Installed(handle) => (Registrar::Global, handle),
+            PrometheusSetup::Off => unreachable!("no sink is built when Prometheus is off"),
+        };
+        let global_labels: Vec<Label> = config
+            .global_labels
+            .iter()
+            .map(|(k, v)| Label::new(k.clone(), v.clone()))
+            .collect();
+
+        let mut duration_labels = vec!["http_request_method", "http_route", "http_response_status_code"];
+        let tag_names: Vec<String> = config.label_tags.iter().map(|t| t.to_string()).collect();
+        let durations = BoundedSeries::new(
+            duration_name,
+            duration_labels.drain(..).map(String::from).chain(tag_names).collect(),
+            config.max_label_sets,
+        );
+        let errors = BoundedSeries::new(
+            name(ERRORS),
+            ["http_request_method", "http_route", "http_response_status_code", "error_code"]
+                .map(String::from)
+                .to_vec(),
+            config.max_label_sets,
+        );
+        let disconnects = BoundedSeries::new(
+            name(DISCONNECTS),
+            ["http_request_method", "http_route"].map(String::from).to_vec(),
+            config.max_label_sets,
+        );
+        let active_name = name(ACTIVE_REQUESTS);
+
+        registrar.with(|r| {
+            r.describe_histogram(
+                durations.name.clone(),
+                Some(Unit::Seconds),
+                "Duration of HTTP server requests, from arrival until the response body ended or was dropped.".into(),
+            );
+            r.describe_gauge(
+                active_name.clone(),
+                None,
+                "Number of HTTP server requests in flight (response body not yet ended).".into(),
+            );
+            r.describe_counter(
+                errors.name.clone(),
+                None,
+                "HTTP server requests classified as errors (status >= 500 or an error code attached by the handler).".into(),
+            );
+            r.describe_counter(
+                disconnects.name.clone(),
+                None,
+                "HTTP server requests whose client hung up before the response body ended.".into(),
+            );
+        });
+        let active = registrar.with(|r| {
+            Method::ALL
+                .iter()
+                .map(|m| {
+                    let mut labels = vec![Label::new("http_request_method", m.as_str())];
+                    labels.extend(global_labels.iter().cloned());
+                    r.register_gauge(&Key::from_parts(active_name.clone(), labels), &METADATA)
+                })
+                .collect()
+        });
+
+        let (stop, stopped) = mpsc::channel::<()>();
+        let upkeep_handle = handle.clone();
+        let interval = config.upkeep_interval;
+        std::thread::Builder::new()
+            .name("vitalsign-upkeep".into())
+            .spawn(move || upkeep(upkeep_handle, stopped, interval))
+            .map_err(|e| ConfigError(format!("cannot start the histogram upkeep thread: {e}")))?;
+
+        Ok(PrometheusSink {
+            registrar,
+            handle,
+            global_labels,
+            label_tags: config.label_tags.clone(),
+            active,
+            durations,
+            errors,
+            disconnects,
+            _upkeep: stop,
+        })
+    }
+
+    /// Renders the exposition text of the whole registry (the application's own metrics too
+    /// when it shares its recorder).
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// The handle of the registry.
+    pub fn handle(&self) -> &PrometheusHandle {
+        &self.handle
+    }
+
+    /// Distinct label sets of the duration histogram (the overflow series not included).
+    pub fn label_sets(&self) -> usize {
+        self.durations.len()
+    }
+
+    fn register<H>(&self, series: &BoundedSeries<H>, values: &[&str], kind: Kind) -> H
+    where
+        H: From<Registered>,
+    {
+        let mut labels: Vec<Label> = series
+            .label_names
+            .iter()
+            .zip(values)
+            .map(|(k, v)| Label::new(k.clone(), (*v).to_owned()))
+            .collect();
+        labels.extend(self.global_labels.iter().cloned());
+        self.register_key(&Key::from_parts(series.name.clone(), labels), kind).into()
+    }
+
+    fn register_overflow<H: From<Registered>>(&self, series: &BoundedSeries<H>, kind: Kind) -> H {
+        if !series.overflowed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                metric = series.name.as_str(),
+                max = series.cap,
+                "vitalsign: label-set cap reached; further label sets are recorded in the series labelled otel_metric_overflow=\"true\""
+            );
+        }
+        let mut labels = vec![Label::new(OVERFLOW_LABEL.0, OVERFLOW_LABEL.1)];
+        labels.extend(self.global_labels.iter().cloned());
+        self.register_key(&Key::from_parts(series.name.clone(), labels), kind).into()
+    }
+
+    fn register_key(&self, key: &Key, kind: Kind) -> Registered {
+        self.registrar.with(|r| match kind {
+            Kind::Histogram => Registered::Histogram(r.register_histogram(key, &METADATA)),
+            Kind::Counter => Registered::Counter(r.register_counter(key, &METADATA)),
+        })
+    }
+
+    fn with_series<H: Clone + From<Registered>>(
+        &self,
+        series: &BoundedSeries<H>,
+        values: &[&str],
+        kind: Kind,
+        f: impl FnOnce(&H),
+    ) {
+        series.with(values, || self.register(series, values, kind), || self.register_overflow(series, kind), f)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Histogram,
+    Counter,
+}
+
+enum Registered {
+    Histogram(Histogram),
+    Counter(Counter),
+}
+
+impl From<Registered> for Histogram {
+    fn from(r: Registered) -> Self {
+        match r {
+            Registered::Histogram(h) => h,
+            Registered::Counter(_) => Histogram::noop(),
+        }
+    }
+}
+
+impl From<Registered> for Counter {
+    fn from(r: Registered) -> Self {
+        match r {
+            Registered::Counter(c) => c,
+            Registered::Histogram(_) => Counter::noop(),
+        }
+    }
+}
+
+impl Sink for PrometheusSink {
+    fn request_started(&self, method: Method) {
+        self.active[method.index()].increment(1.0);
+    }
+
+    fn record_request(&self, point: &RequestPoint<'_>) {
+        let mut status = itoa::Buffer::new();
+        let mut values = [""; 3 + MAX_LABEL_TAGS];
+        values[0] = point.method.as_str();
+        values[1] = point.route;
+        values[2] = status.format(point.status_code);
+        for (slot, key) in values[3..].iter_mut().zip(&self.label_tags) {
+            *slot = point.tag(key).unwrap_or("");
+        }
+        let values = &values[..3 + self.label_tags.len()];
+        self.with_series(&self.durations, values, Kind::Histogram, |h| {
+            h.record(point.execution_time)
+        });
+        if point.disconnected {
+            self.with_series(&self.disconnects, &values[..2], Kind::Counter, |c| c.increment(1));
+        }
+        self.active[point.method.index()].decrement(1.0);
+    }
+
+    fn record_error(&self, point: &ErrorPoint<'_>) {
+        let mut status = itoa::Buffer::new();
+        let values = [
+            point.request.method.as_str(),
+            point.request.route,
+            status.format(point.request.status_code),
+            point.error_code,
+        ];
+        self.with_series(&self.errors, &values, Kind::Counter, |c| c.increment(1));
+    }
+}
+
+fn upkeep(handle: PrometheusHandle, stopped: mpsc::Receiver<()>, interval: Duration) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+        handle.run_upkeep();
+    }
+}
+
+/// Handles of one metric, one per label set, at most `cap` of them plus one overflow series.
+struct BoundedSeries<H> {
+    name: KeyName,
+    label_names: Vec<String>,
+    cap: usize,
+    map: RwLock<HashMap<Box<[Box<str>]>, H>>,
+    overflow: OnceLock<H>,
+    overflowed: AtomicBool,
+}
+
+/// Borrowed label values that hash and compare like the owned key.
+struct LabelsRef<'a>(&'a [&'a str]);
+
+impl Hash for LabelsRef<'_> {
+    fn hash<S: Hasher>(&self, state: &mut S) {
+        // `[&str]` and `[Box<str>]` hash identically (length, then each `str`).
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<Box<[Box<str>]>> for LabelsRef<'_> {
+    fn equivalent(&self, key: &Box<[Box<str>]>) -> bool {
+        self.0.len() == key.len() && self.0.iter().zip(key.iter()).all(|(a, b)| *a == &**b)
+    }
+}
+
+impl<H: Clone> BoundedSeries<H> {
+    fn new(name: KeyName, label_names: Vec<String>, cap: usize) -> Self {
+        BoundedSeries {
+            name,
+            label_names,
+            cap,
+            map: RwLock::new(HashMap::new()),
+            overflow: OnceLock::new(),
+            overflowed: AtomicBool::new(false),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn with(
+        &self,
+        values: &[&str],
+        register: impl FnOnce() -> H,
+        register_overflow: impl FnOnce() -> H,
+        f: impl FnOnce(&H),
+    ) {
+        if let Some(handle) = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&LabelsRef(values))
+        {
+            return f(handle);
+        }
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = map.get(&LabelsRef(values)) {
+            return f(handle);
+        }
+        if map.len() >= self.cap {
+            drop(map);
+            return f(self.overflow.get_or_init(register_overflow));
+        }
+        let handle = register();
+        f(&handle);
+        map.insert(values.iter().map(|v| Box::<str>::from(*v)).collect(), handle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn borrowed_and_owned_keys_hash_alike() {
+        let state = hashbrown::DefaultHashBuilder::default();
+        let owned: Box<[Box<str>]> = vec!["GET".into(), "/users/{id}".into(), "200".into()].into();
+        let borrowed = ["GET", "/users/{id}", "200"];
+        assert_eq!(state.hash_one(&owned), state.hash_one(LabelsRef(&borrowed)));
+        assert!(LabelsRef(&borrowed).equivalent(&owned));
+        assert!(!LabelsRef(&borrowed[..2]).equivalent(&owned));
+    }
+
+    #[test]
+    fn bounded_series_overflows_into_one_handle() {
+        let series: BoundedSeries<u32> = BoundedSeries::new("m".into(), vec!["l".into()], 2);
+        let mut next = 0;
+        let mut seen = Vec::new();
+        for v in ["a", "b", "c", "d", "a"] {
+            series.with(&[v], || { next += 1; next }, || 99, |h| seen.push(*h));
+        }
+        assert_eq!(seen, vec![1, 2, 99, 99, 1]);
+        assert_eq!(series.len(), 2);
+    }
+}
