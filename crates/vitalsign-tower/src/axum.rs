@@ -1,0 +1,139 @@
+//! axum integration: routes from [`MatchedPath`], the [`Point`] extractor and the
+//! [`endpoints`] router.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use vitalsign_core::Monitor;
+//! use vitalsign_tower::{axum::{endpoints, Point}, MonitorLayer};
+//!
+//! async fn user(point: Point) -> &'static str {
+//!     point.tag("handler_id", "user");
+//!     "user"
+//! }
+//!
+//! let monitor = Monitor::builder("shop").build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(user))
+//!     .layer(MonitorLayer::new(&monitor))
+//!     .merge(endpoints(&monitor));
+//! ```
+
+use std::ops::Deref;
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use vitalsign_core::{Monitor, PointHandle};
+
+use crate::layer::{RequestHead, ResolveRoute};
+
+/// Resolves the route template from axum's [`MatchedPath`] (full template, nested routers
+/// included); requests served by the fallback are `unmatched`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatchedPathRoute;
+
+impl ResolveRoute for MatchedPathRoute {
+    fn resolve<'r>(&self, head: &RequestHead<'r>) -> Option<&'r str> {
+        head.extensions.get::<MatchedPath>().map(MatchedPath::as_str)
+    }
+}
+
+/// Extractor of the current request's [`PointHandle`]: add tags and fields, attach an error
+/// code, time a section. Dereferences to [`PointHandle`].
+///
+/// Rejected with a 500 that says why when the handler is not behind a
+/// [`MonitorLayer`](crate::MonitorLayer) (or the request is excluded from recording). Use
+/// `Option<Point>` to accept both.
+#[derive(Clone, Debug)]
+pub struct Point(pub PointHandle);
+
+impl Deref for Point {
+    type Target = PointHandle;
+
+    fn deref(&self) -> &PointHandle {
+        &self.0
+    }
+}
+
+/// Rejection of [`Point`]: no monitored request is in scope.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct MissingPoint;
+
+impl std::fmt::Display for MissingPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "vitalsign: this request has no monitoring point: add MonitorLayer to the router with \
+             Router::layer, and do not exclude this path",
+        )
+    }
+}
+
+impl std::error::Error for MissingPoint {}
+
+impl IntoResponse for MissingPoint {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Point {
+    type Rejection = MissingPoint;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        PointHandle::current().map(Point).ok_or(MissingPoint)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(PointHandle::current().map(Point))
+    }
+}
+
+/// Content type of the Prometheus text exposition format.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A router with vitalsign's endpoints: `/metrics` (Prometheus text format). Merge it into the
+/// application's router, or serve it on a separate listener.
+///
+/// ```
+/// use vitalsign_core::Monitor;
+///
+/// let monitor = Monitor::builder("shop").build().unwrap();
+/// let admin: axum::Router = vitalsign_tower::axum::endpoints(&monitor);
+/// # let _ = admin;
+/// ```
+pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<S> {
+    let router = Router::new();
+    #[cfg(feature = "prometheus")]
+    let router = {
+        let monitor = monitor.clone();
+        router.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let monitor = monitor.clone();
+                async move {
+                    match monitor.render_metrics() {
+                        Some(text) => ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response(),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            "vitalsign: this monitor has no Prometheus sink",
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        )
+    };
+    #[cfg(not(feature = "prometheus"))]
+    let _ = monitor;
+    router
+}

@@ -1,0 +1,73 @@
+//! [`ResponseBody`].
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use vitalsign_core::InFlight;
+
+pin_project! {
+    /// The response body of [`MonitorService`](crate::MonitorService): records the request when
+    /// the body ends (last frame, error, or already empty), or as a disconnect when it is dropped
+    /// before that.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        flight: Option<InFlight>,
+    }
+}
+
+impl<B: Body> ResponseBody<B> {
+    pub(crate) fn new(inner: B, mut flight: Option<InFlight>) -> Self {
+        if inner.is_end_stream() {
+            // HEAD, 204, 304, empty bodies: nothing will be polled.
+            if let Some(mut flight) = flight.take() {
+                flight.complete();
+            }
+        }
+        ResponseBody { inner, flight }
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("flight", &self.flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let result = ready!(match this.flight.as_mut() {
+            Some(flight) => flight.in_scope(|| this.inner.as_mut().poll_frame(cx)),
+            None => this.inner.as_mut().poll_frame(cx),
+        });
+        let ended = match &result {
+            None | Some(Err(_)) => true,
+            Some(Ok(_)) => this.inner.is_end_stream(),
+        };
+        if ended {
+            if let Some(mut flight) = this.flight.take() {
+                flight.complete();
+            }
+        }
+        Poll::Ready(result)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,71 @@
+//! [`MonitorService`].
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+use vitalsign_core::{Monitor, RequestStart, REQUEST_ID_HEADER};
+
+use crate::layer::{DefaultResolver, RequestHead, ResolveRoute};
+use crate::{ResponseBody, ResponseFuture};
+
+/// The service made by [`MonitorLayer`](crate::MonitorLayer).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct MonitorService<S, R = DefaultResolver> {
+    inner: S,
+    monitor: Monitor,
+    resolver: R,
+}
+
+impl<S, R> MonitorService<S, R> {
+    pub(crate) fn new(inner: S, monitor: Monitor, resolver: R) -> Self {
+        MonitorService {
+            inner,
+            monitor,
+            resolver,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for MonitorService<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: ResolveRoute,
+    ResBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let head = RequestHead {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        };
+        let flight = self.monitor.begin(RequestStart {
+            method: req.method().as_str().as_bytes(),
+            path: req.uri().path(),
+            route: self.resolver.resolve(&head),
+            request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
+        });
+        match flight {
+            None => ResponseFuture::new(self.inner.call(req), None),
+            Some(mut flight) => {
+                let future = flight.in_scope(|| self.inner.call(req));
+                ResponseFuture::new(future, Some(flight))
+            }
+        }
+    }
+}
