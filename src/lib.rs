@@ -14,8 +14,8 @@
 //! let monitor = Monitor::builder("shop").build()?;
 //! let app = Router::new()
 //!     .route("/users/{id}", get(|| async { "user" }))
-//!     .layer(MonitorLayer::new(&monitor))
-//!     .merge(endpoints(&monitor));
+//!     .merge(endpoints(&monitor))
+//!     .layer(MonitorLayer::new(&monitor));
 //! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?, app).await?;
 //! # Ok(()) }
 //! ```

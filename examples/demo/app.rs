@@ -38,13 +38,16 @@ pub(crate) fn routes() -> Router {
         .route("/panic", get(panic))
 }
 
-/// The demo app: routes, monitoring, panic-to-500, `/metrics`, `/health/live`.
+/// The demo app: routes, `/metrics`, `/health/live`, monitoring, panic-to-500.
+///
+/// The layer comes last: axum's `Router::merge` replaces a layered default fallback with the
+/// other router's unlayered one, so layering before a merge would leave 404s unrecorded.
 pub(crate) fn axum_app(monitor: &Monitor) -> Router {
     routes()
-        .layer(MonitorLayer::new(monitor))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .merge(endpoints(monitor))
         .route("/health/live", get(|| async { "ok" }))
+        .layer(MonitorLayer::new(monitor))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }
 
 async fn get_user(point: Point, Path(id): Path<String>) -> impl IntoResponse {

@@ -532,6 +532,14 @@ impl InFlight {
         self.status = Some(status);
     }
 
+    /// Whether the response, by HTTP's rules, has a body to wait for: not for `HEAD`, nor for
+    /// status 1xx, 204 or 304 (RFC 9110 §6.4.1). Servers drop such bodies unpolled, so an adapter
+    /// completes the request at the response head when this is false.
+    pub fn response_has_body(&self) -> bool {
+        self.method != Method::Head
+            && !matches!(self.status, Some(100..=199 | 204 | 304))
+    }
+
     /// The response ended normally (last body frame sent, body error, or an empty body).
     /// Records the request; later calls and the drop do nothing.
     pub fn complete(&mut self) {

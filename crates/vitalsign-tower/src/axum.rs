@@ -14,8 +14,8 @@
 //! let monitor = Monitor::builder("shop").build().unwrap();
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(user))
-//!     .layer(MonitorLayer::new(&monitor))
-//!     .merge(endpoints(&monitor));
+//!     .merge(endpoints(&monitor))
+//!     .layer(MonitorLayer::new(&monitor));
 //! ```
 
 use std::ops::Deref;

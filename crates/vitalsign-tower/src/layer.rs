@@ -81,7 +81,9 @@ pub type DefaultResolver = NoRoute;
 /// A Tower layer that records every request through a [`Monitor`].
 ///
 /// With axum, add it with `Router::layer` (not around the finished router from outside), so
-/// that it runs after routing and sees the matched route template.
+/// that it runs after routing and sees the matched route template. Add it **last**, after
+/// `merge`, `nest` and `fallback`: axum's `Router::merge` keeps the merged router's default
+/// fallback, which would not carry the layer, and unmatched requests (404) would go unrecorded.
 ///
 /// ```
 /// # #[cfg(feature = "axum")] {

@@ -1,0 +1,450 @@
+//! The demo app served by axum on 127.0.0.1: exact series on `/metrics` and exact points in a
+//! collecting sink, over real TCP and HTTP.
+#![cfg(all(feature = "axum", feature = "prometheus"))]
+
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod app;
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vitalsign::axum::{endpoints, Point};
+use vitalsign::{FieldValue, Monitor, MonitorLayer, Sink};
+
+async fn demo() -> (Server, Monitor, Arc<CollectSink>) {
+    let sink = Arc::new(CollectSink::default());
+    let monitor = app::monitor(vec![sink.clone() as Arc<dyn Sink>]).unwrap();
+    let server = Server::start(app::axum_app(&monitor)).await;
+    (server, monitor, sink)
+}
+
+#[tokio::test]
+async fn route_templates_statuses_and_declared_tag_label() {
+    let (server, _monitor, sink) = demo().await;
+    for id in ["1", "2", "3"] {
+        let (status, body) = server.get(&format!("/users/{id}")).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(&format!("\"id\":\"{id}\"")), "{body}");
+    }
+    assert_eq!(server.get("/slow?ms=5").await.0, 200);
+    let m = server.metrics().await;
+    assert_eq!(m.get(COUNT, &series("GET", "/users/{id}", "200", "get_user")), Some(3.0));
+    assert_eq!(m.get(COUNT, &series("GET", "/slow", "200", "")), Some(1.0));
+    // No raw path (ids) ever becomes a label.
+    assert!(!m.text.contains("/users/1"), "{}", m.text);
+    // Histogram _count is the request count: no separate request counter.
+    assert!(!m.text.contains("requests_total"));
+    assert_eq!(sink.requests().len(), 4);
+    promtool_check(&m.text);
+}
+
+#[tokio::test]
+async fn error_points_carry_the_error_code() {
+    let (server, _monitor, sink) = demo().await;
+    let (status, body) = server.get("/error").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("1001"));
+    let m = server.metrics().await;
+    assert_eq!(m.get(COUNT, &series("GET", "/error", "500", "error")), Some(1.0));
+    assert_eq!(
+        m.get(
+            ERRORS,
+            &[
+                ("http_request_method", "GET"),
+                ("http_route", "/error"),
+                ("http_response_status_code", "500"),
+                ("error_code", "1001"),
+            ]
+        ),
+        Some(1.0)
+    );
+    let points = sink.by_route("/error");
+    assert_eq!(points.len(), 1);
+    assert_eq!(sink.errors(), vec![(points[0].request_id.to_string(), "1001".to_owned())]);
+}
+
+#[tokio::test]
+async fn unmatched_paths_share_one_route_and_never_leak_the_path() {
+    let (server, _monitor, _sink) = demo().await;
+    for path in ["/nope", "/users", "/users/1/extra", "/secret-token-abc123", "/%zz%00"] {
+        assert_eq!(server.get(path).await.0, 404, "{path}");
+    }
+    let m = server.metrics().await;
+    assert_eq!(m.get(COUNT, &series("GET", "unmatched", "404", "")), Some(5.0));
+    for leaked in ["/nope", "secret-token", "/users/1/extra", "%zz"] {
+        assert!(!m.text.contains(leaked), "{leaked} leaked into /metrics");
+    }
+}
+
+#[tokio::test]
+async fn odd_methods_are_other() {
+    let (server, _monitor, sink) = demo().await;
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let response = client().request(brew, server.url("/users/1")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let propfind = reqwest::Method::from_bytes(b"PROPFIND").unwrap();
+    let response = client().request(propfind, server.url("/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let m = server.metrics().await;
+    assert_eq!(m.get(COUNT, &series("_OTHER", "/users/{id}", "405", "")), Some(1.0));
+    assert_eq!(m.get(COUNT, &series("_OTHER", "unmatched", "404", "")), Some(1.0));
+    assert!(!m.text.contains("BREW") && !m.text.contains("PROPFIND"));
+    assert!(sink.requests().iter().all(|p| p.method == vitalsign::Method::Other));
+}
+
+#[tokio::test]
+async fn streamed_body_duration_ends_at_the_last_chunk() {
+    let (server, _monitor, sink) = demo().await;
+    let (status, body) = server.get("/stream").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 5);
+    let m = server.metrics().await;
+    let labels = series("GET", "/stream", "200", "");
+    assert_eq!(m.get(COUNT, &labels), Some(1.0));
+    let sum = m.get(SUM, &labels).unwrap();
+    assert!(sum >= 0.2, "4 gaps of 50 ms: {sum}");
+    let mut le_01 = labels.to_vec();
+    le_01.push(("le", "0.1"));
+    assert_eq!(m.get(BUCKET, &le_01), Some(0.0), "not recorded at the response head");
+    let points = sink.by_route("/stream");
+    assert!(points[0].execution_time >= 0.2);
+    assert!(!points[0].disconnected);
+}
+
+#[tokio::test]
+async fn panics_are_500s_and_the_server_keeps_serving() {
+    // The demo has CatchPanicLayer outside MonitorLayer: the client gets a 500.
+    let (server, _monitor, sink) = demo().await;
+    assert_eq!(server.get("/panic").await.0, 500);
+    assert_eq!(server.get("/users/9").await.0, 200);
+    let m = server.metrics().await;
+    assert_eq!(m.get(COUNT, &series("GET", "/panic", "500", "")), Some(1.0));
+    assert_eq!(
+        m.get(
+            ERRORS,
+            &[
+                ("http_request_method", "GET"),
+                ("http_route", "/panic"),
+                ("http_response_status_code", "500"),
+                ("error_code", "panic"),
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(active(&m), 0.0);
+    assert_eq!(sink.by_route("/panic")[0].status_code, 500);
+}
+
+#[tokio::test]
+async fn panics_without_catch_panic_layer_are_500s_too() {
+    let (monitor, sink) = monitor_with_sink(|b| b);
+    let app = Router::new()
+        .route("/panic", get(|| async { panic!("no CatchPanicLayer here") as &'static str }))
+        .route("/ok", get(|| async { "ok" }))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    // hyper drops the connection: the client sees an error, not a response.
+    assert!(client().get(server.url("/panic")).send().await.is_err());
+    assert_eq!(server.get("/ok").await.0, 200);
+    let m = server.metrics().await;
+    let labels = [
+        ("http_request_method", "GET"),
+        ("http_route", "/panic"),
+        ("http_response_status_code", "500"),
+    ];
+    assert_eq!(m.get(COUNT, &labels), Some(1.0));
+    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "a panic is not a disconnect");
+    assert_eq!(active(&m), 0.0);
+    let panic_points = sink.by_route("/panic");
+    assert_eq!(panic_points.len(), 1);
+    assert!(!panic_points[0].disconnected);
+}
+
+/// Opens a connection, sends a GET, waits `linger`, hangs up.
+async fn hang_up(server: &Server, path: &str, linger: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = vec![0u8; 4096];
+    let n = tokio::time::timeout(linger, stream.read(&mut seen)).await.unwrap_or(Ok(0)).unwrap_or(0);
+    seen.truncate(n);
+    drop(stream);
+    seen
+}
+
+#[tokio::test]
+async fn client_hang_up_during_a_slow_handler_is_a_disconnect() {
+    let (server, monitor, sink) = demo().await;
+    let seen = hang_up(&server, "/slow?ms=3000", Duration::from_millis(200)).await;
+    assert!(seen.is_empty(), "no response yet");
+    eventually("the disconnect is recorded", || async { monitor.in_flight() == 0 && !sink.by_route("/slow").is_empty() }).await;
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get(DISCONNECTS, &[("http_request_method", "GET"), ("http_route", "/slow")]),
+        Some(1.0)
+    );
+    // No response head existed: recorded as 499 (client closed request), not an error.
+    assert_eq!(m.get(COUNT, &series("GET", "/slow", "499", "")), Some(1.0));
+    assert_eq!(m.sum(ERRORS, &[]), 0.0);
+    assert_eq!(active(&m), 0.0);
+    let point = &sink.by_route("/slow")[0];
+    assert!(point.disconnected && point.execution_time < 3.0);
+}
+
+#[tokio::test]
+async fn client_hang_up_mid_stream_is_a_disconnect_with_the_sent_status() {
+    let (server, monitor, sink) = demo().await;
+    let seen = hang_up(&server, "/stream", Duration::from_millis(80)).await;
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    eventually("the disconnect is recorded", || async { monitor.in_flight() == 0 }).await;
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get(DISCONNECTS, &[("http_request_method", "GET"), ("http_route", "/stream")]),
+        Some(1.0)
+    );
+    assert_eq!(m.get(COUNT, &series("GET", "/stream", "200", "")), Some(1.0));
+    assert_eq!(active(&m), 0.0);
+    assert!(sink.by_route("/stream")[0].disconnected);
+}
+
+#[tokio::test]
+async fn active_requests_gauge_counts_in_flight_and_returns_to_zero() {
+    let (server, _monitor, _sink) = demo().await;
+    let slow = tokio::spawn({
+        let url = server.url("/slow?ms=600");
+        async move { client().get(url).send().await.unwrap().status().as_u16() }
+    });
+    eventually("the slow request is in flight", || async {
+        server.metrics().await.get(ACTIVE, &[("http_request_method", "GET")]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(slow.await.unwrap(), 200);
+    let m = server.metrics().await;
+    assert_eq!(active(&m), 0.0);
+}
+
+#[tokio::test]
+async fn own_endpoints_and_configured_paths_are_excluded() {
+    let (monitor, sink) = monitor_with_sink(|b| b.exclude_path("/internal/{name}").exclude_path("/ping"));
+    let app = Router::new()
+        .route("/internal/{name}", get(|| async { "internal" }))
+        .route("/ping", get(|| async { "pong" }))
+        .route("/kept", get(|| async { "kept" }))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/internal/a").await.0, 200);
+    assert_eq!(server.get("/ping").await.0, 200);
+    assert_eq!(server.get("/kept").await.0, 200);
+    server.metrics().await;
+    let m = server.metrics().await;
+    assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
+    assert_eq!(m.matching(COUNT, &[("http_route", "/kept")]).len(), 1);
+    assert!(!m.text.contains("/metrics\""), "/metrics is excluded by default");
+    assert_eq!(sink.requests().len(), 1);
+    assert_eq!(*sink.started.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn label_sets_past_the_cap_overflow_into_one_series() {
+    let (monitor, _sink) = monitor_with_sink(|b| b.max_label_sets(3));
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route("/b", get(|| async { "b" }))
+        .route("/c", get(|| async { "c" }))
+        .route("/d", get(|| async { "d" }))
+        .route("/e", get(|| async { "e" }))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    for path in ["/a", "/b", "/c", "/d", "/e", "/d", "/a"] {
+        assert_eq!(server.get(path).await.0, 200);
+    }
+    let m = server.metrics().await;
+    let counts = m.matching(COUNT, &[]);
+    assert_eq!(counts.len(), 4, "3 label sets + 1 overflow series: {}", m.text);
+    assert_eq!(m.get(COUNT, &[("otel_metric_overflow", "true")]), Some(3.0));
+    assert_eq!(m.sum(COUNT, &[]), 7.0, "nothing is lost");
+    assert_eq!(monitor.prometheus().unwrap().label_sets(), 3);
+    promtool_check(&m.text);
+}
+
+#[tokio::test]
+async fn handler_tags_fields_request_ids_and_section_timer_reach_the_sink() {
+    let (server, _monitor, sink) = demo().await;
+    let response = client()
+        .get(server.url("/users/77"))
+        .header("x-request-id", "req-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.get("/users/78").await.0, 200);
+    let bad = client()
+        .get(server.url("/users/79"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 200);
+
+    let points = sink.by_route("/users/{id}");
+    assert_eq!(points.len(), 3);
+    let first = points.iter().find(|p| p.field("user_id") == Some(&FieldValue::Str("77".into()))).unwrap();
+    assert_eq!(first.request_id.as_str(), "req-abc-123");
+    assert_eq!(first.tag("handler_id"), Some("get_user"));
+    assert_eq!(first.service, app::SERVICE);
+    assert_eq!(first.status_code, 200);
+    let db = match first.field("db_time") {
+        Some(FieldValue::Float(s)) => *s,
+        other => panic!("db_time: {other:?}"),
+    };
+    assert!(db >= 0.002 && db <= first.execution_time, "db {db} exec {}", first.execution_time);
+    for p in points.iter().filter(|p| p.request_id.as_str() != "req-abc-123") {
+        assert_eq!(p.request_id.as_str().len(), 36, "generated uuid, the long header is not echoed");
+    }
+    assert_ne!(points[1].request_id, points[2].request_id);
+    // Fields never become labels; the declared tag does.
+    let m = server.metrics().await;
+    assert!(!m.text.contains("user_id") && !m.text.contains("db_time"));
+    assert_eq!(m.get(COUNT, &series("GET", "/users/{id}", "200", "get_user")), Some(3.0));
+}
+
+#[tokio::test]
+async fn undeclared_tags_never_become_labels() {
+    let (monitor, sink) = monitor_with_sink(|b| b);
+    let app = Router::new()
+        .route(
+            "/t",
+            get(|point: Point| async move {
+                point.tag("tenant", "acme").tag("tenant", "acme-2");
+                "t"
+            }),
+        )
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/t").await.0, 200);
+    let m = server.metrics().await;
+    assert!(!m.text.contains("tenant"));
+    assert_eq!(sink.requests()[0].tag("tenant"), Some("acme-2"), "a repeated tag replaces");
+}
+
+#[tokio::test]
+async fn the_extractor_explains_a_missing_layer() {
+    let app = Router::new().route("/t", get(|_point: Point| async { "t" }));
+    let server = Server::start(app).await;
+    let (status, body) = server.get("/t").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("MonitorLayer"), "{body}");
+}
+
+#[tokio::test]
+async fn nested_routers_report_the_full_template() {
+    let (monitor, _sink) = monitor_with_sink(|b| b);
+    let api = Router::new().route("/orders/{order}/items/{item}", get(|| async { "item" }));
+    let app = Router::new()
+        .nest("/api/v1", api)
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/api/v1/orders/5/items/9").await.0, 200);
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get(
+            COUNT,
+            &[
+                ("http_request_method", "GET"),
+                ("http_route", "/api/v1/orders/{order}/items/{item}"),
+                ("http_response_status_code", "200"),
+            ]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn head_requests_and_empty_bodies_complete_at_once() {
+    let (server, monitor, _sink) = demo().await;
+    let response = client().head(server.url("/users/5")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    eventually("HEAD recorded", || async { monitor.in_flight() == 0 }).await;
+    let m = server.metrics().await;
+    assert_eq!(m.get(COUNT, &series("HEAD", "/users/{id}", "200", "get_user")), Some(1.0));
+    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0);
+}
+
+#[tokio::test]
+async fn two_monitors_in_one_process_do_not_conflict() {
+    let (a, _ma, _) = demo().await;
+    let (b, _mb, _) = demo().await;
+    assert_eq!(a.get("/users/1").await.0, 200);
+    assert_eq!(a.get("/users/2").await.0, 200);
+    assert_eq!(b.get("/error").await.0, 500);
+    let ma = a.metrics().await;
+    let mb = b.metrics().await;
+    assert_eq!(ma.sum(COUNT, &[]), 2.0);
+    assert_eq!(mb.sum(COUNT, &[]), 1.0);
+    assert_eq!(ma.sum(ERRORS, &[]), 0.0);
+}
+
+#[tokio::test]
+async fn namespace_and_global_labels_apply_to_every_series() {
+    let (monitor, _sink) = monitor_with_sink(|b| {
+        b.namespace("shop").unwrap().global_label("region", "eu \"west\"\n").unwrap()
+    });
+    let app = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/x").await.0, 200);
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get(
+            "shop_http_server_request_duration_seconds_count",
+            &[
+                ("http_request_method", "GET"),
+                ("http_route", "/x"),
+                ("http_response_status_code", "200"),
+                ("region", "eu \"west\"\n"),
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(m.samples.iter().all(|s| s.name.starts_with("shop_")));
+    assert!(m.samples.iter().all(|s| s.labels.get("region").map(String::as_str) == Some("eu \"west\"\n")));
+    promtool_check(&m.text);
+}
+
+#[tokio::test]
+async fn metrics_endpoint_speaks_the_text_format() {
+    let (server, _monitor, _sink) = demo().await;
+    let response = client().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    for help in [
+        "# HELP http_server_request_duration_seconds ",
+        "# HELP http_server_active_requests ",
+        "# HELP http_server_errors_total ",
+        "# HELP http_server_disconnects_total ",
+    ] {
+        // Every family is described once it has a series; the gauge always has one.
+        if help.contains("active") {
+            assert!(text.contains(help), "{help}");
+        }
+    }
+    assert_eq!(server.get("/health/live").await, (200, "ok".to_owned()));
+}

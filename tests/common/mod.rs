@@ -1,0 +1,322 @@
+//! Test support: a real server on 127.0.0.1, a collecting sink, an exposition parser.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vitalsign::{ErrorPoint, Monitor, OwnedRequestPoint, RequestPoint, Sink};
+
+/// A real implementation of the sink plugin trait that keeps every point.
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    pub requests: Mutex<Vec<OwnedRequestPoint>>,
+    /// (request id, error code) of every error point.
+    pub errors: Mutex<Vec<(String, String)>>,
+    pub started: Mutex<u64>,
+}
+
+impl Sink for CollectSink {
+    fn request_started(&self, _method: vitalsign::Method) {
+        *self.started.lock().unwrap() += 1;
+    }
+    fn record_request(&self, point: &RequestPoint<'_>) {
+        self.requests.lock().unwrap().push(point.to_owned_point());
+    }
+    fn record_error(&self, point: &ErrorPoint<'_>) {
+        self.errors
+            .lock()
+            .unwrap()
+            .push((point.request.request_id.to_string(), point.error_code.to_owned()));
+    }
+}
+
+impl CollectSink {
+    pub fn requests(&self) -> Vec<OwnedRequestPoint> {
+        self.requests.lock().unwrap().clone()
+    }
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.errors.lock().unwrap().clone()
+    }
+    pub fn by_route(&self, route: &str) -> Vec<OwnedRequestPoint> {
+        self.requests().into_iter().filter(|p| p.route == route).collect()
+    }
+}
+
+/// A server bound to 127.0.0.1:0 serving `app` until dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub async fn start(app: axum::Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            addr,
+            base: format!("http://{addr}"),
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET `path`, returning status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = client().get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn metrics(&self) -> Exposition {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        Exposition::parse(&text)
+    }
+
+    /// Sends raw bytes, returns what the server answered (until it closes or `wait` passes).
+    pub async fn raw(&self, request: &[u8], wait: Duration) -> String {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Retries `check` until it returns true or 10 s pass (server-side effects of a hang-up arrive
+/// asynchronously).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One sample line of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed `/metrics` page.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Exposition {
+    /// Parses the text format (label values with escapes included); panics on a malformed line.
+    pub fn parse(text: &str) -> Exposition {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, rest) = match line.find('{') {
+                Some(i) => (&line[..i], &line[i..]),
+                None => {
+                    let (n, v) = line.split_once(' ').expect("sample line");
+                    samples.push(Sample {
+                        name: n.to_owned(),
+                        labels: BTreeMap::new(),
+                        value: parse_value(v),
+                    });
+                    continue;
+                }
+            };
+            let (labels, after) = parse_labels(rest).unwrap_or_else(|e| panic!("bad line {line}: {e}"));
+            samples.push(Sample {
+                name: name.to_owned(),
+                labels,
+                value: parse_value(after.trim()),
+            });
+        }
+        Exposition {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// The value of the sample with exactly these labels.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let want: BTreeMap<String, String> =
+            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.samples
+            .iter()
+            .find(|s| s.name == name && s.labels == want)
+            .map(|s| s.value)
+    }
+
+    /// Samples of `name` whose labels include `subset`.
+    pub fn matching(&self, name: &str, subset: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && subset
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// Sum of `name` over samples whose labels include `subset`.
+    pub fn sum(&self, name: &str, subset: &[(&str, &str)]) -> f64 {
+        self.matching(name, subset).iter().map(|s| s.value).sum()
+    }
+}
+
+/// Parses `{k="v",...}` (with `\\`, `\"` and `\n` escapes); returns the labels and the rest.
+fn parse_labels(text: &str) -> Result<(BTreeMap<String, String>, &str), String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.char_indices().peekable();
+    if chars.next().map(|(_, c)| c) != Some('{') {
+        return Err("no opening brace".into());
+    }
+    loop {
+        match chars.peek() {
+            Some((i, '}')) => return Ok((labels, &text[i + 1..])),
+            Some(_) => {}
+            None => return Err("unterminated labels".into()),
+        }
+        let mut key = String::new();
+        for (_, c) in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            key.push(c);
+        }
+        if chars.next().map(|(_, c)| c) != Some('"') {
+            return Err(format!("label {key} has no quoted value"));
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next().map(|(_, c)| c) {
+                Some('\\') => match chars.next().map(|(_, c)| c) {
+                    Some('n') => value.push('\n'),
+                    Some(c) => value.push(c),
+                    None => return Err("dangling escape".into()),
+                },
+                Some('"') => break,
+                Some(c) => value.push(c),
+                None => return Err("unterminated value".into()),
+            }
+        }
+        if labels.insert(key.clone(), value).is_some() {
+            return Err(format!("label {key} repeated"));
+        }
+        if let Some((_, ',')) = chars.peek() {
+            chars.next();
+        }
+    }
+}
+
+fn parse_value(v: &str) -> f64 {
+    match v.split_whitespace().next().unwrap() {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        other => other.parse().unwrap_or_else(|_| panic!("bad value {other:?}")),
+    }
+}
+
+/// Runs `promtool check metrics` on `text`; a missing promtool fails under `CI=true`.
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let message = format!(
+                "promtool is not installed ({e}); install Debian's `prometheus` package (.ci/run does)"
+            );
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{message}");
+            }
+            eprintln!("SKIPPED promtool check: {message}");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && findings.trim().is_empty(), "promtool findings:\n{findings}\n---\n{text}");
+}
+
+/// Labels of a duration series of the demo (which declares `handler_id`).
+pub fn series<'a>(method: &'a str, route: &'a str, status: &'a str, handler_id: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("http_request_method", method),
+        ("http_route", route),
+        ("http_response_status_code", status),
+        ("handler_id", handler_id),
+    ]
+}
+
+pub const COUNT: &str = "http_server_request_duration_seconds_count";
+pub const SUM: &str = "http_server_request_duration_seconds_sum";
+pub const BUCKET: &str = "http_server_request_duration_seconds_bucket";
+pub const ERRORS: &str = "http_server_errors_total";
+pub const DISCONNECTS: &str = "http_server_disconnects_total";
+pub const ACTIVE: &str = "http_server_active_requests";
+
+/// In-flight gauge summed over methods.
+pub fn active(m: &Exposition) -> f64 {
+    m.sum(ACTIVE, &[])
+}
+
+pub fn monitor_with_sink(
+    build: impl FnOnce(vitalsign::MonitorBuilder) -> vitalsign::MonitorBuilder,
+) -> (Monitor, Arc<CollectSink>) {
+    let sink = Arc::new(CollectSink::default());
+    let monitor = build(Monitor::builder("test").sink(sink.clone())).build().unwrap();
+    (monitor, sink)
+}
