@@ -16,10 +16,10 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitalsign::axum::{endpoints, Point};
-use vitalsign::{FieldValue, Monitor, MonitorLayer, Sink};
+use vitalsign::{FieldValue, MemorySink, Monitor, MonitorLayer, Sink};
 
-async fn demo() -> (Server, Monitor, Arc<CollectSink>) {
-    let sink = Arc::new(CollectSink::default());
+async fn demo() -> (Server, Monitor, Arc<MemorySink>) {
+    let sink = Arc::new(MemorySink::new(100_000));
     let monitor = app::monitor(vec![sink.clone() as Arc<dyn Sink>]).unwrap();
     let server = Server::start(app::axum_app(&monitor)).await;
     (server, monitor, sink)
@@ -65,9 +65,11 @@ async fn error_points_carry_the_error_code() {
         ),
         Some(1.0)
     );
-    let points = sink.by_route("/error");
+    let points = sink.requests_for("/error");
     assert_eq!(points.len(), 1);
-    assert_eq!(sink.errors(), vec![(points[0].request_id.to_string(), "1001".to_owned())]);
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].request_id, errors[0].error_code.as_str()), (points[0].request_id, "1001"));
 }
 
 #[tokio::test]
@@ -113,7 +115,7 @@ async fn streamed_body_duration_ends_at_the_last_chunk() {
     let mut le_01 = labels.to_vec();
     le_01.push(("le", "0.1"));
     assert_eq!(m.get(BUCKET, &le_01), Some(0.0), "not recorded at the response head");
-    let points = sink.by_route("/stream");
+    let points = sink.requests_for("/stream");
     assert!(points[0].execution_time >= 0.2);
     assert!(!points[0].disconnected);
 }
@@ -139,7 +141,7 @@ async fn panics_are_500s_and_the_server_keeps_serving() {
         Some(1.0)
     );
     assert_eq!(active(&m), 0.0);
-    assert_eq!(sink.by_route("/panic")[0].status_code, 500);
+    assert_eq!(sink.requests_for("/panic")[0].status_code, 500);
 }
 
 #[tokio::test]
@@ -163,7 +165,7 @@ async fn panics_without_catch_panic_layer_are_500s_too() {
     assert_eq!(m.get(COUNT, &labels), Some(1.0));
     assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "a panic is not a disconnect");
     assert_eq!(active(&m), 0.0);
-    let panic_points = sink.by_route("/panic");
+    let panic_points = sink.requests_for("/panic");
     assert_eq!(panic_points.len(), 1);
     assert!(!panic_points[0].disconnected);
 }
@@ -185,7 +187,7 @@ async fn client_hang_up_during_a_slow_handler_is_a_disconnect() {
     let (server, monitor, sink) = demo().await;
     let seen = hang_up(&server, "/slow?ms=3000", Duration::from_millis(200)).await;
     assert!(seen.is_empty(), "no response yet");
-    eventually("the disconnect is recorded", || async { monitor.in_flight() == 0 && !sink.by_route("/slow").is_empty() }).await;
+    eventually("the disconnect is recorded", || async { monitor.in_flight() == 0 && !sink.requests_for("/slow").is_empty() }).await;
     let m = server.metrics().await;
     assert_eq!(
         m.get(DISCONNECTS, &[("http_request_method", "GET"), ("http_route", "/slow")]),
@@ -195,7 +197,7 @@ async fn client_hang_up_during_a_slow_handler_is_a_disconnect() {
     assert_eq!(m.get(COUNT, &series("GET", "/slow", "499", "")), Some(1.0));
     assert_eq!(m.sum(ERRORS, &[]), 0.0);
     assert_eq!(active(&m), 0.0);
-    let point = &sink.by_route("/slow")[0];
+    let point = &sink.requests_for("/slow")[0];
     assert!(point.disconnected && point.execution_time < 3.0);
 }
 
@@ -212,7 +214,7 @@ async fn client_hang_up_mid_stream_is_a_disconnect_with_the_sent_status() {
     );
     assert_eq!(m.get(COUNT, &series("GET", "/stream", "200", "")), Some(1.0));
     assert_eq!(active(&m), 0.0);
-    assert!(sink.by_route("/stream")[0].disconnected);
+    assert!(sink.requests_for("/stream")[0].disconnected);
 }
 
 #[tokio::test]
@@ -250,7 +252,7 @@ async fn own_endpoints_and_configured_paths_are_excluded() {
     assert_eq!(m.matching(COUNT, &[("http_route", "/kept")]).len(), 1);
     assert!(!m.text.contains("/metrics\""), "/metrics is excluded by default");
     assert_eq!(sink.requests().len(), 1);
-    assert_eq!(*sink.started.lock().unwrap(), 1);
+    assert_eq!(sink.started(), 1);
 }
 
 #[tokio::test]
@@ -296,7 +298,7 @@ async fn handler_tags_fields_request_ids_and_section_timer_reach_the_sink() {
         .unwrap();
     assert_eq!(bad.status(), 200);
 
-    let points = sink.by_route("/users/{id}");
+    let points = sink.requests_for("/users/{id}");
     assert_eq!(points.len(), 3);
     let first = points.iter().find(|p| p.field("user_id") == Some(&FieldValue::Str("77".into()))).unwrap();
     assert_eq!(first.request_id.as_str(), "req-abc-123");

@@ -4,48 +4,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vitalsign::{ErrorPoint, Monitor, OwnedRequestPoint, RequestPoint, Sink};
-
-/// A real implementation of the sink plugin trait that keeps every point.
-#[derive(Debug, Default)]
-pub struct CollectSink {
-    pub requests: Mutex<Vec<OwnedRequestPoint>>,
-    /// (request id, error code) of every error point.
-    pub errors: Mutex<Vec<(String, String)>>,
-    pub started: Mutex<u64>,
-}
-
-impl Sink for CollectSink {
-    fn request_started(&self, _method: vitalsign::Method) {
-        *self.started.lock().unwrap() += 1;
-    }
-    fn record_request(&self, point: &RequestPoint<'_>) {
-        self.requests.lock().unwrap().push(point.to_owned_point());
-    }
-    fn record_error(&self, point: &ErrorPoint<'_>) {
-        self.errors
-            .lock()
-            .unwrap()
-            .push((point.request.request_id.to_string(), point.error_code.to_owned()));
-    }
-}
-
-impl CollectSink {
-    pub fn requests(&self) -> Vec<OwnedRequestPoint> {
-        self.requests.lock().unwrap().clone()
-    }
-    pub fn errors(&self) -> Vec<(String, String)> {
-        self.errors.lock().unwrap().clone()
-    }
-    pub fn by_route(&self, route: &str) -> Vec<OwnedRequestPoint> {
-        self.requests().into_iter().filter(|p| p.route == route).collect()
-    }
-}
+use vitalsign::{MemorySink, Monitor};
 
 /// A server bound to 127.0.0.1:0 serving `app` until dropped.
 pub struct Server {
@@ -315,8 +279,8 @@ pub fn active(m: &Exposition) -> f64 {
 
 pub fn monitor_with_sink(
     build: impl FnOnce(vitalsign::MonitorBuilder) -> vitalsign::MonitorBuilder,
-) -> (Monitor, Arc<CollectSink>) {
-    let sink = Arc::new(CollectSink::default());
+) -> (Monitor, Arc<MemorySink>) {
+    let sink = Arc::new(MemorySink::new(100_000));
     let monitor = build(Monitor::builder("test").sink(sink.clone())).build().unwrap();
     (monitor, sink)
 }

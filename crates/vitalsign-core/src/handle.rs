@@ -13,18 +13,32 @@
 //! assert!(PointHandle::current().is_none());
 //! ```
 //!
-//! Inside a handler (here axum, through the extractor of `vitalsign-tower`):
+//! What a handler does with it (the adapter runs the handler inside `in_scope`):
 //!
-//! ```ignore
-//! async fn get_user(point: PointHandle) -> String {
-//!     point.tag("handler_id", "get_user");
-//!     point.field("cache_hit", true);
-//!     let user = {
-//!         let _t = point.time("db_time"); // seconds, recorded when `_t` drops
-//!         load_user().await
-//!     };
-//!     user.name
+//! ```
+//! use std::sync::Arc;
+//! use vitalsign_core::{FieldValue, MemorySink, Monitor, PointHandle, RequestStart};
+//!
+//! fn handler() -> &'static str {
+//!     let point = PointHandle::current().expect("inside a monitored request");
+//!     point.tag("handler_id", "get_user").field("cache_hit", false);
+//!     let timer = point.time("db_time"); // seconds, added when the timer drops
+//!     let name = "ada"; // ... the database call ...
+//!     drop(timer);
+//!     name
 //! }
+//!
+//! let sink = Arc::new(MemorySink::new(10));
+//! let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
+//! let mut flight = monitor
+//!     .begin(RequestStart { method: b"GET", path: "/users/1", route: Some("/users/{id}"), request_id: None })
+//!     .unwrap();
+//! assert_eq!(flight.in_scope(handler), "ada");
+//! flight.set_status(200);
+//! flight.complete();
+//! let point = &sink.requests()[0];
+//! assert_eq!(point.tag("handler_id"), Some("get_user"));
+//! assert!(matches!(point.field("db_time"), Some(FieldValue::Float(_))));
 //! ```
 
 use std::borrow::Cow;

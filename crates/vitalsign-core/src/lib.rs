@@ -26,6 +26,7 @@
 
 mod classify;
 mod handle;
+mod memory;
 mod method;
 mod monitor;
 mod point;
@@ -36,6 +37,7 @@ mod sink;
 
 pub use classify::{ClassifyError, DefaultClassifier};
 pub use handle::{PointHandle, SectionTimer};
+pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;
 pub use monitor::{
     ConfigError, InFlight, Monitor, MonitorBuilder, RequestStart, DEFAULT_DURATION_BUCKETS,

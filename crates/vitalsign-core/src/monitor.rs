@@ -561,3 +561,201 @@ impl Drop for InFlight {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FieldValue, MemorySink, PointHandle};
+
+    fn monitor(build: impl FnOnce(MonitorBuilder) -> MonitorBuilder) -> (Monitor, Arc<MemorySink>) {
+        let sink = Arc::new(MemorySink::new(1000));
+        let monitor = build(Monitor::builder("svc").sink(sink.clone())).build().unwrap();
+        (monitor, sink)
+    }
+
+    fn start<'a>(method: &'a [u8], path: &'a str, route: Option<&'a str>) -> RequestStart<'a> {
+        RequestStart {
+            method,
+            path,
+            route,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_completed_request_becomes_one_point() {
+        let (monitor, sink) = monitor(|b| b);
+        let mut flight = monitor
+            .begin(RequestStart {
+                request_id: Some(b"rid-1"),
+                ..start(b"GET", "/users/7", Some("/users/{id}"))
+            })
+            .unwrap();
+        assert_eq!(monitor.in_flight(), 1);
+        assert!(sink.requests().is_empty(), "not recorded yet");
+        flight.set_status(200);
+        flight.complete();
+        flight.complete();
+        drop(flight);
+        let points = sink.requests();
+        assert_eq!(points.len(), 1, "recorded exactly once");
+        let p = &points[0];
+        assert_eq!(
+            (p.service.as_str(), p.route.as_str(), p.method, p.status_code),
+            ("svc", "/users/{id}", Method::Get, 200)
+        );
+        assert_eq!(p.request_id.as_str(), "rid-1");
+        assert!(!p.disconnected && p.execution_time >= 0.0 && p.start_unix_nanos > 0);
+        assert!(sink.errors().is_empty());
+        assert_eq!(monitor.in_flight(), 0);
+    }
+
+    #[test]
+    fn route_and_method_policy() {
+        let (monitor, sink) = monitor(|b| b);
+        for (method, route) in [(&b"GET"[..], None), (b"BREW", Some("/a"))] {
+            let mut flight = monitor.begin(start(method, "/raw/123", route)).unwrap();
+            flight.set_status(404);
+            flight.complete();
+        }
+        let points = sink.requests();
+        assert_eq!((points[0].route.as_str(), points[0].method), (UNMATCHED_ROUTE, Method::Get));
+        assert_eq!((points[1].route.as_str(), points[1].method.as_str()), ("/a", "_OTHER"));
+    }
+
+    #[test]
+    fn routes_past_the_cap_are_overflow() {
+        let (monitor, sink) = monitor(|b| b.max_label_sets(2));
+        for route in ["/a", "/b", "/c", "/a"] {
+            let mut flight = monitor.begin(start(b"GET", route, Some(route))).unwrap();
+            flight.set_status(200);
+            flight.complete();
+        }
+        let routes: Vec<String> = sink.requests().into_iter().map(|p| p.route).collect();
+        assert_eq!(routes, ["/a", "/b", OVERFLOW_ROUTE, "/a"]);
+    }
+
+    #[test]
+    fn exclusions_match_paths_and_templates() {
+        let (monitor, sink) = monitor(|b| b.exclude_path("/internal/{x}"));
+        assert!(monitor.begin(start(b"GET", "/metrics", None)).is_none());
+        assert!(monitor.begin(start(b"GET", "/health/db", Some("/health/{component}"))).is_none());
+        assert!(monitor.begin(start(b"GET", "/internal/1", Some("/internal/{x}"))).is_none());
+        assert_eq!(sink.started(), 0);
+        let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
+        assert!(monitor.begin(start(b"GET", "/metrics", Some("/metrics"))).is_some());
+    }
+
+    #[test]
+    fn a_drop_before_the_head_is_a_499_disconnect_and_not_an_error() {
+        let (monitor, sink) = monitor(|b| b);
+        drop(monitor.begin(start(b"GET", "/slow", Some("/slow"))).unwrap());
+        let p = &sink.requests()[0];
+        assert_eq!((p.status_code, p.disconnected), (CLIENT_CLOSED_REQUEST, true));
+        assert!(sink.errors().is_empty());
+        assert_eq!(monitor.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_drop_mid_body_keeps_the_status() {
+        let (monitor, sink) = monitor(|b| b);
+        let mut flight = monitor.begin(start(b"GET", "/stream", Some("/stream"))).unwrap();
+        flight.set_status(200);
+        drop(flight);
+        let p = &sink.requests()[0];
+        assert_eq!((p.status_code, p.disconnected), (200, true));
+    }
+
+    #[test]
+    fn a_panic_in_scope_is_a_500_with_error_code_panic() {
+        let (monitor, sink) = monitor(|b| b);
+        let mut flight = monitor.begin(start(b"GET", "/p", Some("/p"))).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            flight.in_scope(|| panic!("boom"));
+        }));
+        assert!(caught.is_err());
+        drop(flight); // dropped after the unwinding, as tokio does with a panicked task
+        let p = &sink.requests()[0];
+        assert_eq!((p.status_code, p.disconnected), (500, false));
+        assert_eq!(sink.errors()[0].error_code, "panic");
+    }
+
+    #[test]
+    fn classification_and_error_codes() {
+        let (monitor, sink) = monitor(|b| b);
+        let run = |status: u16, code: Option<&str>| {
+            let mut flight = monitor.begin(start(b"POST", "/o", Some("/o"))).unwrap();
+            flight.in_scope(|| {
+                if let Some(code) = code {
+                    PointHandle::current().unwrap().error_code(code);
+                }
+            });
+            flight.set_status(status);
+            flight.complete();
+        };
+        run(200, None);
+        run(404, None);
+        run(503, None);
+        run(200, Some("E42"));
+        let codes: Vec<String> = sink.errors().into_iter().map(|e| e.error_code).collect();
+        assert_eq!(codes, ["503", "E42"]);
+
+        let (monitor, sink) = self::monitor(|b| {
+            b.classify_errors(|p: &RequestPoint<'_>, _code: Option<&str>| p.status_code >= 400)
+        });
+        let mut flight = monitor.begin(start(b"GET", "/x", Some("/x"))).unwrap();
+        flight.set_status(404);
+        flight.complete();
+        assert_eq!(sink.errors()[0].error_code, "404");
+    }
+
+    #[test]
+    fn handler_tags_and_fields_reach_the_point() {
+        let (monitor, sink) = monitor(|b| b);
+        let mut flight = monitor.begin(start(b"GET", "/u", Some("/u"))).unwrap();
+        let id = *flight.request_id();
+        flight.in_scope(|| {
+            let handle = PointHandle::current().unwrap();
+            assert_eq!(handle.request_id(), id);
+            handle.tag("handler_id", "u").field("rows", 3u32).field("ratio", 0.5);
+        });
+        flight.set_status(200);
+        flight.complete();
+        let p = &sink.requests()[0];
+        assert_eq!(p.tag("handler_id"), Some("u"));
+        assert_eq!(p.field("rows"), Some(&FieldValue::UInt(3)));
+        assert_eq!(p.field("ratio"), Some(&FieldValue::Float(0.5)));
+    }
+
+    #[test]
+    fn bodies_that_http_forbids_complete_at_the_head() {
+        let (monitor, _) = monitor(|b| b);
+        let mut head = monitor.begin(start(b"HEAD", "/", Some("/"))).unwrap();
+        head.set_status(200);
+        assert!(!head.response_has_body());
+        for (status, has_body) in [(200, true), (204, false), (304, false), (101, false), (500, true)] {
+            let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+            flight.set_status(status);
+            assert_eq!(flight.response_has_body(), has_body, "{status}");
+            flight.complete();
+        }
+        head.complete();
+    }
+
+    #[test]
+    fn builder_refuses_bad_values_with_a_reason() {
+        let err = Monitor::builder("s").namespace("my-app").unwrap_err();
+        assert!(err.to_string().contains("my-app"), "{err}");
+        assert!(Monitor::builder("s").buckets(&[1.0, 0.5]).is_err());
+        assert!(Monitor::builder("s").buckets(&[]).is_err());
+        assert!(Monitor::builder("s").buckets(&[f64::NAN]).is_err());
+        assert!(Monitor::builder("s").label_tag("http_route").is_err());
+        assert!(Monitor::builder("s").label_tag("__x").is_err());
+        assert!(Monitor::builder("s").global_label("a", "1").unwrap().global_label("a", "2").is_err());
+        let mut b = Monitor::builder("s");
+        for i in 0..MAX_LABEL_TAGS {
+            b = b.label_tag(format!("t{i}")).unwrap();
+        }
+        assert!(b.label_tag("one_more").unwrap_err().to_string().contains("at most"));
+    }
+}

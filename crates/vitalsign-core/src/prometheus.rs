@@ -44,6 +44,8 @@ pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 pub const ERRORS: &str = "http_server_errors_total";
 /// Base name of the disconnects counter.
 pub const DISCONNECTS: &str = "http_server_disconnects_total";
+/// Name of the thread that folds histogram samples while nothing scrapes (one per monitor).
+pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
 /// Label of the one series that takes every label set past the cap.
 pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
 
@@ -176,7 +178,7 @@ impl PrometheusSink {
         let upkeep_handle = handle.clone();
         let interval = config.upkeep_interval;
         std::thread::Builder::new()
-            .name("vitalsign-upkeep".into())
+            .name(UPKEEP_THREAD.into())
             .spawn(move || upkeep(upkeep_handle, stopped, interval))
             .map_err(|e| ConfigError(format!("cannot start the histogram upkeep thread: {e}")))?;
 
@@ -423,3 +425,4 @@ mod tests {
         assert_eq!(series.len(), 2);
     }
 }
+

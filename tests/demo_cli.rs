@@ -1,0 +1,84 @@
+//! The demo binary as a user runs it: flags, usage errors, and a real server process.
+#![cfg(all(feature = "axum", feature = "prometheus"))]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `target/<profile>/examples/demo`, built by `cargo test` beside this test binary.
+fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (which builds the examples)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn bad_flags_get_a_usage_error_and_exit_code_2() {
+    for args in [
+        &["--bogus"][..],
+        &["--addr"],
+        &["--addr", "not-an-address"],
+        &["--framework", "rocket"],
+        &["--addr=127.0.0.1:99999"],
+    ] {
+        let out = Command::new(demo_binary()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage: demo"), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("demo: "), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    let out = Command::new(demo_binary()).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--framework"));
+}
+
+#[test]
+fn the_demo_process_serves_routes_and_metrics() {
+    let mut child = Command::new(demo_binary())
+        .args(["--addr", "127.0.0.1:0", "--framework", "axum"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+    let printed: Vec<String> = lines.by_ref().take(9).map(|l| l.unwrap()).collect();
+    assert!(printed.iter().any(|l| l.contains("/users/42")), "{printed:?}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let result = runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+        let get = |path: &str| client.get(format!("{base}{path}")).send();
+        assert_eq!(get("/users/42").await.unwrap().status(), 200);
+        assert_eq!(get("/error").await.unwrap().status(), 500);
+        assert_eq!(get("/panic").await.unwrap().status(), 500);
+        assert_eq!(get("/slow?ms=20").await.unwrap().status(), 200);
+        assert_eq!(get("/slow?ms=999999").await.unwrap().status(), 400);
+        assert_eq!(get("/health/live").await.unwrap().status(), 200);
+        let text = get("/metrics").await.unwrap().text().await.unwrap();
+        for line in [
+            r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/users/{id}",http_response_status_code="200",handler_id="get_user"} 1"#,
+            r#"http_server_errors_total{http_request_method="GET",http_route="/error",http_response_status_code="500",error_code="1001"} 1"#,
+            r#"http_server_errors_total{http_request_method="GET",http_route="/panic",http_response_status_code="500",error_code="panic"} 1"#,
+            r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/slow",http_response_status_code="400",handler_id=""} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line}\n{text}");
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
