@@ -51,7 +51,9 @@ where
     B: axum::body::HttpBody,
     B::Error: std::fmt::Debug,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(drive(&mut service, 100)); // series registered, maps and pools sized
     let info = allocation_counter::measure(|| runtime.block_on(drive(&mut service, REQUESTS)));
     info.count_total as f64 / REQUESTS as f64
@@ -81,7 +83,10 @@ fn tower_stack_adds_at_most_two_hundredths_of_an_allocation_per_request() {
 #[test]
 fn axum_router_layer_recording_adds_at_most_two_hundredths_of_an_allocation_per_request() {
     let bare = per_request(app());
-    let idle = Monitor::builder("alloc").exclude_path("/users/{id}").build().unwrap();
+    let idle = Monitor::builder("alloc")
+        .exclude_path("/users/{id}")
+        .build()
+        .unwrap();
     let layer_only = per_request(app().layer(MonitorLayer::new(&idle)));
     let monitor = Monitor::builder("alloc").build().unwrap();
     let monitored = per_request(app().layer(MonitorLayer::new(&monitor)));
@@ -90,7 +95,10 @@ fn axum_router_layer_recording_adds_at_most_two_hundredths_of_an_allocation_per_
         "axum Router::layer: bare {bare:.4}, layer not recording {layer_only:.4} (axum's boxing), \
          monitored {monitored:.4}, added by recording {added:.4} allocations/request"
     );
-    assert!(added <= BUDGET, "recording added {added} allocations per request");
+    assert!(
+        added <= BUDGET,
+        "recording added {added} allocations per request"
+    );
     assert_counted(&monitor, "/users/{id}");
     assert!(idle.render_metrics().unwrap().matches("_count{").count() == 0);
 }

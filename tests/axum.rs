@@ -35,7 +35,10 @@ async fn route_templates_statuses_and_declared_tag_label() {
     }
     assert_eq!(server.get("/slow?ms=5").await.0, 200);
     let m = server.metrics().await;
-    assert_eq!(m.get(COUNT, &series("GET", "/users/{id}", "200", "get_user")), Some(3.0));
+    assert_eq!(
+        m.get(COUNT, &series("GET", "/users/{id}", "200", "get_user")),
+        Some(3.0)
+    );
     assert_eq!(m.get(COUNT, &series("GET", "/slow", "200", "")), Some(1.0));
     // No raw path (ids) ever becomes a label.
     assert!(!m.text.contains("/users/1"), "{}", m.text);
@@ -52,7 +55,10 @@ async fn error_points_carry_the_error_code() {
     assert_eq!(status, 500);
     assert!(body.contains("1001"));
     let m = server.metrics().await;
-    assert_eq!(m.get(COUNT, &series("GET", "/error", "500", "error")), Some(1.0));
+    assert_eq!(
+        m.get(COUNT, &series("GET", "/error", "500", "error")),
+        Some(1.0)
+    );
     assert_eq!(
         m.get(
             ERRORS,
@@ -69,17 +75,29 @@ async fn error_points_carry_the_error_code() {
     assert_eq!(points.len(), 1);
     let errors = sink.errors();
     assert_eq!(errors.len(), 1);
-    assert_eq!((errors[0].request_id, errors[0].error_code.as_str()), (points[0].request_id, "1001"));
+    assert_eq!(
+        (errors[0].request_id, errors[0].error_code.as_str()),
+        (points[0].request_id, "1001")
+    );
 }
 
 #[tokio::test]
 async fn unmatched_paths_share_one_route_and_never_leak_the_path() {
     let (server, _monitor, _sink) = demo().await;
-    for path in ["/nope", "/users", "/users/1/extra", "/secret-token-abc123", "/%zz%00"] {
+    for path in [
+        "/nope",
+        "/users",
+        "/users/1/extra",
+        "/secret-token-abc123",
+        "/%zz%00",
+    ] {
         assert_eq!(server.get(path).await.0, 404, "{path}");
     }
     let m = server.metrics().await;
-    assert_eq!(m.get(COUNT, &series("GET", "unmatched", "404", "")), Some(5.0));
+    assert_eq!(
+        m.get(COUNT, &series("GET", "unmatched", "404", "")),
+        Some(5.0)
+    );
     for leaked in ["/nope", "secret-token", "/users/1/extra", "%zz"] {
         assert!(!m.text.contains(leaked), "{leaked} leaked into /metrics");
     }
@@ -89,16 +107,33 @@ async fn unmatched_paths_share_one_route_and_never_leak_the_path() {
 async fn odd_methods_are_other() {
     let (server, _monitor, sink) = demo().await;
     let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
-    let response = client().request(brew, server.url("/users/1")).send().await.unwrap();
+    let response = client()
+        .request(brew, server.url("/users/1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     let propfind = reqwest::Method::from_bytes(b"PROPFIND").unwrap();
-    let response = client().request(propfind, server.url("/nope")).send().await.unwrap();
+    let response = client()
+        .request(propfind, server.url("/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let m = server.metrics().await;
-    assert_eq!(m.get(COUNT, &series("_OTHER", "/users/{id}", "405", "")), Some(1.0));
-    assert_eq!(m.get(COUNT, &series("_OTHER", "unmatched", "404", "")), Some(1.0));
+    assert_eq!(
+        m.get(COUNT, &series("_OTHER", "/users/{id}", "405", "")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(COUNT, &series("_OTHER", "unmatched", "404", "")),
+        Some(1.0)
+    );
     assert!(!m.text.contains("BREW") && !m.text.contains("PROPFIND"));
-    assert!(sink.requests().iter().all(|p| p.method == vitalsign::Method::Other));
+    assert!(sink
+        .requests()
+        .iter()
+        .all(|p| p.method == vitalsign::Method::Other));
 }
 
 #[tokio::test]
@@ -114,7 +149,11 @@ async fn streamed_body_duration_ends_at_the_last_chunk() {
     assert!(sum >= 0.2, "4 gaps of 50 ms: {sum}");
     let mut le_01 = labels.to_vec();
     le_01.push(("le", "0.1"));
-    assert_eq!(m.get(BUCKET, &le_01), Some(0.0), "not recorded at the response head");
+    assert_eq!(
+        m.get(BUCKET, &le_01),
+        Some(0.0),
+        "not recorded at the response head"
+    );
     let points = sink.requests_for("/stream");
     assert!(points[0].execution_time >= 0.2);
     assert!(!points[0].disconnected);
@@ -148,7 +187,10 @@ async fn panics_are_500s_and_the_server_keeps_serving() {
 async fn panics_without_catch_panic_layer_are_500s_too() {
     let (monitor, sink) = monitor_with_sink(|b| b);
     let app = Router::new()
-        .route("/panic", get(|| async { panic!("no CatchPanicLayer here") as &'static str }))
+        .route(
+            "/panic",
+            get(|| async { panic!("no CatchPanicLayer here") as &'static str }),
+        )
         .route("/ok", get(|| async { "ok" }))
         .merge(endpoints(&monitor))
         .layer(MonitorLayer::new(&monitor));
@@ -176,7 +218,10 @@ async fn hang_up(server: &Server, path: &str, linger: Duration) -> Vec<u8> {
     let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut seen = vec![0u8; 4096];
-    let n = tokio::time::timeout(linger, stream.read(&mut seen)).await.unwrap_or(Ok(0)).unwrap_or(0);
+    let n = tokio::time::timeout(linger, stream.read(&mut seen))
+        .await
+        .unwrap_or(Ok(0))
+        .unwrap_or(0);
     seen.truncate(n);
     drop(stream);
     seen
@@ -187,10 +232,16 @@ async fn client_hang_up_during_a_slow_handler_is_a_disconnect() {
     let (server, monitor, sink) = demo().await;
     let seen = hang_up(&server, "/slow?ms=3000", Duration::from_millis(200)).await;
     assert!(seen.is_empty(), "no response yet");
-    eventually("the disconnect is recorded", || async { monitor.in_flight() == 0 && !sink.requests_for("/slow").is_empty() }).await;
+    eventually("the disconnect is recorded", || async {
+        monitor.in_flight() == 0 && !sink.requests_for("/slow").is_empty()
+    })
+    .await;
     let m = server.metrics().await;
     assert_eq!(
-        m.get(DISCONNECTS, &[("http_request_method", "GET"), ("http_route", "/slow")]),
+        m.get(
+            DISCONNECTS,
+            &[("http_request_method", "GET"), ("http_route", "/slow")]
+        ),
         Some(1.0)
     );
     // No response head existed: recorded as 499 (client closed request), not an error.
@@ -206,13 +257,22 @@ async fn client_hang_up_mid_stream_is_a_disconnect_with_the_sent_status() {
     let (server, monitor, sink) = demo().await;
     let seen = hang_up(&server, "/stream", Duration::from_millis(80)).await;
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    eventually("the disconnect is recorded", || async { monitor.in_flight() == 0 }).await;
+    eventually("the disconnect is recorded", || async {
+        monitor.in_flight() == 0
+    })
+    .await;
     let m = server.metrics().await;
     assert_eq!(
-        m.get(DISCONNECTS, &[("http_request_method", "GET"), ("http_route", "/stream")]),
+        m.get(
+            DISCONNECTS,
+            &[("http_request_method", "GET"), ("http_route", "/stream")]
+        ),
         Some(1.0)
     );
-    assert_eq!(m.get(COUNT, &series("GET", "/stream", "200", "")), Some(1.0));
+    assert_eq!(
+        m.get(COUNT, &series("GET", "/stream", "200", "")),
+        Some(1.0)
+    );
     assert_eq!(active(&m), 0.0);
     assert!(sink.requests_for("/stream")[0].disconnected);
 }
@@ -225,7 +285,11 @@ async fn active_requests_gauge_counts_in_flight_and_returns_to_zero() {
         async move { client().get(url).send().await.unwrap().status().as_u16() }
     });
     eventually("the slow request is in flight", || async {
-        server.metrics().await.get(ACTIVE, &[("http_request_method", "GET")]) == Some(1.0)
+        server
+            .metrics()
+            .await
+            .get(ACTIVE, &[("http_request_method", "GET")])
+            == Some(1.0)
     })
     .await;
     assert_eq!(slow.await.unwrap(), 200);
@@ -235,7 +299,8 @@ async fn active_requests_gauge_counts_in_flight_and_returns_to_zero() {
 
 #[tokio::test]
 async fn own_endpoints_and_configured_paths_are_excluded() {
-    let (monitor, sink) = monitor_with_sink(|b| b.exclude_path("/internal/{name}").exclude_path("/ping"));
+    let (monitor, sink) =
+        monitor_with_sink(|b| b.exclude_path("/internal/{name}").exclude_path("/ping"));
     let app = Router::new()
         .route("/internal/{name}", get(|| async { "internal" }))
         .route("/ping", get(|| async { "pong" }))
@@ -250,7 +315,10 @@ async fn own_endpoints_and_configured_paths_are_excluded() {
     let m = server.metrics().await;
     assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
     assert_eq!(m.matching(COUNT, &[("http_route", "/kept")]).len(), 1);
-    assert!(!m.text.contains("/metrics\""), "/metrics is excluded by default");
+    assert!(
+        !m.text.contains("/metrics\""),
+        "/metrics is excluded by default"
+    );
     assert_eq!(sink.requests().len(), 1);
     assert_eq!(sink.started(), 1);
 }
@@ -272,7 +340,12 @@ async fn label_sets_past_the_cap_overflow_into_one_series() {
     }
     let m = server.metrics().await;
     let counts = m.matching(COUNT, &[]);
-    assert_eq!(counts.len(), 4, "3 label sets + 1 overflow series: {}", m.text);
+    assert_eq!(
+        counts.len(),
+        4,
+        "3 label sets + 1 overflow series: {}",
+        m.text
+    );
     assert_eq!(m.get(COUNT, &[("otel_metric_overflow", "true")]), Some(3.0));
     assert_eq!(m.sum(COUNT, &[]), 7.0, "nothing is lost");
     assert_eq!(monitor.prometheus().unwrap().label_sets(), 3);
@@ -300,7 +373,10 @@ async fn handler_tags_fields_request_ids_and_section_timer_reach_the_sink() {
 
     let points = sink.requests_for("/users/{id}");
     assert_eq!(points.len(), 3);
-    let first = points.iter().find(|p| p.field("user_id") == Some(&FieldValue::Str("77".into()))).unwrap();
+    let first = points
+        .iter()
+        .find(|p| p.field("user_id") == Some(&FieldValue::Str("77".into())))
+        .unwrap();
     assert_eq!(first.request_id.as_str(), "req-abc-123");
     assert_eq!(first.tag("handler_id"), Some("get_user"));
     assert_eq!(first.service, app::SERVICE);
@@ -309,15 +385,29 @@ async fn handler_tags_fields_request_ids_and_section_timer_reach_the_sink() {
         Some(FieldValue::Float(s)) => *s,
         other => panic!("db_time: {other:?}"),
     };
-    assert!(db >= 0.002 && db <= first.execution_time, "db {db} exec {}", first.execution_time);
-    for p in points.iter().filter(|p| p.request_id.as_str() != "req-abc-123") {
-        assert_eq!(p.request_id.as_str().len(), 36, "generated uuid, the long header is not echoed");
+    assert!(
+        db >= 0.002 && db <= first.execution_time,
+        "db {db} exec {}",
+        first.execution_time
+    );
+    for p in points
+        .iter()
+        .filter(|p| p.request_id.as_str() != "req-abc-123")
+    {
+        assert_eq!(
+            p.request_id.as_str().len(),
+            36,
+            "generated uuid, the long header is not echoed"
+        );
     }
     assert_ne!(points[1].request_id, points[2].request_id);
     // Fields never become labels; the declared tag does.
     let m = server.metrics().await;
     assert!(!m.text.contains("user_id") && !m.text.contains("db_time"));
-    assert_eq!(m.get(COUNT, &series("GET", "/users/{id}", "200", "get_user")), Some(3.0));
+    assert_eq!(
+        m.get(COUNT, &series("GET", "/users/{id}", "200", "get_user")),
+        Some(3.0)
+    );
 }
 
 #[tokio::test]
@@ -337,7 +427,11 @@ async fn undeclared_tags_never_become_labels() {
     assert_eq!(server.get("/t").await.0, 200);
     let m = server.metrics().await;
     assert!(!m.text.contains("tenant"));
-    assert_eq!(sink.requests()[0].tag("tenant"), Some("acme-2"), "a repeated tag replaces");
+    assert_eq!(
+        sink.requests()[0].tag("tenant"),
+        Some("acme-2"),
+        "a repeated tag replaces"
+    );
 }
 
 #[tokio::test]
@@ -380,7 +474,10 @@ async fn head_requests_and_empty_bodies_complete_at_once() {
     assert_eq!(response.status(), 200);
     eventually("HEAD recorded", || async { monitor.in_flight() == 0 }).await;
     let m = server.metrics().await;
-    assert_eq!(m.get(COUNT, &series("HEAD", "/users/{id}", "200", "get_user")), Some(1.0));
+    assert_eq!(
+        m.get(COUNT, &series("HEAD", "/users/{id}", "200", "get_user")),
+        Some(1.0)
+    );
     assert_eq!(m.sum(DISCONNECTS, &[]), 0.0);
 }
 
@@ -401,7 +498,10 @@ async fn two_monitors_in_one_process_do_not_conflict() {
 #[tokio::test]
 async fn namespace_and_global_labels_apply_to_every_series() {
     let (monitor, _sink) = monitor_with_sink(|b| {
-        b.namespace("shop").unwrap().global_label("region", "eu \"west\"\n").unwrap()
+        b.namespace("shop")
+            .unwrap()
+            .global_label("region", "eu \"west\"\n")
+            .unwrap()
     });
     let app = Router::new()
         .route("/x", get(|| async { "x" }))
@@ -423,7 +523,10 @@ async fn namespace_and_global_labels_apply_to_every_series() {
         Some(1.0)
     );
     assert!(m.samples.iter().all(|s| s.name.starts_with("shop_")));
-    assert!(m.samples.iter().all(|s| s.labels.get("region").map(String::as_str) == Some("eu \"west\"\n")));
+    assert!(m
+        .samples
+        .iter()
+        .all(|s| s.labels.get("region").map(String::as_str) == Some("eu \"west\"\n")));
     promtool_check(&m.text);
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 fn demo_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    let path = dir
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test` (which builds the examples)",
@@ -45,21 +47,28 @@ fn help_prints_usage_and_exits_0() {
 
 #[test]
 fn the_demo_process_serves_routes_and_metrics() {
-    let mut child = Command::new(demo_binary())
+    let child = Command::new(demo_binary())
         .args(["--addr", "127.0.0.1:0", "--framework", "axum"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let base = first.rsplit(' ').next().unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
     let printed: Vec<String> = lines.by_ref().take(9).map(|l| l.unwrap()).collect();
-    assert!(printed.iter().any(|l| l.contains("/users/42")), "{printed:?}");
+    assert!(
+        printed.iter().any(|l| l.contains("/users/42")),
+        "{printed:?}"
+    );
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let result = runtime.block_on(async {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
         let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
         let get = |path: &str| client.get(format!("{base}{path}")).send();
         assert_eq!(get("/users/42").await.unwrap().status(), 200);
@@ -78,7 +87,14 @@ fn the_demo_process_serves_routes_and_metrics() {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
     });
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+}
+
+/// Stops the demo process whatever the test's outcome.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

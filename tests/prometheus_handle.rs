@@ -22,7 +22,10 @@ async fn an_installed_recorder_is_shared_with_the_application() {
         .unwrap()
         .install_recorder()
         .expect("first global recorder of this process");
-    let monitor = Monitor::builder("shared").prometheus_handle(handle).build().unwrap();
+    let monitor = Monitor::builder("shared")
+        .prometheus_handle(handle)
+        .build()
+        .unwrap();
     let app = Router::new()
         .route(
             "/orders",
@@ -49,12 +52,20 @@ async fn an_installed_recorder_is_shared_with_the_application() {
         ),
         Some(2.0)
     );
-    assert_eq!(m.matching(BUCKET, &[("http_route", "/orders")]).len(), DEFAULT_DURATION_BUCKETS.len() + 1);
-    assert!(m.text.contains("# HELP http_server_request_duration_seconds "));
+    assert_eq!(
+        m.matching(BUCKET, &[("http_route", "/orders")]).len(),
+        DEFAULT_DURATION_BUCKETS.len() + 1
+    );
+    assert!(m
+        .text
+        .contains("# HELP http_server_request_duration_seconds "));
 
     // A second monitor with its own recorder in the same process does not conflict.
     let own = Monitor::builder("other").build().unwrap();
-    let app = Router::new().route("/x", get(|| async { "x" })).merge(endpoints(&own)).layer(MonitorLayer::new(&own));
+    let app = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .merge(endpoints(&own))
+        .layer(MonitorLayer::new(&own));
     let other = Server::start(app).await;
     assert_eq!(other.get("/x").await.0, 200);
     let mo = other.metrics().await;

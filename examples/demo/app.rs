@@ -51,15 +51,22 @@ pub(crate) fn axum_app(monitor: &Monitor) -> Router {
 }
 
 async fn get_user(point: Point, Path(id): Path<String>) -> impl IntoResponse {
-    point.tag("handler_id", "get_user").field("user_id", id.as_str());
+    point
+        .tag("handler_id", "get_user")
+        .field("user_id", id.as_str());
     // A stand-in for a database call, timed into the field `db_time`.
-    point.timed("db_time", tokio::time::sleep(Duration::from_millis(2))).await;
+    point
+        .timed("db_time", tokio::time::sleep(Duration::from_millis(2)))
+        .await;
     Json(json!({ "id": id, "name": format!("user {id}") }))
 }
 
 async fn error(point: Point) -> impl IntoResponse {
     point.tag("handler_id", "error").error_code(1001);
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": 1001, "message": "demo failure" })))
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": 1001, "message": "demo failure" })),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -70,7 +77,10 @@ struct SlowQuery {
 async fn slow(Query(q): Query<SlowQuery>) -> impl IntoResponse {
     let ms = q.ms.unwrap_or(100);
     if ms > 60_000 {
-        return (StatusCode::BAD_REQUEST, format!("ms={ms} is over the limit of 60000\n"));
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("ms={ms} is over the limit of 60000\n"),
+        );
     }
     tokio::time::sleep(Duration::from_millis(ms)).await;
     (StatusCode::OK, format!("slept {ms} ms\n"))
@@ -84,7 +94,10 @@ async fn stream() -> impl IntoResponse {
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Some((Ok::<_, std::convert::Infallible>(format!("chunk {i}\n")), i + 1))
+        Some((
+            Ok::<_, std::convert::Infallible>(format!("chunk {i}\n")),
+            i + 1,
+        ))
     });
     axum::body::Body::from_stream(chunks)
 }

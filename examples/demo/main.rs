@@ -37,16 +37,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "-h" | "--help" => return Ok(None),
             "--addr" => {
                 let v = value("--addr")?;
-                addr = v
-                    .parse()
-                    .map_err(|e| format!("--addr {v:?} is not a socket address like 127.0.0.1:3000: {e}"))?;
+                addr = v.parse().map_err(|e| {
+                    format!("--addr {v:?} is not a socket address like 127.0.0.1:3000: {e}")
+                })?;
             }
             "--framework" => match value("--framework")?.as_str() {
                 "axum" => {}
                 other => {
                     return Err(format!(
-                        "--framework {other:?} is not available: this build serves the demo with axum"
-                    ))
+                    "--framework {other:?} is not available: this build serves the demo with axum"
+                ))
                 }
             },
             other => return Err(format!("unknown argument {other:?}")),

@@ -127,7 +127,8 @@ impl Exposition {
                     continue;
                 }
             };
-            let (labels, after) = parse_labels(rest).unwrap_or_else(|e| panic!("bad line {line}: {e}"));
+            let (labels, after) =
+                parse_labels(rest).unwrap_or_else(|e| panic!("bad line {line}: {e}"));
             samples.push(Sample {
                 name: name.to_owned(),
                 labels,
@@ -142,8 +143,10 @@ impl Exposition {
 
     /// The value of the sample with exactly these labels.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let want: BTreeMap<String, String> =
-            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.samples
             .iter()
             .find(|s| s.name == name && s.labels == want)
@@ -218,7 +221,9 @@ fn parse_value(v: &str) -> f64 {
     match v.split_whitespace().next().unwrap() {
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
-        other => other.parse().unwrap_or_else(|_| panic!("bad value {other:?}")),
+        other => other
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value {other:?}")),
     }
 }
 
@@ -245,18 +250,31 @@ pub fn promtool_check(text: &str) {
             return;
         }
     };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let findings = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && findings.trim().is_empty(), "promtool findings:\n{findings}\n---\n{text}");
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool findings:\n{findings}\n---\n{text}"
+    );
 }
 
 /// Labels of a duration series of the demo (which declares `handler_id`).
-pub fn series<'a>(method: &'a str, route: &'a str, status: &'a str, handler_id: &'a str) -> [(&'a str, &'a str); 4] {
+pub fn series<'a>(
+    method: &'a str,
+    route: &'a str,
+    status: &'a str,
+    handler_id: &'a str,
+) -> [(&'a str, &'a str); 4] {
     [
         ("http_request_method", method),
         ("http_route", route),
@@ -281,6 +299,8 @@ pub fn monitor_with_sink(
     build: impl FnOnce(vitalsign::MonitorBuilder) -> vitalsign::MonitorBuilder,
 ) -> (Monitor, Arc<MemorySink>) {
     let sink = Arc::new(MemorySink::new(100_000));
-    let monitor = build(Monitor::builder("test").sink(sink.clone())).build().unwrap();
+    let monitor = build(Monitor::builder("test").sink(sink.clone()))
+        .build()
+        .unwrap();
     (monitor, sink)
 }

@@ -161,7 +161,11 @@ impl PointHandle {
     }
 
     /// Awaits `future`, timing it into the float field `name` (see [`PointHandle::time`]).
-    pub async fn timed<F: Future>(&self, name: impl Into<Cow<'static, str>>, future: F) -> F::Output {
+    pub async fn timed<F: Future>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> F::Output {
         let _timer = self.time(name);
         future.await
     }
@@ -283,10 +287,19 @@ mod tests {
         let shared = scope.shared.clone().unwrap();
         // A later poll sees the same handle.
         scope.enter(|| {
-            PointHandle::current().unwrap().tag("a", "2").field("f", 3u32);
+            PointHandle::current()
+                .unwrap()
+                .tag("a", "2")
+                .field("f", 3u32);
         });
         let extras = shared.lock();
-        assert_eq!(extras.tags, vec![Tag { key: "a".into(), value: "2".into() }]);
+        assert_eq!(
+            extras.tags,
+            vec![Tag {
+                key: "a".into(),
+                value: "2".into()
+            }]
+        );
         assert_eq!(extras.fields[0].value, FieldValue::UInt(3));
         drop(extras);
         assert!(PointHandle::current().is_none(), "scope restored");
@@ -317,7 +330,10 @@ mod tests {
         assert!(result.is_err());
         assert!(scope.panicked);
         assert!(PointHandle::current().is_none());
-        assert_eq!(scope.shared.unwrap().lock().error_code.as_deref(), Some("E1"));
+        assert_eq!(
+            scope.shared.unwrap().lock().error_code.as_deref(),
+            Some("E1")
+        );
     }
 
     #[test]

@@ -63,7 +63,12 @@ impl MemorySink {
 
     /// The request points of one route, oldest first.
     pub fn requests_for(&self, route: &str) -> Vec<OwnedRequestPoint> {
-        self.lock().0.iter().filter(|p| p.route == route).cloned().collect()
+        self.lock()
+            .0
+            .iter()
+            .filter(|p| p.route == route)
+            .cloned()
+            .collect()
     }
 
     /// The error points kept, oldest first.

@@ -204,10 +204,14 @@ impl MonitorBuilder {
         ) || self.global_labels.iter().any(|(k, _)| *k == key)
             || self.label_tags.contains(&key)
         {
-            return Err(ConfigError(format!("label tag {key:?} collides with another label")));
+            return Err(ConfigError(format!(
+                "label tag {key:?} collides with another label"
+            )));
         }
         if self.label_tags.len() == MAX_LABEL_TAGS {
-            return Err(ConfigError(format!("at most {MAX_LABEL_TAGS} label tags can be declared")));
+            return Err(ConfigError(format!(
+                "at most {MAX_LABEL_TAGS} label tags can be declared"
+            )));
         }
         self.label_tags.push(key);
         Ok(self)
@@ -250,7 +254,10 @@ impl MonitorBuilder {
     /// `http_server_request_duration_seconds` on that builder (`set_buckets_for_metric`),
     /// e.g. to [`DEFAULT_DURATION_BUCKETS`].
     #[cfg(feature = "prometheus")]
-    pub fn prometheus_handle(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+    pub fn prometheus_handle(
+        mut self,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> Self {
         self.prometheus = PrometheusSetup::Installed(handle);
         self
     }
@@ -269,6 +276,7 @@ impl MonitorBuilder {
                 self.excluded.insert((*path).into());
             }
         }
+        #[cfg_attr(not(feature = "prometheus"), allow(unused_mut))]
         let mut sinks = std::mem::take(&mut self.sinks);
         #[cfg(feature = "prometheus")]
         let prometheus = match std::mem::replace(&mut self.prometheus, PrometheusSetup::Off) {
@@ -437,7 +445,11 @@ impl Monitor {
         };
         let extras = flight.scope.shared.as_ref().map(|shared| shared.lock());
         let (tags, fields, attached_code) = match &extras {
-            Some(extras) => (&extras.tags[..], &extras.fields[..], extras.error_code.as_deref()),
+            Some(extras) => (
+                &extras.tags[..],
+                &extras.fields[..],
+                extras.error_code.as_deref(),
+            ),
             None => (&[][..], &[][..], None),
         };
         let point = RequestPoint {
@@ -536,8 +548,7 @@ impl InFlight {
     /// status 1xx, 204 or 304 (RFC 9110 §6.4.1). Servers drop such bodies unpolled, so an adapter
     /// completes the request at the response head when this is false.
     pub fn response_has_body(&self) -> bool {
-        self.method != Method::Head
-            && !matches!(self.status, Some(100..=199 | 204 | 304))
+        self.method != Method::Head && !matches!(self.status, Some(100..=199 | 204 | 304))
     }
 
     /// The response ended normally (last body frame sent, body error, or an empty body).
@@ -569,7 +580,9 @@ mod tests {
 
     fn monitor(build: impl FnOnce(MonitorBuilder) -> MonitorBuilder) -> (Monitor, Arc<MemorySink>) {
         let sink = Arc::new(MemorySink::new(1000));
-        let monitor = build(Monitor::builder("svc").sink(sink.clone())).build().unwrap();
+        let monitor = build(Monitor::builder("svc").sink(sink.clone()))
+            .build()
+            .unwrap();
         (monitor, sink)
     }
 
@@ -601,7 +614,12 @@ mod tests {
         assert_eq!(points.len(), 1, "recorded exactly once");
         let p = &points[0];
         assert_eq!(
-            (p.service.as_str(), p.route.as_str(), p.method, p.status_code),
+            (
+                p.service.as_str(),
+                p.route.as_str(),
+                p.method,
+                p.status_code
+            ),
             ("svc", "/users/{id}", Method::Get, 200)
         );
         assert_eq!(p.request_id.as_str(), "rid-1");
@@ -619,8 +637,14 @@ mod tests {
             flight.complete();
         }
         let points = sink.requests();
-        assert_eq!((points[0].route.as_str(), points[0].method), (UNMATCHED_ROUTE, Method::Get));
-        assert_eq!((points[1].route.as_str(), points[1].method.as_str()), ("/a", "_OTHER"));
+        assert_eq!(
+            (points[0].route.as_str(), points[0].method),
+            (UNMATCHED_ROUTE, Method::Get)
+        );
+        assert_eq!(
+            (points[1].route.as_str(), points[1].method.as_str()),
+            ("/a", "_OTHER")
+        );
     }
 
     #[test]
@@ -639,19 +663,32 @@ mod tests {
     fn exclusions_match_paths_and_templates() {
         let (monitor, sink) = monitor(|b| b.exclude_path("/internal/{x}"));
         assert!(monitor.begin(start(b"GET", "/metrics", None)).is_none());
-        assert!(monitor.begin(start(b"GET", "/health/db", Some("/health/{component}"))).is_none());
-        assert!(monitor.begin(start(b"GET", "/internal/1", Some("/internal/{x}"))).is_none());
+        assert!(monitor
+            .begin(start(b"GET", "/health/db", Some("/health/{component}")))
+            .is_none());
+        assert!(monitor
+            .begin(start(b"GET", "/internal/1", Some("/internal/{x}")))
+            .is_none());
         assert_eq!(sink.started(), 0);
         let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
-        assert!(monitor.begin(start(b"GET", "/metrics", Some("/metrics"))).is_some());
+        assert!(monitor
+            .begin(start(b"GET", "/metrics", Some("/metrics")))
+            .is_some());
     }
 
     #[test]
     fn a_drop_before_the_head_is_a_499_disconnect_and_not_an_error() {
         let (monitor, sink) = monitor(|b| b);
-        drop(monitor.begin(start(b"GET", "/slow", Some("/slow"))).unwrap());
+        drop(
+            monitor
+                .begin(start(b"GET", "/slow", Some("/slow")))
+                .unwrap(),
+        );
         let p = &sink.requests()[0];
-        assert_eq!((p.status_code, p.disconnected), (CLIENT_CLOSED_REQUEST, true));
+        assert_eq!(
+            (p.status_code, p.disconnected),
+            (CLIENT_CLOSED_REQUEST, true)
+        );
         assert!(sink.errors().is_empty());
         assert_eq!(monitor.in_flight(), 0);
     }
@@ -659,7 +696,9 @@ mod tests {
     #[test]
     fn a_drop_mid_body_keeps_the_status() {
         let (monitor, sink) = monitor(|b| b);
-        let mut flight = monitor.begin(start(b"GET", "/stream", Some("/stream"))).unwrap();
+        let mut flight = monitor
+            .begin(start(b"GET", "/stream", Some("/stream")))
+            .unwrap();
         flight.set_status(200);
         drop(flight);
         let p = &sink.requests()[0];
@@ -717,7 +756,10 @@ mod tests {
         flight.in_scope(|| {
             let handle = PointHandle::current().unwrap();
             assert_eq!(handle.request_id(), id);
-            handle.tag("handler_id", "u").field("rows", 3u32).field("ratio", 0.5);
+            handle
+                .tag("handler_id", "u")
+                .field("rows", 3u32)
+                .field("ratio", 0.5);
         });
         flight.set_status(200);
         flight.complete();
@@ -733,7 +775,13 @@ mod tests {
         let mut head = monitor.begin(start(b"HEAD", "/", Some("/"))).unwrap();
         head.set_status(200);
         assert!(!head.response_has_body());
-        for (status, has_body) in [(200, true), (204, false), (304, false), (101, false), (500, true)] {
+        for (status, has_body) in [
+            (200, true),
+            (204, false),
+            (304, false),
+            (101, false),
+            (500, true),
+        ] {
             let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
             flight.set_status(status);
             assert_eq!(flight.response_has_body(), has_body, "{status}");
@@ -751,11 +799,19 @@ mod tests {
         assert!(Monitor::builder("s").buckets(&[f64::NAN]).is_err());
         assert!(Monitor::builder("s").label_tag("http_route").is_err());
         assert!(Monitor::builder("s").label_tag("__x").is_err());
-        assert!(Monitor::builder("s").global_label("a", "1").unwrap().global_label("a", "2").is_err());
+        assert!(Monitor::builder("s")
+            .global_label("a", "1")
+            .unwrap()
+            .global_label("a", "2")
+            .is_err());
         let mut b = Monitor::builder("s");
         for i in 0..MAX_LABEL_TAGS {
             b = b.label_tag(format!("t{i}")).unwrap();
         }
-        assert!(b.label_tag("one_more").unwrap_err().to_string().contains("at most"));
+        assert!(b
+            .label_tag("one_more")
+            .unwrap_err()
+            .to_string()
+            .contains("at most"));
     }
 }

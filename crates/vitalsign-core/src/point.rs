@@ -151,7 +151,10 @@ impl RequestPoint<'_> {
 
     /// The value of a handler tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
     }
 
     /// The value of a handler field.
@@ -209,7 +212,10 @@ pub struct OwnedRequestPoint {
 impl OwnedRequestPoint {
     /// The value of a handler tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
     }
 
     /// The value of a handler field.

@@ -83,14 +83,20 @@ pub struct PrometheusSink {
 impl fmt::Debug for PrometheusSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrometheusSink")
-            .field("owns_recorder", &matches!(self.registrar, Registrar::Own(_)))
+            .field(
+                "owns_recorder",
+                &matches!(self.registrar, Registrar::Own(_)),
+            )
             .field("label_sets", &self.durations.len())
             .finish_non_exhaustive()
     }
 }
 
 impl PrometheusSink {
-    pub(crate) fn new(config: &MonitorBuilder, setup: PrometheusSetup) -> Result<Self, ConfigError> {
+    pub(crate) fn new(
+        config: &MonitorBuilder,
+        setup: PrometheusSetup,
+    ) -> Result<Self, ConfigError> {
         let name = |base: &str| -> KeyName {
             match &config.namespace {
                 Some(ns) => format!("{ns}_{base}").into(),
@@ -120,23 +126,38 @@ impl PrometheusSink {
             .map(|(k, v)| Label::new(k.clone(), v.clone()))
             .collect();
 
-        let mut duration_labels = vec!["http_request_method", "http_route", "http_response_status_code"];
+        let mut duration_labels = vec![
+            "http_request_method",
+            "http_route",
+            "http_response_status_code",
+        ];
         let tag_names: Vec<String> = config.label_tags.iter().map(|t| t.to_string()).collect();
         let durations = BoundedSeries::new(
             duration_name,
-            duration_labels.drain(..).map(String::from).chain(tag_names).collect(),
+            duration_labels
+                .drain(..)
+                .map(String::from)
+                .chain(tag_names)
+                .collect(),
             config.max_label_sets,
         );
         let errors = BoundedSeries::new(
             name(ERRORS),
-            ["http_request_method", "http_route", "http_response_status_code", "error_code"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "http_request_method",
+                "http_route",
+                "http_response_status_code",
+                "error_code",
+            ]
+            .map(String::from)
+            .to_vec(),
             config.max_label_sets,
         );
         let disconnects = BoundedSeries::new(
             name(DISCONNECTS),
-            ["http_request_method", "http_route"].map(String::from).to_vec(),
+            ["http_request_method", "http_route"]
+                .map(String::from)
+                .to_vec(),
             config.max_label_sets,
         );
         let active_name = name(ACTIVE_REQUESTS);
@@ -222,7 +243,8 @@ impl PrometheusSink {
             .map(|(k, v)| Label::new(k.clone(), (*v).to_owned()))
             .collect();
         labels.extend(self.global_labels.iter().cloned());
-        self.register_key(&Key::from_parts(series.name.clone(), labels), kind).into()
+        self.register_key(&Key::from_parts(series.name.clone(), labels), kind)
+            .into()
     }
 
     fn register_overflow<H: From<Registered>>(&self, series: &BoundedSeries<H>, kind: Kind) -> H {
@@ -235,7 +257,8 @@ impl PrometheusSink {
         }
         let mut labels = vec![Label::new(OVERFLOW_LABEL.0, OVERFLOW_LABEL.1)];
         labels.extend(self.global_labels.iter().cloned());
-        self.register_key(&Key::from_parts(series.name.clone(), labels), kind).into()
+        self.register_key(&Key::from_parts(series.name.clone(), labels), kind)
+            .into()
     }
 
     fn register_key(&self, key: &Key, kind: Kind) -> Registered {
@@ -252,7 +275,12 @@ impl PrometheusSink {
         kind: Kind,
         f: impl FnOnce(&H),
     ) {
-        series.with(values, || self.register(series, values, kind), || self.register_overflow(series, kind), f)
+        series.with(
+            values,
+            || self.register(series, values, kind),
+            || self.register_overflow(series, kind),
+            f,
+        )
     }
 }
 
@@ -304,7 +332,9 @@ impl Sink for PrometheusSink {
             h.record(point.execution_time)
         });
         if point.disconnected {
-            self.with_series(&self.disconnects, &values[..2], Kind::Counter, |c| c.increment(1));
+            self.with_series(&self.disconnects, &values[..2], Kind::Counter, |c| {
+                c.increment(1)
+            });
         }
         self.active[point.method.index()].decrement(1.0);
     }
@@ -394,7 +424,10 @@ impl<H: Clone> BoundedSeries<H> {
         }
         let handle = register();
         f(&handle);
-        map.insert(values.iter().map(|v| Box::<str>::from(*v)).collect(), handle);
+        map.insert(
+            values.iter().map(|v| Box::<str>::from(*v)).collect(),
+            handle,
+        );
     }
 }
 
@@ -419,10 +452,17 @@ mod tests {
         let mut next = 0;
         let mut seen = Vec::new();
         for v in ["a", "b", "c", "d", "a"] {
-            series.with(&[v], || { next += 1; next }, || 99, |h| seen.push(*h));
+            series.with(
+                &[v],
+                || {
+                    next += 1;
+                    next
+                },
+                || 99,
+                |h| seen.push(*h),
+            );
         }
         assert_eq!(seen, vec![1, 2, 99, 99, 1]);
         assert_eq!(series.len(), 2);
     }
 }
-

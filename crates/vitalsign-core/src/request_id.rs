@@ -37,7 +37,8 @@ impl RequestId {
             return None;
         }
         if !value.iter().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'=' | b'/' | b'@')
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'=' | b'/' | b'@')
         }) {
             return None;
         }
@@ -93,17 +94,40 @@ mod tests {
 
     #[test]
     fn sane_ids_are_kept() {
-        for id in ["a", "0b5f7c0e-8d4e-4c1a-9a57-2f2d1f1a3b4c", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "svc:1/2+3=@x_y.z"] {
-            assert_eq!(RequestId::from_header(Some(id.as_bytes())).unwrap().as_str(), id);
+        for id in [
+            "a",
+            "0b5f7c0e-8d4e-4c1a-9a57-2f2d1f1a3b4c",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "svc:1/2+3=@x_y.z",
+        ] {
+            assert_eq!(
+                RequestId::from_header(Some(id.as_bytes()))
+                    .unwrap()
+                    .as_str(),
+                id
+            );
         }
         let max = "x".repeat(RequestId::MAX_LEN);
-        assert_eq!(RequestId::from_header(Some(max.as_bytes())).unwrap().as_str(), max);
+        assert_eq!(
+            RequestId::from_header(Some(max.as_bytes()))
+                .unwrap()
+                .as_str(),
+            max
+        );
     }
 
     #[test]
     fn odd_ids_are_replaced() {
         let long = "x".repeat(RequestId::MAX_LEN + 1);
-        for bad in [&b""[..], long.as_bytes(), b"a b", b"a\"b", b"a\nb", b"\xc3\xa9", b"<script>"] {
+        for bad in [
+            &b""[..],
+            long.as_bytes(),
+            b"a b",
+            b"a\"b",
+            b"a\nb",
+            b"\xc3\xa9",
+            b"<script>",
+        ] {
             assert!(RequestId::from_header(Some(bad)).is_none(), "{bad:?}");
             let generated = RequestId::from_header_or_generate(Some(bad));
             assert_ne!(generated.as_str().as_bytes(), bad);

@@ -36,7 +36,12 @@ fn upkeep_runs_while_the_monitor_lives_and_stops_with_it() {
     let second = monitor.clone();
     for _ in 0..1000 {
         let mut flight = second
-            .begin(RequestStart { method: b"GET", path: "/a", route: Some("/a"), request_id: None })
+            .begin(RequestStart {
+                method: b"GET",
+                path: "/a",
+                route: Some("/a"),
+                request_id: None,
+            })
             .unwrap();
         flight.set_status(200);
         flight.complete();

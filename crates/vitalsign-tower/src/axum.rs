@@ -22,7 +22,7 @@ use std::ops::Deref;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use vitalsign_core::{Monitor, PointHandle};
@@ -36,7 +36,9 @@ pub struct MatchedPathRoute;
 
 impl ResolveRoute for MatchedPathRoute {
     fn resolve<'r>(&self, head: &RequestHead<'r>) -> Option<&'r str> {
-        head.extensions.get::<MatchedPath>().map(MatchedPath::as_str)
+        head.extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
     }
 }
 
@@ -122,7 +124,8 @@ pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<
                 let monitor = monitor.clone();
                 async move {
                     match monitor.render_metrics() {
-                        Some(text) => ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response(),
+                        Some(text) => ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text)
+                            .into_response(),
                         None => (
                             StatusCode::NOT_FOUND,
                             "vitalsign: this monitor has no Prometheus sink",

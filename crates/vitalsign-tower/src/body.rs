@@ -20,8 +20,8 @@ pin_project! {
 
 impl<B: Body> ResponseBody<B> {
     pub(crate) fn new(inner: B, mut flight: Option<InFlight>) -> Self {
-        let nothing_to_send = inner.is_end_stream()
-            || flight.as_ref().is_some_and(|f| !f.response_has_body());
+        let nothing_to_send =
+            inner.is_end_stream() || flight.as_ref().is_some_and(|f| !f.response_has_body());
         if nothing_to_send {
             // HEAD, 204, 304, empty bodies: the server will not poll (or not send) this body.
             if let Some(mut flight) = flight.take() {

@@ -36,7 +36,9 @@ pub struct RouteFn<F>(F);
 
 impl<F> std::fmt::Debug for RouteFn<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("RouteFn").field(&std::any::type_name::<F>()).finish()
+        f.debug_tuple("RouteFn")
+            .field(&std::any::type_name::<F>())
+            .finish()
     }
 }
 

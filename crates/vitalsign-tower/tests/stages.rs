@@ -14,14 +14,20 @@ use vitalsign_tower::{MonitorLayer, UriPath};
 
 fn monitor() -> (Monitor, Arc<MemorySink>) {
     let sink = Arc::new(MemorySink::new(100));
-    let monitor = Monitor::builder("stages").sink(sink.clone()).build().unwrap();
+    let monitor = Monitor::builder("stages")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
     (monitor, sink)
 }
 
-type Chunks = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+type Chunks =
+    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
 fn chunks(n: usize) -> Chunks {
-    let frames: Vec<_> = (0..n).map(|i| Ok(Frame::data(Bytes::from(format!("chunk {i}"))))).collect();
+    let frames: Vec<_> = (0..n)
+        .map(|i| Ok(Frame::data(Bytes::from(format!("chunk {i}")))))
+        .collect();
     StreamBody::new(futures_util::stream::iter(frames))
 }
 
@@ -35,11 +41,20 @@ async fn recorded_at_end_of_stream_not_before() {
     let svc = tower::service_fn(|_req: Request<Empty<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(chunks(3)))
     });
-    let mut svc = MonitorLayer::new(&monitor).route_resolver(UriPath).layer(svc);
+    let mut svc = MonitorLayer::new(&monitor)
+        .route_resolver(UriPath)
+        .layer(svc);
     let future = svc.ready().await.unwrap().call(get("/s"));
-    assert_eq!((sink.started(), sink.requests().len()), (1, 0), "after call");
+    assert_eq!(
+        (sink.started(), sink.requests().len()),
+        (1, 0),
+        "after call"
+    );
     let response = future.await.unwrap();
-    assert!(sink.requests().is_empty(), "after the future: the body is still to come");
+    assert!(
+        sink.requests().is_empty(),
+        "after the future: the body is still to come"
+    );
     let mut body = response.into_body();
     for _ in 0..3 {
         body.frame().await.unwrap().unwrap();
@@ -48,7 +63,14 @@ async fn recorded_at_end_of_stream_not_before() {
     assert!(body.frame().await.is_none());
     let points = sink.requests();
     assert_eq!(points.len(), 1, "at end of stream");
-    assert_eq!((points[0].route.as_str(), points[0].status_code, points[0].disconnected), ("/s", 200, false));
+    assert_eq!(
+        (
+            points[0].route.as_str(),
+            points[0].status_code,
+            points[0].disconnected
+        ),
+        ("/s", 200, false)
+    );
     drop(body);
     assert_eq!(sink.requests().len(), 1, "exactly once");
 }
@@ -60,7 +82,14 @@ async fn a_body_with_exact_length_is_recorded_on_its_last_frame() {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
     });
     let mut svc = MonitorLayer::new(&monitor).layer(svc);
-    let mut body = svc.ready().await.unwrap().call(get("/f")).await.unwrap().into_body();
+    let mut body = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("/f"))
+        .await
+        .unwrap()
+        .into_body();
     assert!(sink.requests().is_empty());
     body.frame().await.unwrap().unwrap();
     // hyper stops polling once is_end_stream() is true: the last frame must complete it.
@@ -71,7 +100,12 @@ async fn a_body_with_exact_length_is_recorded_on_its_last_frame() {
 async fn an_empty_body_is_recorded_at_the_head() {
     let (monitor, sink) = monitor();
     let svc = tower::service_fn(|_req: Request<Empty<Bytes>>| async {
-        Ok::<_, Infallible>(Response::builder().status(StatusCode::NO_CONTENT).body(Empty::<Bytes>::new()).unwrap())
+        Ok::<_, Infallible>(
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
     });
     let mut svc = MonitorLayer::new(&monitor).layer(svc);
     let response = svc.ready().await.unwrap().call(get("/e")).await.unwrap();
@@ -94,7 +128,10 @@ async fn dropping_the_future_is_a_disconnect() {
     assert_eq!(monitor.in_flight(), 1);
     drop(future);
     let p = &sink.requests()[0];
-    assert_eq!((p.status_code, p.disconnected), (CLIENT_CLOSED_REQUEST, true));
+    assert_eq!(
+        (p.status_code, p.disconnected),
+        (CLIENT_CLOSED_REQUEST, true)
+    );
     assert_eq!(monitor.in_flight(), 0);
 }
 
@@ -105,7 +142,14 @@ async fn dropping_the_body_early_is_a_disconnect_with_the_status() {
         Ok::<_, Infallible>(Response::new(chunks(5)))
     });
     let mut svc = MonitorLayer::new(&monitor).layer(svc);
-    let mut body = svc.ready().await.unwrap().call(get("/s")).await.unwrap().into_body();
+    let mut body = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("/s"))
+        .await
+        .unwrap()
+        .into_body();
     body.frame().await.unwrap().unwrap();
     drop(body);
     let p = &sink.requests()[0];
@@ -130,13 +174,22 @@ async fn a_service_error_is_recorded_as_500() {
 async fn a_panic_in_the_body_stream_is_a_500() {
     let (monitor, sink) = monitor();
     let svc = tower::service_fn(|_req: Request<Empty<Bytes>>| async {
-        let stream = futures_util::stream::poll_fn(|_| -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            panic!("stream panicked")
-        });
+        let stream = futures_util::stream::poll_fn(
+            |_| -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+                panic!("stream panicked")
+            },
+        );
         Ok::<_, Infallible>(Response::new(StreamBody::new(stream)))
     });
     let mut svc = MonitorLayer::new(&monitor).layer(svc);
-    let body = svc.ready().await.unwrap().call(get("/p")).await.unwrap().into_body();
+    let body = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("/p"))
+        .await
+        .unwrap()
+        .into_body();
     let task = tokio::spawn(async move {
         let mut body = body;
         body.frame().await
@@ -153,7 +206,8 @@ fn assert_send<T: Send>() {}
 #[test]
 fn types_are_send_and_sync() {
     assert_send_sync::<MonitorLayer>();
-    assert_send_sync::<vitalsign_tower::MonitorService<tower::util::BoxCloneSyncService<(), (), ()>>>();
+    assert_send_sync::<vitalsign_tower::MonitorService<tower::util::BoxCloneSyncService<(), (), ()>>>(
+    );
     assert_send::<vitalsign_tower::ResponseFuture<std::future::Ready<()>>>();
     assert_send_sync::<vitalsign_tower::ResponseBody<Full<Bytes>>>();
     assert_send_sync::<Monitor>();
