@@ -132,13 +132,14 @@ impl PointHandle {
 
     /// Adds a field (replacing an earlier field of the same key). Fields never become labels.
     pub fn field(&self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> &Self {
-        let key = key.into();
         let value = value.into();
-        let mut extras = self.shared.lock();
-        match extras.fields.iter_mut().find(|f| f.key == key) {
-            Some(field) => field.value = value,
-            None => extras.fields.push(Field { key, value }),
-        }
+        self.update_field(key.into(), |slot| match slot {
+            Some(slot) => {
+                *slot = value;
+                None
+            }
+            None => Some(value),
+        });
         self
     }
 
@@ -171,17 +172,29 @@ impl PointHandle {
     }
 
     fn add_seconds(&self, name: Cow<'static, str>, seconds: f64) {
+        self.update_field(name, |slot| match slot {
+            Some(FieldValue::Float(total)) => {
+                *total += seconds;
+                None
+            }
+            Some(other) => {
+                *other = FieldValue::Float(seconds);
+                None
+            }
+            None => Some(FieldValue::Float(seconds)),
+        });
+    }
+
+    /// Runs `update` on the field `key` (or on `None` if absent); a value it returns is added.
+    fn update_field(
+        &self,
+        key: Cow<'static, str>,
+        update: impl FnOnce(Option<&mut FieldValue>) -> Option<FieldValue>,
+    ) {
         let mut extras = self.shared.lock();
-        match extras.fields.iter_mut().find(|f| f.key == name) {
-            Some(Field {
-                value: FieldValue::Float(total),
-                ..
-            }) => *total += seconds,
-            Some(field) => field.value = FieldValue::Float(seconds),
-            None => extras.fields.push(Field {
-                key: name,
-                value: FieldValue::Float(seconds),
-            }),
+        let existing = extras.fields.iter_mut().find(|f| f.key == key);
+        if let Some(value) = update(existing.map(|f| &mut f.value)) {
+            extras.fields.push(Field { key, value });
         }
     }
 }

@@ -110,6 +110,14 @@ impl From<&str> for FieldValue {
     }
 }
 
+fn find_tag<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
+    tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+}
+
+fn find_field<'f>(fields: &'f [Field], key: &str) -> Option<&'f FieldValue> {
+    fields.iter().find(|f| f.key == key).map(|f| &f.value)
+}
+
 /// One finished request (series `requests`).
 ///
 /// Tags: `service`, `route`, `method`, `status_code`, plus [`RequestPoint::tags`].
@@ -151,15 +159,12 @@ impl RequestPoint<'_> {
 
     /// The value of a handler tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
+        find_tag(self.tags.as_ref(), key)
     }
 
     /// The value of a handler field.
     pub fn field(&self, key: &str) -> Option<&FieldValue> {
-        self.fields.iter().find(|f| f.key == key).map(|f| &f.value)
+        find_field(self.fields.as_ref(), key)
     }
 
     /// An owned copy, for sinks that queue points.
@@ -212,14 +217,11 @@ pub struct OwnedRequestPoint {
 impl OwnedRequestPoint {
     /// The value of a handler tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
+        find_tag(self.tags.as_ref(), key)
     }
 
     /// The value of a handler field.
     pub fn field(&self, key: &str) -> Option<&FieldValue> {
-        self.fields.iter().find(|f| f.key == key).map(|f| &f.value)
+        find_field(self.fields.as_ref(), key)
     }
 }

@@ -124,7 +124,10 @@ pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<
                 let monitor = monitor.clone();
                 async move {
                     match monitor.render_metrics() {
-                        Some(text) => ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text)
+                        Some(text) => (
+                            [(axum::http::header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
+                            text,
+                        )
                             .into_response(),
                         None => (
                             StatusCode::NOT_FOUND,

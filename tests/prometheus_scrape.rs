@@ -1,0 +1,170 @@
+//! A real Prometheus server (Debian's `prometheus` package) scrapes the demo app on 127.0.0.1
+//! and its query API returns the exact counts we sent.
+#![cfg(all(feature = "axum", feature = "prometheus"))]
+
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod app;
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+struct Prometheus {
+    child: Child,
+    base: String,
+    _dir: TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts Prometheus scraping `target` every 200 ms; `None` (a loud skip) when it is not
+/// installed outside CI, a failure under `CI=true`.
+fn start_prometheus(target: &str) -> Option<Prometheus> {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let message = "the prometheus server is not installed: install Debian's `prometheus` package (.ci/run does)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "vitalsign-prom-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\nscrape_configs:\n  - job_name: vitalsign\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    Some(Prometheus {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: TempDir(dir),
+    })
+}
+
+/// The value of an instant query's single result, if there is exactly one.
+async fn query(prometheus: &Prometheus, expr: &str) -> Option<f64> {
+    let response = client()
+        .get(format!("{}/api/v1/query", prometheus.base))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .ok()?;
+    let json: serde_json::Value = response.json().await.ok()?;
+    let result = json["data"]["result"].as_array()?;
+    if result.len() != 1 {
+        return None;
+    }
+    result[0]["value"][1].as_str()?.parse().ok()
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_the_demo_and_sees_exact_counts() {
+    let monitor = app::monitor(Vec::new()).unwrap();
+    let server = Server::start(app::axum_app(&monitor)).await;
+    let Some(prometheus) = start_prometheus(&server.addr.to_string()) else {
+        return;
+    };
+    for id in 0..7 {
+        assert_eq!(server.get(&format!("/users/{id}")).await.0, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(server.get("/error").await.0, 500);
+    }
+    assert_eq!(server.get("/nowhere").await.0, 404);
+
+    let checks = [
+        (r#"up{job="vitalsign"}"#, 1.0),
+        (
+            r#"http_server_request_duration_seconds_count{http_route="/users/{id}",http_response_status_code="200"}"#,
+            7.0,
+        ),
+        (
+            r#"http_server_errors_total{http_route="/error",error_code="1001"}"#,
+            3.0,
+        ),
+        (
+            r#"http_server_request_duration_seconds_count{http_route="unmatched"}"#,
+            1.0,
+        ),
+        (r#"sum(http_server_active_requests)"#, 0.0),
+        (
+            r#"scrape_samples_post_metric_relabeling{job="vitalsign"} > 0"#,
+            -1.0,
+        ),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (expr, want) in checks {
+        loop {
+            let got = query(&prometheus, expr).await;
+            if got.is_some_and(|v| want < 0.0 || v == want) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{expr}: got {got:?}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The scrape itself reports no problem.
+    let targets: serde_json::Value = client()
+        .get(format!("{}/api/v1/targets", prometheus.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let target = &targets["data"]["activeTargets"][0];
+    assert_eq!(target["health"], "up", "{target}");
+    assert_eq!(target["lastError"], "", "{target}");
+}
