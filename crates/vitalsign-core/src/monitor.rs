@@ -15,7 +15,8 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+
+use hashbrown::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -435,7 +436,7 @@ impl Monitor {
         Route::Interned(interned)
     }
 
-    fn record(&self, flight: &mut InFlight, disconnected: bool) {
+    fn record(&self, flight: &InFlight, disconnected: bool) {
         self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
         let panicked = flight.scope.panicked;
         let status = if panicked {
@@ -555,8 +556,7 @@ impl InFlight {
     /// Records the request; later calls and the drop do nothing.
     pub fn complete(&mut self) {
         if !std::mem::replace(&mut self.done, true) {
-            let monitor = self.monitor.clone();
-            monitor.record(self, false);
+            self.monitor.record(self, false);
         }
     }
 }
@@ -567,8 +567,7 @@ impl Drop for InFlight {
             if std::thread::panicking() {
                 self.scope.panicked = true;
             }
-            let monitor = self.monitor.clone();
-            monitor.record(self, true);
+            self.monitor.record(self, true);
         }
     }
 }
