@@ -159,12 +159,12 @@ impl RequestPoint<'_> {
 
     /// The value of a handler tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        find_tag(self.tags.as_ref(), key)
+        find_tag(self.tags, key)
     }
 
     /// The value of a handler field.
     pub fn field(&self, key: &str) -> Option<&FieldValue> {
-        find_field(self.fields.as_ref(), key)
+        find_field(self.fields, key)
     }
 
     /// An owned copy, for sinks that queue points.
@@ -217,11 +217,11 @@ pub struct OwnedRequestPoint {
 impl OwnedRequestPoint {
     /// The value of a handler tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        find_tag(self.tags.as_ref(), key)
+        find_tag(&self.tags, key)
     }
 
     /// The value of a handler field.
     pub fn field(&self, key: &str) -> Option<&FieldValue> {
-        find_field(self.fields.as_ref(), key)
+        find_field(&self.fields, key)
     }
 }
