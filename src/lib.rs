@@ -47,6 +47,7 @@
 //!
 //! - `axum` (default): the Tower layer's axum integration ([`axum`] module).
 //! - `prometheus` (default): the Prometheus sink and `/metrics`.
+//! - `actix`: the actix-web middleware ([`actix`] module).
 
 pub use vitalsign_core::*;
 pub use vitalsign_tower::{
@@ -58,6 +59,25 @@ pub use vitalsign_tower::{
 #[cfg(feature = "axum")]
 pub mod axum {
     pub use vitalsign_tower::axum::*;
+}
+
+/// actix-web middleware: [`actix::Monitoring`], the [`actix::Point`] extractor and
+/// [`actix::configure`] for the endpoints (feature `actix`).
+///
+/// ```
+/// use actix_web::{web, App};
+/// use vitalsign::{actix::{configure, Monitoring}, Monitor};
+///
+/// let monitor = Monitor::builder("shop").build().unwrap();
+/// let app = App::new()
+///     .wrap(Monitoring::new(&monitor))
+///     .configure(configure(&monitor))
+///     .route("/users/{id}", web::get().to(|| async { "user" }));
+/// # let _ = app;
+/// ```
+#[cfg(feature = "actix")]
+pub mod actix {
+    pub use vitalsign_actix::*;
 }
 
 /// The Tower layer and its parts.

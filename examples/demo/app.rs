@@ -1,19 +1,28 @@
-//! The demo application: the same routes the README shows, shared by `main.rs` and the tests.
+//! The demo application, served by axum (here) or actix-web (`actix_app.rs`) with the same
+//! routes and behaviours; shared by `main.rs` and the tests.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{json, Value};
 use vitalsign::axum::{endpoints, Point};
-use vitalsign::{ConfigError, Monitor, MonitorBuilder, MonitorLayer, Sink};
+use vitalsign::{ConfigError, Monitor, MonitorBuilder, MonitorLayer, PointHandle, Sink};
 
 /// Service name of the demo.
 pub(crate) const SERVICE: &str = "vitalsign-demo";
+/// Error code `/error` attaches.
+pub(crate) const ERROR_CODE: u32 = 1001;
+/// Longest sleep `/slow` accepts, in milliseconds.
+pub(crate) const MAX_SLOW_MS: u64 = 60_000;
+/// Default sleep of `/slow`, in milliseconds.
+pub(crate) const DEFAULT_SLOW_MS: u64 = 100;
 
 /// The demo's monitor configuration: `handler_id` is declared as a label.
 pub(crate) fn monitor_builder() -> Result<MonitorBuilder, ConfigError> {
@@ -22,86 +31,106 @@ pub(crate) fn monitor_builder() -> Result<MonitorBuilder, ConfigError> {
 
 /// The demo monitor, with extra sinks (tests add a collecting one).
 pub(crate) fn monitor(sinks: Vec<Arc<dyn Sink>>) -> Result<Monitor, ConfigError> {
-    sinks
-        .into_iter()
-        .fold(monitor_builder()?, |b, s| b.sink(s))
-        .build()
+    with_sinks(monitor_builder()?, sinks).build()
 }
 
-/// The demo routes, without any middleware.
-pub(crate) fn routes() -> Router {
-    Router::new()
-        .route("/users/{id}", get(get_user))
-        .route("/error", get(error))
-        .route("/slow", get(slow))
-        .route("/stream", get(stream))
-        .route("/panic", get(panic))
+/// Adds `sinks` to `builder`.
+pub(crate) fn with_sinks(builder: MonitorBuilder, sinks: Vec<Arc<dyn Sink>>) -> MonitorBuilder {
+    sinks.into_iter().fold(builder, |b, s| b.sink(s))
 }
 
-/// The demo app: routes, `/metrics`, `/health/live`, monitoring, panic-to-500.
-///
-/// The layer comes last: axum's `Router::merge` replaces a layered default fallback with the
-/// other router's unlayered one, so layering before a merge would leave 404s unrecorded.
-pub(crate) fn axum_app(monitor: &Monitor) -> Router {
-    routes()
-        .merge(endpoints(monitor))
-        .route("/health/live", get(|| async { "ok" }))
-        .layer(MonitorLayer::new(monitor))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+// ---- behaviour shared by both frameworks ----
+
+/// `/users/{id}`: tags and fields on the point, a timed stand-in for a database call.
+pub(crate) async fn user(point: &PointHandle, id: String) -> Value {
+    point.tag("handler_id", "get_user").field("user_id", id.as_str());
+    point.timed("db_time", tokio::time::sleep(Duration::from_millis(2))).await;
+    json!({ "id": id, "name": format!("user {id}") })
 }
 
-async fn get_user(point: Point, Path(id): Path<String>) -> impl IntoResponse {
-    point
-        .tag("handler_id", "get_user")
-        .field("user_id", id.as_str());
-    // A stand-in for a database call, timed into the field `db_time`.
-    point
-        .timed("db_time", tokio::time::sleep(Duration::from_millis(2)))
-        .await;
-    Json(json!({ "id": id, "name": format!("user {id}") }))
+/// `/error`: the error code and the body of the 500.
+pub(crate) fn error(point: &PointHandle) -> Value {
+    point.tag("handler_id", "error").error_code(ERROR_CODE);
+    json!({ "error": ERROR_CODE, "message": "demo failure" })
 }
 
-async fn error(point: Point) -> impl IntoResponse {
-    point.tag("handler_id", "error").error_code(1001);
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({ "error": 1001, "message": "demo failure" })),
-    )
-}
-
-#[derive(serde::Deserialize)]
-struct SlowQuery {
-    ms: Option<u64>,
-}
-
-async fn slow(Query(q): Query<SlowQuery>) -> impl IntoResponse {
-    let ms = q.ms.unwrap_or(100);
-    if ms > 60_000 {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("ms={ms} is over the limit of 60000\n"),
-        );
+/// `/slow?ms=N`: sleeps, or says why it will not.
+pub(crate) async fn slow(ms: Option<u64>) -> Result<String, String> {
+    let ms = ms.unwrap_or(DEFAULT_SLOW_MS);
+    if ms > MAX_SLOW_MS {
+        return Err(format!("ms={ms} is over the limit of {MAX_SLOW_MS}\n"));
     }
     tokio::time::sleep(Duration::from_millis(ms)).await;
-    (StatusCode::OK, format!("slept {ms} ms\n"))
+    Ok(format!("slept {ms} ms\n"))
 }
 
-async fn stream() -> impl IntoResponse {
-    let chunks = futures_util::stream::unfold(0u32, |i| async move {
+/// `/stream`: 5 chunks, 50 ms apart.
+pub(crate) fn chunks() -> impl Stream<Item = Result<Bytes, Infallible>> {
+    futures_util::stream::unfold(0u32, |i| async move {
         if i == 5 {
             return None;
         }
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Some((
-            Ok::<_, std::convert::Infallible>(format!("chunk {i}\n")),
-            i + 1,
-        ))
-    });
-    axum::body::Body::from_stream(chunks)
+        Some((Ok(Bytes::from(format!("chunk {i}\n"))), i + 1))
+    })
 }
 
-async fn panic() -> &'static str {
+/// `/api/v1/orders/{order}/items/{item}` (a nested router / scope).
+pub(crate) fn item(order: &str, item: &str) -> Value {
+    json!({ "order": order, "item": item })
+}
+
+/// `/panic`.
+pub(crate) fn panic_now() -> ! {
     panic!("the demo's /panic handler panics on purpose")
+}
+
+// ---- axum ----
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SlowQuery {
+    pub(crate) ms: Option<u64>,
+}
+
+/// The demo routes on axum, without any middleware.
+pub(crate) fn routes() -> Router {
+    let api = Router::new().route(
+        "/orders/{order}/items/{item}",
+        get(|Path((o, i)): Path<(String, String)>| async move { Json(item(&o, &i)) }),
+    );
+    Router::new()
+        .route(
+            "/users/{id}",
+            get(|point: Point, Path(id): Path<String>| async move { Json(user(&point, id).await) }),
+        )
+        .route(
+            "/error",
+            get(|point: Point| async move { (StatusCode::INTERNAL_SERVER_ERROR, Json(error(&point))) }),
+        )
+        .route(
+            "/slow",
+            get(|Query(q): Query<SlowQuery>| async move {
+                match slow(q.ms).await {
+                    Ok(text) => (StatusCode::OK, text),
+                    Err(text) => (StatusCode::BAD_REQUEST, text),
+                }
+            }),
+        )
+        .route("/stream", get(|| async { axum::body::Body::from_stream(chunks()) }))
+        .route("/panic", get(|| async { panic_now() as &'static str }))
+        .nest("/api/v1", api)
+}
+
+/// The demo app on axum: routes, `/metrics`, `/health/live`, monitoring, panic-to-500.
+///
+/// The layer comes last: axum's `Router::merge` keeps the merged router's default fallback,
+/// which would not carry a layer added before it, and 404s would go unrecorded.
+pub(crate) fn axum_app(monitor: &Monitor) -> Router {
+    routes()
+        .merge(endpoints(monitor))
+        .route("/health/live", get(|| async { "ok" }))
+        .layer(MonitorLayer::new(monitor))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }

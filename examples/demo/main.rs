@@ -4,24 +4,33 @@
 //! cargo run --release --example demo -- --addr 127.0.0.1:3000 --framework axum
 //! ```
 
+mod actix_app;
 mod app;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: demo [--addr HOST:PORT] [--framework axum]
+usage: demo [--addr HOST:PORT] [--framework axum|actix]
 
   --addr HOST:PORT     address to listen on (default 127.0.0.1:3000)
-  --framework NAME     web framework serving the demo: axum (default)
+  --framework NAME     web framework serving the demo: axum (default) or actix
   -h, --help           print this help";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Framework {
+    Axum,
+    Actix,
+}
 
 struct Args {
     addr: SocketAddr,
+    framework: Framework,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut addr: SocketAddr = "127.0.0.1:3000".parse().expect("valid default");
+    let mut framework = Framework::Axum;
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -41,18 +50,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                     format!("--addr {v:?} is not a socket address like 127.0.0.1:3000: {e}")
                 })?;
             }
-            "--framework" => match value("--framework")?.as_str() {
-                "axum" => {}
-                other => {
-                    return Err(format!(
-                    "--framework {other:?} is not available: this build serves the demo with axum"
-                ))
+            "--framework" => {
+                framework = match value("--framework")?.as_str() {
+                    "axum" => Framework::Axum,
+                    "actix" => Framework::Actix,
+                    other => return Err(format!("--framework {other:?} is not one of axum, actix")),
                 }
-            },
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Some(Args { addr }))
+    Ok(Some(Args { addr, framework }))
 }
 
 fn main() -> ExitCode {
@@ -67,8 +75,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(serve(args)) {
+    let served = match args.framework {
+        Framework::Axum => tokio::runtime::Runtime::new()
+            .map_err(Into::into)
+            .and_then(|runtime| runtime.block_on(serve_axum(args))),
+        Framework::Actix => actix_web::rt::System::new().block_on(serve_actix(args)),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo: {e}");
@@ -77,13 +90,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let monitor = app::monitor(Vec::new())?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let base = format!("http://{}", listener.local_addr()?);
-    println!("vitalsign demo (axum) listening on {base}");
+/// Prints where the demo listens and what to try.
+fn print_banner(framework: &str, addr: SocketAddr) {
+    let base = format!("http://{addr}");
+    println!("vitalsign demo ({framework}) listening on {base}");
     println!("try:");
     for path in [
         "/users/42",
@@ -91,6 +101,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "/slow?ms=300",
         "/stream",
         "/panic",
+        "/api/v1/orders/7/items/3",
         "/no/such/route",
         "/metrics",
         "/health/live",
@@ -98,10 +109,32 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("  curl -s {base}{path}");
     }
     println!("stop with Ctrl-C");
+}
+
+async fn serve_axum(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let monitor = app::monitor(Vec::new())?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    print_banner("axum", listener.local_addr()?);
     axum::serve(listener, app::axum_app(&monitor))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+async fn serve_actix(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let monitor = app::monitor(Vec::new())?;
+    let (server, addrs) = actix_app::actix_server(&monitor, args.addr)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    print_banner("actix", addrs[0]);
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop(true).await;
+    });
+    server.await?;
     Ok(())
 }

@@ -25,6 +25,7 @@
 //!   `metrics` and `metrics-exporter-prometheus`.
 
 mod classify;
+pub mod endpoint;
 mod handle;
 mod memory;
 mod method;

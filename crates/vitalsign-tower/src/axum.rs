@@ -25,6 +25,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use vitalsign_core::endpoint::{EndpointResponse, MISSING_POINT_MESSAGE};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -66,10 +67,7 @@ pub struct MissingPoint;
 
 impl std::fmt::Display for MissingPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "vitalsign: this request has no monitoring point: add MonitorLayer to the router with \
-             Router::layer, and do not exclude this path",
-        )
+        f.write_str(MISSING_POINT_MESSAGE)
     }
 }
 
@@ -100,9 +98,6 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
     }
 }
 
-/// Content type of the Prometheus text exposition format.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// A router with vitalsign's endpoints: `/metrics` (Prometheus text format). Merge it into the
 /// application's router, or serve it on a separate listener.
 ///
@@ -114,32 +109,22 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// # let _ = admin;
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<S> {
-    let router = Router::new();
-    #[cfg(feature = "prometheus")]
-    let router = {
-        let monitor = monitor.clone();
-        router.route(
-            "/metrics",
-            axum::routing::get(move || {
-                let monitor = monitor.clone();
-                async move {
-                    match monitor.render_metrics() {
-                        Some(text) => (
-                            [(axum::http::header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-                            text,
-                        )
-                            .into_response(),
-                        None => (
-                            StatusCode::NOT_FOUND,
-                            "vitalsign: this monitor has no Prometheus sink",
-                        )
-                            .into_response(),
-                    }
-                }
-            }),
-        )
-    };
-    #[cfg(not(feature = "prometheus"))]
-    let _ = monitor;
-    router
+    let monitor = monitor.clone();
+    Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let page = monitor.metrics_endpoint();
+            async move { into_response(page) }
+        }),
+    )
+}
+
+fn into_response(page: EndpointResponse) -> Response {
+    let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, page.content_type)],
+        page.body,
+    )
+        .into_response()
 }

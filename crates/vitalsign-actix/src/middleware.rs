@@ -1,0 +1,162 @@
+//! [`Monitoring`]: the actix-web `Transform`, its `Service` and response future.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::Error;
+use pin_project_lite::pin_project;
+use vitalsign_core::{InFlight, Monitor, RequestStart, REQUEST_ID_HEADER};
+
+use crate::MonitoredBody;
+
+/// actix-web middleware that records every request through a [`Monitor`].
+///
+/// ```
+/// use actix_web::{web, App};
+/// use vitalsign_actix::Monitoring;
+/// use vitalsign_core::Monitor;
+///
+/// let monitor = Monitor::builder("shop").build().unwrap();
+/// let app = App::new()
+///     .wrap(Monitoring::new(&monitor))
+///     .route("/users/{id}", web::get().to(|| async { "user" }));
+/// # let _ = app;
+/// ```
+///
+/// The route is the pattern actix matched (`/users/{id}`, nested scopes joined), `unmatched`
+/// when none did. Register it with `App::wrap` so that it sees every request, the default
+/// service (404) included.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Monitoring {
+    monitor: Monitor,
+}
+
+impl Monitoring {
+    /// Middleware recording into `monitor`.
+    pub fn new(monitor: &Monitor) -> Self {
+        Monitoring {
+            monitor: monitor.clone(),
+        }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Monitoring
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<MonitoredBody<B>>;
+    type Error = Error;
+    type Transform = MonitoringMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(MonitoringMiddleware {
+            service,
+            monitor: self.monitor.clone(),
+        }))
+    }
+}
+
+/// The service made by [`Monitoring`].
+#[derive(Debug)]
+pub struct MonitoringMiddleware<S> {
+    service: S,
+    monitor: Monitor,
+}
+
+impl<S, B> Service<ServiceRequest> for MonitoringMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<MonitoredBody<B>>;
+    type Error = Error;
+    type Future = MonitoringFuture<S::Future>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        // Before routing, actix finds the pattern from the resource map (nested scopes joined).
+        let route = req.match_pattern();
+        let flight = self.monitor.begin(RequestStart {
+            method: req.method().as_str().as_bytes(),
+            path: req.path(),
+            route: route.as_deref(),
+            request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
+        });
+        match flight {
+            None => MonitoringFuture {
+                inner: self.service.call(req),
+                flight: None,
+            },
+            Some(mut flight) => {
+                let inner = flight.in_scope(|| self.service.call(req));
+                MonitoringFuture {
+                    inner,
+                    flight: Some(flight),
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`MonitoringMiddleware`]. Dropping it before it resolves records a
+    /// disconnect.
+    pub struct MonitoringFuture<F> {
+        #[pin]
+        inner: F,
+        flight: Option<InFlight>,
+    }
+}
+
+impl<F> std::fmt::Debug for MonitoringFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitoringFuture")
+            .field("flight", &self.flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for MonitoringFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<MonitoredBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let result = ready!(match this.flight.as_mut() {
+            Some(flight) => flight.in_scope(|| this.inner.as_mut().poll(cx)),
+            None => this.inner.as_mut().poll(cx),
+        });
+        let mut flight = this.flight.take();
+        match result {
+            // Handler errors arrive here too, inside `response().error()`: their status is the
+            // response's status.
+            Ok(response) => {
+                if let Some(flight) = &mut flight {
+                    flight.set_status(response.status().as_u16());
+                }
+                Poll::Ready(Ok(
+                    response.map_body(move |_, body| MonitoredBody::new(body, flight))
+                ))
+            }
+            // An error actix turns into a response after the middleware: record its status now.
+            Err(error) => {
+                if let Some(flight) = &mut flight {
+                    flight.set_status(error.as_response_error().status_code().as_u16());
+                    flight.complete();
+                }
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The demo application on actix-web: the same routes and behaviours as the axum one.
+
+use actix_web::{guard, web, App, HttpResponse};
+use vitalsign::Monitor;
+use vitalsign_actix::{configure, Monitoring, Point};
+
+use crate::app;
+
+/// Registers the demo on an actix `App`: routes, `/metrics`, `/health/live`, monitoring, and
+/// panic-to-500 (actix-web-lab's `CatchPanic`, the counterpart of tower-http's).
+pub(crate) fn actix_app(
+    monitor: &Monitor,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(Monitoring::new(monitor))
+        .wrap(actix_web_lab::middleware::CatchPanic::default())
+        .configure(configure(monitor))
+        .service(get("/health/live", || async { "ok" }))
+        .service(get("/users/{id}", user))
+        .service(get("/error", error))
+        .service(get("/slow", slow))
+        .service(get("/stream", stream))
+        .service(get("/panic", panic))
+        .service(web::scope("/api/v1").service(get("/orders/{order}/items/{item}", item)))
+}
+
+/// A resource answering GET and HEAD (as axum's `get` does) and 405 to other methods.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path).route(
+        web::route()
+            .guard(guard::Any(guard::Get()).or(guard::Head()))
+            .to(handler),
+    )
+}
+
+async fn user(point: Point, id: web::Path<String>) -> HttpResponse {
+    HttpResponse::Ok().json(app::user(&point, id.into_inner()).await)
+}
+
+async fn error(point: Point) -> HttpResponse {
+    HttpResponse::InternalServerError().json(app::error(&point))
+}
+
+async fn slow(query: web::Query<app::SlowQuery>) -> HttpResponse {
+    match app::slow(query.ms).await {
+        Ok(text) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text),
+        Err(text) => HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(text),
+    }
+}
+
+async fn stream() -> HttpResponse {
+    HttpResponse::Ok().streaming(app::chunks())
+}
+
+async fn panic() -> HttpResponse {
+    app::panic_now()
+}
+
+async fn item(path: web::Path<(String, String)>) -> HttpResponse {
+    let (order, item) = path.into_inner();
+    HttpResponse::Ok().json(app::item(&order, &item))
+}
+
+/// The demo's actix server on `addr` (two workers sharing one monitor).
+pub(crate) fn actix_server(
+    monitor: &Monitor,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let monitor = monitor.clone();
+    let server = actix_web::HttpServer::new(move || actix_app(&monitor))
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(addr)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
