@@ -56,8 +56,12 @@ async fn error(point: Point) -> HttpResponse {
 
 async fn slow(query: web::Query<app::SlowQuery>) -> HttpResponse {
     match app::slow(query.ms).await {
-        Ok(text) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text),
-        Err(text) => HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(text),
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(text),
+        Err(text) => HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body(text),
     }
 }
 

@@ -43,8 +43,12 @@ pub(crate) fn with_sinks(builder: MonitorBuilder, sinks: Vec<Arc<dyn Sink>>) -> 
 
 /// `/users/{id}`: tags and fields on the point, a timed stand-in for a database call.
 pub(crate) async fn user(point: &PointHandle, id: String) -> Value {
-    point.tag("handler_id", "get_user").field("user_id", id.as_str());
-    point.timed("db_time", tokio::time::sleep(Duration::from_millis(2))).await;
+    point
+        .tag("handler_id", "get_user")
+        .field("user_id", id.as_str());
+    point
+        .timed("db_time", tokio::time::sleep(Duration::from_millis(2)))
+        .await;
     json!({ "id": id, "name": format!("user {id}") })
 }
 

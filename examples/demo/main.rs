@@ -54,7 +54,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 framework = match value("--framework")?.as_str() {
                     "axum" => Framework::Axum,
                     "actix" => Framework::Actix,
-                    other => return Err(format!("--framework {other:?} is not one of axum, actix")),
+                    other => {
+                        return Err(format!("--framework {other:?} is not one of axum, actix"))
+                    }
                 }
             }
             other => return Err(format!("unknown argument {other:?}")),

@@ -11,11 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitalsign::{MemorySink, Monitor};
 
-/// A server bound to 127.0.0.1:0 serving `app` until dropped.
+/// A server bound to 127.0.0.1:0 serving an app until dropped.
 pub struct Server {
     pub addr: SocketAddr,
     pub base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Server {
@@ -34,7 +34,31 @@ impl Server {
         Server {
             addr,
             base: format!("http://{addr}"),
-            stop: Some(stop),
+            stop: Some(Box::new(move || {
+                let _ = stop.send(());
+            })),
+        }
+    }
+
+    /// Runs the actix server that `build` makes in its own thread and actix system.
+    pub fn start_actix<F>(build: F) -> Server
+    where
+        F: FnOnce() -> std::io::Result<(actix_web::dev::Server, Vec<SocketAddr>)> + Send + 'static,
+    {
+        let (ready, started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let (server, addrs) = build().expect("actix server starts");
+                ready.send((server.handle(), addrs[0])).unwrap();
+                let _ = server.await;
+            })
+        });
+        let (handle, addr) = started.recv().expect("actix server thread");
+        Server {
+            addr,
+            base: format!("http://{addr}"),
+            // The stop command is sent at once; the server thread ends by itself.
+            stop: Some(Box::new(move || drop(handle.stop(false)))),
         }
     }
 
@@ -68,7 +92,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            stop();
         }
     }
 }

@@ -17,7 +17,8 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// Why a handler's point extractor failed (the text of its 500 answer).
-pub const MISSING_POINT_MESSAGE: &str = "vitalsign: this request has no monitoring point: wrap the \
+pub const MISSING_POINT_MESSAGE: &str =
+    "vitalsign: this request has no monitoring point: wrap the \
      app or router in vitalsign's middleware (axum: Router::layer(MonitorLayer), added last; \
      actix: App::wrap(Monitoring)), and do not exclude this path";
 
