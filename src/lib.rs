@@ -47,7 +47,7 @@
 //!
 //! - `axum` (default): the Tower layer's axum integration ([`axum`] module).
 //! - `prometheus` (default): the Prometheus sink and `/metrics`.
-//! - `actix`: the actix-web middleware ([`actix`] module).
+//! - `actix`: the actix-web middleware (the `actix` module).
 
 pub use vitalsign_core::*;
 pub use vitalsign_tower::{

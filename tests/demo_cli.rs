@@ -46,9 +46,18 @@ fn help_prints_usage_and_exits_0() {
 }
 
 #[test]
-fn the_demo_process_serves_routes_and_metrics() {
+fn the_demo_process_serves_routes_and_metrics_on_axum() {
+    demo_process_serves_routes_and_metrics("axum");
+}
+
+#[test]
+fn the_demo_process_serves_routes_and_metrics_on_actix() {
+    demo_process_serves_routes_and_metrics("actix");
+}
+
+fn demo_process_serves_routes_and_metrics(framework: &str) {
     let child = Command::new(demo_binary())
-        .args(["--addr", "127.0.0.1:0", "--framework", "axum"])
+        .args(["--addr", "127.0.0.1:0", "--framework", framework])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -58,6 +67,7 @@ fn the_demo_process_serves_routes_and_metrics() {
     let first = lines.next().unwrap().unwrap();
     let base = first.rsplit(' ').next().unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+    assert!(first.contains(&format!("({framework})")), "{first}");
     let printed: Vec<String> = lines.by_ref().take(9).map(|l| l.unwrap()).collect();
     assert!(
         printed.iter().any(|l| l.contains("/users/42")),
@@ -77,6 +87,7 @@ fn the_demo_process_serves_routes_and_metrics() {
         assert_eq!(get("/slow?ms=20").await.unwrap().status(), 200);
         assert_eq!(get("/slow?ms=999999").await.unwrap().status(), 400);
         assert_eq!(get("/health/live").await.unwrap().status(), 200);
+        assert_eq!(get("/api/v1/orders/1/items/2").await.unwrap().status(), 200);
         let text = get("/metrics").await.unwrap().text().await.unwrap();
         for line in [
             r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/users/{id}",http_response_status_code="200",handler_id="get_user"} 1"#,
