@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use pin_project_lite::pin_project;
-use vitalsign_core::InFlight;
+use vitalsign_core::Flight;
 
 pin_project! {
     /// Response body of [`Monitoring`](crate::Monitoring): records the request when the body
@@ -15,19 +15,13 @@ pin_project! {
     pub struct MonitoredBody<B> {
         #[pin]
         body: B,
-        flight: Option<InFlight>,
+        flight: Flight,
     }
 }
 
 impl<B: MessageBody> MonitoredBody<B> {
-    pub(crate) fn new(body: B, mut flight: Option<InFlight>) -> Self {
-        let nothing_to_send = matches!(body.size(), BodySize::None | BodySize::Sized(0))
-            || flight.as_ref().is_some_and(|f| !f.response_has_body());
-        if nothing_to_send {
-            if let Some(mut flight) = flight.take() {
-                flight.complete();
-            }
-        }
+    pub(crate) fn new(body: B, mut flight: Flight) -> Self {
+        flight.body_starts(matches!(body.size(), BodySize::None | BodySize::Sized(0)));
         MonitoredBody { body, flight }
     }
 }
@@ -51,15 +45,11 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let mut this = self.project();
-        let result = ready!(match this.flight.as_mut() {
-            Some(flight) => flight.in_scope(|| this.body.as_mut().poll_next(cx)),
-            None => this.body.as_mut().poll_next(cx),
-        });
+        let this = self.project();
+        let mut body = this.body;
+        let result = ready!(this.flight.in_scope(|| body.as_mut().poll_next(cx)));
         if matches!(result, None | Some(Err(_))) {
-            if let Some(mut flight) = this.flight.take() {
-                flight.complete();
-            }
+            this.flight.body_ended();
         }
         Poll::Ready(result)
     }
@@ -69,9 +59,7 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
         let MonitoredBody { body, mut flight } = self;
         match body.try_into_bytes() {
             Ok(bytes) => {
-                if let Some(mut flight) = flight.take() {
-                    flight.complete();
-                }
+                flight.body_ended();
                 Ok(bytes)
             }
             Err(body) => Err(MonitoredBody { body, flight }),

@@ -8,7 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
-use vitalsign_core::{InFlight, Monitor, RequestStart, REQUEST_ID_HEADER};
+use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
 
 use crate::MonitoredBody;
 
@@ -84,25 +84,14 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // Before routing, actix finds the pattern from the resource map (nested scopes joined).
         let route = req.match_pattern();
-        let flight = self.monitor.begin(RequestStart {
+        let mut flight = Flight::from(self.monitor.begin(RequestStart {
             method: req.method().as_str().as_bytes(),
             path: req.path(),
             route: route.as_deref(),
             request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
-        });
-        match flight {
-            None => MonitoringFuture {
-                inner: self.service.call(req),
-                flight: None,
-            },
-            Some(mut flight) => {
-                let inner = flight.in_scope(|| self.service.call(req));
-                MonitoringFuture {
-                    inner,
-                    flight: Some(flight),
-                }
-            }
-        }
+        }));
+        let inner = flight.in_scope(|| self.service.call(req));
+        MonitoringFuture { inner, flight }
     }
 }
 
@@ -112,7 +101,7 @@ pin_project! {
     pub struct MonitoringFuture<F> {
         #[pin]
         inner: F,
-        flight: Option<InFlight>,
+        flight: Flight,
     }
 }
 
@@ -132,29 +121,21 @@ where
     type Output = Result<ServiceResponse<MonitoredBody<B>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let result = ready!(match this.flight.as_mut() {
-            Some(flight) => flight.in_scope(|| this.inner.as_mut().poll(cx)),
-            None => this.inner.as_mut().poll(cx),
-        });
-        let mut flight = this.flight.take();
-        match result {
+        let this = self.project();
+        let mut inner = this.inner;
+        match ready!(this.flight.in_scope(|| inner.as_mut().poll(cx))) {
             // Handler errors arrive here too, inside `response().error()`: their status is the
             // response's status.
             Ok(response) => {
-                if let Some(flight) = &mut flight {
-                    flight.set_status(response.status().as_u16());
-                }
+                let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(
                     response.map_body(move |_, body| MonitoredBody::new(body, flight))
                 ))
             }
             // An error actix turns into a response after the middleware: record its status now.
             Err(error) => {
-                if let Some(flight) = &mut flight {
-                    flight.set_status(error.as_response_error().status_code().as_u16());
-                    flight.complete();
-                }
+                this.flight
+                    .failed(error.as_response_error().status_code().as_u16());
                 Poll::Ready(Err(error))
             }
         }

@@ -41,7 +41,7 @@ pub use handle::{PointHandle, SectionTimer};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;
 pub use monitor::{
-    ConfigError, InFlight, Monitor, MonitorBuilder, RequestStart, DEFAULT_DURATION_BUCKETS,
+    ConfigError, Flight, InFlight, Monitor, MonitorBuilder, RequestStart, DEFAULT_DURATION_BUCKETS,
     DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
 };
 pub use point::{

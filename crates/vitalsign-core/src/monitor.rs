@@ -561,6 +561,62 @@ impl InFlight {
     }
 }
 
+/// What an adapter carries from the request to the end of the response body: the request's
+/// [`InFlight`] guard, or nothing for a request excluded from recording. Every step an adapter
+/// takes is one call here, so that the Tower layer and the actix middleware share one logic.
+#[derive(Debug, Default)]
+#[must_use = "dropping a Flight before it completes records a disconnect"]
+pub struct Flight(Option<InFlight>);
+
+impl From<Option<InFlight>> for Flight {
+    fn from(flight: Option<InFlight>) -> Self {
+        Flight(flight)
+    }
+}
+
+impl Flight {
+    /// Runs `f` (a call or poll of the inner service, future or body) inside the request's
+    /// scope (see [`InFlight::in_scope`]); for an excluded request, just runs `f`.
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match &mut self.0 {
+            Some(flight) => flight.in_scope(f),
+            None => f(),
+        }
+    }
+
+    /// The response head is here; the flight moves on with the body.
+    pub fn response(&mut self, status: u16) -> Flight {
+        if let Some(flight) = &mut self.0 {
+            flight.set_status(status);
+        }
+        Flight(self.0.take())
+    }
+
+    /// The inner service failed with this status instead of producing a response: the request
+    /// is recorded now.
+    pub fn failed(&mut self, status: u16) {
+        if let Some(mut flight) = self.0.take() {
+            flight.set_status(status);
+            flight.complete();
+        }
+    }
+
+    /// The response body is about to be sent; `empty` says it has nothing to send. Completes
+    /// at once when there is nothing to wait for (see [`InFlight::response_has_body`]).
+    pub fn body_starts(&mut self, empty: bool) {
+        if empty || self.0.as_ref().is_some_and(|f| !f.response_has_body()) {
+            self.body_ended();
+        }
+    }
+
+    /// The body yielded its last frame, an error, or the end: the request is recorded now.
+    pub fn body_ended(&mut self) {
+        if let Some(mut flight) = self.0.take() {
+            flight.complete();
+        }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         if !std::mem::replace(&mut self.done, true) {

@@ -5,7 +5,7 @@ use std::task::{ready, Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use vitalsign_core::InFlight;
+use vitalsign_core::Flight;
 
 pin_project! {
     /// The response body of [`MonitorService`](crate::MonitorService): records the request when
@@ -14,20 +14,14 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        flight: Option<InFlight>,
+        flight: Flight,
     }
 }
 
 impl<B: Body> ResponseBody<B> {
-    pub(crate) fn new(inner: B, mut flight: Option<InFlight>) -> Self {
-        let nothing_to_send =
-            inner.is_end_stream() || flight.as_ref().is_some_and(|f| !f.response_has_body());
-        if nothing_to_send {
-            // HEAD, 204, 304, empty bodies: the server will not poll (or not send) this body.
-            if let Some(mut flight) = flight.take() {
-                flight.complete();
-            }
-        }
+    pub(crate) fn new(inner: B, mut flight: Flight) -> Self {
+        // HEAD, 204, 304, empty bodies: the server will not poll (or not send) this body.
+        flight.body_starts(inner.is_end_stream());
         ResponseBody { inner, flight }
     }
 }
@@ -48,19 +42,16 @@ impl<B: Body> Body for ResponseBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
-        let result = ready!(match this.flight.as_mut() {
-            Some(flight) => flight.in_scope(|| this.inner.as_mut().poll_frame(cx)),
-            None => this.inner.as_mut().poll_frame(cx),
-        });
+        let this = self.project();
+        let mut inner = this.inner;
+        let result = ready!(this.flight.in_scope(|| inner.as_mut().poll_frame(cx)));
         let ended = match &result {
             None | Some(Err(_)) => true,
-            Some(Ok(_)) => this.inner.is_end_stream(),
+            // hyper stops polling a body with an exact length once it reports its end.
+            Some(Ok(_)) => inner.is_end_stream(),
         };
         if ended {
-            if let Some(mut flight) = this.flight.take() {
-                flight.complete();
-            }
+            this.flight.body_ended();
         }
         Poll::Ready(result)
     }

@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use http::Response;
 use pin_project_lite::pin_project;
-use vitalsign_core::InFlight;
+use vitalsign_core::Flight;
 
 use crate::ResponseBody;
 
@@ -16,12 +16,12 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        flight: Option<InFlight>,
+        flight: Flight,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, flight: Option<InFlight>) -> Self {
+    pub(crate) fn new(inner: F, flight: Flight) -> Self {
         ResponseFuture { inner, flight }
     }
 }
@@ -42,25 +42,16 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let result = ready!(match this.flight.as_mut() {
-            Some(flight) => flight.in_scope(|| this.inner.as_mut().poll(cx)),
-            None => this.inner.as_mut().poll(cx),
-        });
-        let mut flight = this.flight.take();
-        match result {
+        let this = self.project();
+        let mut inner = this.inner;
+        match ready!(this.flight.in_scope(|| inner.as_mut().poll(cx))) {
             Ok(response) => {
-                if let Some(flight) = &mut flight {
-                    flight.set_status(response.status().as_u16());
-                }
+                let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, flight))))
             }
             Err(error) => {
-                if let Some(flight) = &mut flight {
-                    // The service failed without a response: the server answers 500 or closes.
-                    flight.set_status(500);
-                    flight.complete();
-                }
+                // No response: the server answers 500 or closes the connection.
+                this.flight.failed(500);
                 Poll::Ready(Err(error))
             }
         }

@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use vitalsign_core::{Monitor, RequestStart, REQUEST_ID_HEADER};
+use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
 
 use crate::layer::{DefaultResolver, RequestHead, ResolveRoute};
 use crate::{ResponseBody, ResponseFuture};
@@ -54,18 +54,13 @@ where
             headers: req.headers(),
             extensions: req.extensions(),
         };
-        let flight = self.monitor.begin(RequestStart {
+        let mut flight = Flight::from(self.monitor.begin(RequestStart {
             method: req.method().as_str().as_bytes(),
             path: req.uri().path(),
             route: self.resolver.resolve(&head),
             request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
-        });
-        match flight {
-            None => ResponseFuture::new(self.inner.call(req), None),
-            Some(mut flight) => {
-                let future = flight.in_scope(|| self.inner.call(req));
-                ResponseFuture::new(future, Some(flight))
-            }
-        }
+        }));
+        let future = flight.in_scope(|| self.inner.call(req));
+        ResponseFuture::new(future, flight)
     }
 }
