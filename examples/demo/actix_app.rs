@@ -6,7 +6,7 @@ use vitalsign_actix::{configure, Monitoring, Point};
 
 use crate::app;
 
-/// Registers the demo on an actix `App`: routes, `/metrics`, `/health/live`, monitoring, and
+/// Registers the demo on an actix `App`: routes, `/metrics` and `/health*`, monitoring, and
 /// panic-to-500 (actix-web-lab's `CatchPanic`, the counterpart of tower-http's).
 pub(crate) fn actix_app(
     monitor: &Monitor,
@@ -23,7 +23,6 @@ pub(crate) fn actix_app(
         .wrap(Monitoring::new(monitor))
         .wrap(actix_web_lab::middleware::CatchPanic::default())
         .configure(configure(monitor))
-        .service(get("/health/live", || async { "ok" }))
         .service(get("/users/{id}", user))
         .service(get("/error", error))
         .service(get("/slow", slow))

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{json, Value};
 use vitalsign::axum::{endpoints, Point};
+use vitalsign::health::{Check, Condition, Level, Rule, Signal};
 use vitalsign::{ConfigError, Monitor, MonitorBuilder, MonitorLayer, PointHandle, Sink};
 
 /// Service name of the demo.
@@ -24,16 +25,78 @@ pub(crate) const MAX_SLOW_MS: u64 = 60_000;
 /// Default sleep of `/slow`, in milliseconds.
 pub(crate) const DEFAULT_SLOW_MS: u64 = 100;
 
-/// The demo's monitor configuration: `handler_id` is declared as a label.
-pub(crate) fn monitor_builder() -> Result<MonitorBuilder, ConfigError> {
-    Monitor::builder(SERVICE).label_tag("handler_id")
+/// The demo's health options (flags `--dependency`, `--check-interval-ms`, `--token`).
+#[derive(Clone, Debug)]
+pub(crate) struct HealthOptions {
+    /// `HOST:PORT` of a dependency checked by a TCP connect: the critical component `dependency`.
+    pub(crate) dependency: Option<String>,
+    /// Interval of the dependency check.
+    pub(crate) check_interval: Duration,
+    /// Bearer token guarding `/metrics` and health details.
+    pub(crate) token: Option<String>,
 }
 
+impl Default for HealthOptions {
+    fn default() -> Self {
+        HealthOptions {
+            dependency: None,
+            check_interval: Duration::from_millis(1000),
+            token: None,
+        }
+    }
+}
+
+/// Timeout of the dependency's TCP connect.
+pub(crate) const DEPENDENCY_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The demo's monitor configuration: `handler_id` is declared as a label, the component
+/// `http` degrades when more than half of at least 10 requests in the last 10 s were 5xx, and
+/// the options add a dependency check and a token.
+pub(crate) fn monitor_builder_with(options: &HealthOptions) -> Result<MonitorBuilder, ConfigError> {
+    let mut builder = Monitor::builder(SERVICE)
+        .version(env!("CARGO_PKG_VERSION"))
+        .label_tag("handler_id")?
+        .rule(
+            "http",
+            Rule::new(Signal::ServerErrorRatio, Condition::Above(0.5))
+                .window(Duration::from_secs(10))
+                .min_requests(10)
+                .level(Level::Degraded),
+        )?;
+    if let Some(dependency) = options.dependency.clone() {
+        let check = Check::new(move || {
+            let dependency = dependency.clone();
+            async move {
+                tokio::net::TcpStream::connect(&dependency)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("TCP connect to {dependency} failed: {e}"))
+            }
+        })
+        .interval(options.check_interval)
+        .timeout(DEPENDENCY_TIMEOUT)
+        .critical(true);
+        builder = builder.check("dependency", check)?;
+    }
+    if let Some(token) = &options.token {
+        builder = builder.token(token.clone())?;
+    }
+    Ok(builder)
+}
+
+#[allow(dead_code)] // used by the tests
+/// The demo's monitor configuration with default options.
+pub(crate) fn monitor_builder() -> Result<MonitorBuilder, ConfigError> {
+    monitor_builder_with(&HealthOptions::default())
+}
+
+#[allow(dead_code)] // used by the tests
 /// The demo monitor, with extra sinks (tests add a collecting one).
 pub(crate) fn monitor(sinks: Vec<Arc<dyn Sink>>) -> Result<Monitor, ConfigError> {
     with_sinks(monitor_builder()?, sinks).build()
 }
 
+#[allow(dead_code)] // used by the tests
 /// Adds `sinks` to `builder`.
 pub(crate) fn with_sinks(builder: MonitorBuilder, sinks: Vec<Arc<dyn Sink>>) -> MonitorBuilder {
     sinks.into_iter().fold(builder, |b, s| b.sink(s))
@@ -127,14 +190,13 @@ pub(crate) fn routes() -> Router {
         .nest("/api/v1", api)
 }
 
-/// The demo app on axum: routes, `/metrics`, `/health/live`, monitoring, panic-to-500.
+/// The demo app on axum: routes, `/metrics` and `/health*`, monitoring, panic-to-500.
 ///
 /// The layer comes last: axum's `Router::merge` keeps the merged router's default fallback,
 /// which would not carry a layer added before it, and 404s would go unrecorded.
 pub(crate) fn axum_app(monitor: &Monitor) -> Router {
     routes()
         .merge(endpoints(monitor))
-        .route("/health/live", get(|| async { "ok" }))
         .layer(MonitorLayer::new(monitor))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }

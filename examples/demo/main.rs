@@ -11,10 +11,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: demo [--addr HOST:PORT] [--framework axum|actix]
+usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
+            [--check-interval-ms N] [--token TOKEN]
 
-  --addr HOST:PORT     address to listen on (default 127.0.0.1:3000)
-  --framework NAME     web framework serving the demo: axum (default) or actix
+  --addr HOST:PORT         address to listen on (default 127.0.0.1:3000)
+  --framework NAME         web framework serving the demo: axum (default) or actix
+  --dependency HOST:PORT   a critical health component `dependency`, checked by a TCP connect
+                           (200 ms timeout)
+  --check-interval-ms N    interval of the dependency check (default 1000)
+  --token TOKEN            bearer token for /metrics and health details
   -h, --help           print this help";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -26,11 +31,13 @@ enum Framework {
 struct Args {
     addr: SocketAddr,
     framework: Framework,
+    health: app::HealthOptions,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut addr: SocketAddr = "127.0.0.1:3000".parse().expect("valid default");
     let mut framework = Framework::Axum;
+    let mut health = app::HealthOptions::default();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -59,10 +66,43 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                     }
                 }
             }
+            "--dependency" => {
+                let v = value("--dependency")?;
+                if v.rsplit_once(':')
+                    .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                {
+                    return Err(format!("--dependency {v:?} is not HOST:PORT"));
+                }
+                health.dependency = Some(v);
+            }
+            "--check-interval-ms" => {
+                let v = value("--check-interval-ms")?;
+                let ms: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|ms| (10..=3_600_000).contains(ms))
+                    .ok_or_else(|| {
+                        format!(
+                            "--check-interval-ms {v:?} is not a whole number from 10 to 3600000"
+                        )
+                    })?;
+                health.check_interval = std::time::Duration::from_millis(ms);
+            }
+            "--token" => {
+                let v = value("--token")?;
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err("--token must be non-empty visible ASCII".to_owned());
+                }
+                health.token = Some(v);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Some(Args { addr, framework }))
+    Ok(Some(Args {
+        addr,
+        framework,
+        health,
+    }))
 }
 
 fn main() -> ExitCode {
@@ -106,35 +146,50 @@ fn print_banner(framework: &str, addr: SocketAddr) {
         "/api/v1/orders/7/items/3",
         "/no/such/route",
         "/metrics",
+        "/health",
         "/health/live",
+        "/health/ready",
     ] {
         println!("  curl -s {base}{path}");
     }
     println!("stop with Ctrl-C");
 }
 
+/// How long a graceful stop waits for in-flight requests.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ctrl-C: readiness flips to 503, in-flight requests finish (or the deadline passes).
+async fn drain_on_ctrl_c(monitor: vitalsign::Monitor) {
+    let _ = tokio::signal::ctrl_c().await;
+    println!("draining: /health/ready now answers 503");
+    let report = monitor.shutdown(DRAIN_DEADLINE).await;
+    println!(
+        "drained in {} ms, {} request(s) cut",
+        report.waited.as_millis(),
+        report.cut
+    );
+}
+
 async fn serve_axum(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let monitor = app::monitor(Vec::new())?;
+    let monitor = app::monitor_builder_with(&args.health)?.build()?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     print_banner("axum", listener.local_addr()?);
     axum::serve(listener, app::axum_app(&monitor))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(drain_on_ctrl_c(monitor.clone()))
         .await?;
     Ok(())
 }
 
 async fn serve_actix(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let monitor = app::monitor(Vec::new())?;
+    let monitor = app::monitor_builder_with(&args.health)?.build()?;
     let (server, addrs) = actix_app::actix_server(&monitor, args.addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     print_banner("actix", addrs[0]);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        drain_on_ctrl_c(monitor).await;
         handle.stop(true).await;
     });
     server.await?;

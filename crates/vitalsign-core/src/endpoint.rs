@@ -1,14 +1,24 @@
-//! Framework-independent answers of vitalsign's endpoints; adapters only translate them into
-//! their framework's response type.
+//! Framework-independent answers of vitalsign's endpoints (`/metrics`, `/health`,
+//! `/health/{component}`, `/health/live`, `/health/ready`); adapters only translate them into
+//! their framework's response type, so both frameworks serve the same bytes.
 //!
 //! ```
+//! use vitalsign_core::endpoint::{EndpointRequest, PROMETHEUS_CONTENT_TYPE};
 //! use vitalsign_core::Monitor;
 //!
 //! let monitor = Monitor::builder("shop").build().unwrap();
-//! let page = monitor.metrics_endpoint();
-//! assert_eq!(page.status, 200);
-//! assert_eq!(page.content_type, vitalsign_core::endpoint::PROMETHEUS_CONTENT_TYPE);
+//! let page = monitor.metrics_endpoint(&EndpointRequest::default());
+//! assert_eq!((page.status, page.content_type), (200, PROMETHEUS_CONTENT_TYPE));
+//!
+//! let health = monitor.health_endpoint(&EndpointRequest::default(), None);
+//! assert_eq!(health.status, 200);
+//! assert!(health.body.contains(r#""overall":{"level":"available""#));
 //! ```
+
+use serde_json::{json, Map, Value};
+
+use crate::health::{ComponentStatus, Level};
+use crate::Monitor;
 
 /// Content type of the Prometheus text exposition format (version 0.0.4).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -16,11 +26,29 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// Content type of plain-text answers.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
+/// Content type of JSON answers.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// Content type of the IETF health check response format (draft-inadarei-api-health-check).
+pub const HEALTH_JSON_CONTENT_TYPE: &str = "application/health+json";
+
 /// Why a handler's point extractor failed (the text of its 500 answer).
 pub const MISSING_POINT_MESSAGE: &str =
     "vitalsign: this request has no monitoring point: wrap the \
      app or router in vitalsign's middleware (axum: Router::layer(MonitorLayer), added last; \
      actix: App::wrap(Monitoring)), and do not exclude this path";
+
+/// How long the health thread may stay silent before `/health/live` says the process is stuck.
+pub const LIVENESS_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What an endpoint needs to know about the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndpointRequest<'a> {
+    /// The `Authorization` header.
+    pub authorization: Option<&'a [u8]>,
+    /// The `Accept` header.
+    pub accept: Option<&'a [u8]>,
+}
 
 /// An endpoint's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,26 +57,224 @@ pub struct EndpointResponse {
     pub status: u16,
     /// `Content-Type` header value.
     pub content_type: &'static str,
+    /// Other headers.
+    pub headers: Vec<(&'static str, &'static str)>,
     /// Body.
     pub body: String,
 }
 
-impl crate::Monitor {
-    /// The answer of `GET /metrics`: the exposition text, or 404 with a reason when the monitor
-    /// has no Prometheus sink.
-    pub fn metrics_endpoint(&self) -> EndpointResponse {
+const NO_STORE: (&str, &str) = ("cache-control", "no-store");
+
+impl EndpointResponse {
+    fn json(status: u16, content_type: &'static str, body: &Value) -> Self {
+        EndpointResponse {
+            status,
+            content_type,
+            headers: vec![NO_STORE],
+            body: body.to_string(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        EndpointResponse {
+            status: 401,
+            content_type: TEXT_CONTENT_TYPE,
+            headers: vec![("www-authenticate", "Bearer realm=\"vitalsign\""), NO_STORE],
+            body: "vitalsign: this endpoint needs an Authorization: Bearer <token> header\n".into(),
+        }
+    }
+}
+
+fn status_for(level: Level) -> u16 {
+    if level == Level::Unavailable {
+        503
+    } else {
+        200
+    }
+}
+
+fn component_json(status: &ComponentStatus) -> Value {
+    let mut object = Map::new();
+    object.insert("level".into(), status.level.as_str().into());
+    object.insert("summary".into(), status.summary.clone().into());
+    if let Some(detail) = &status.detail {
+        object.insert("detail".into(), detail.clone().into());
+    }
+    if let Some(meta) = &status.meta {
+        object.insert("meta".into(), meta.clone());
+    }
+    object.insert("critical".into(), status.critical.into());
+    Value::Object(object)
+}
+
+fn wants_ietf(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|a| {
+        a.windows(HEALTH_JSON_CONTENT_TYPE.len())
+            .any(|w| w.eq_ignore_ascii_case(HEALTH_JSON_CONTENT_TYPE.as_bytes()))
+    })
+}
+
+impl Monitor {
+    fn authorized(&self, request: &EndpointRequest<'_>) -> bool {
+        self.token()
+            .is_none_or(|token| token.authorizes(request.authorization))
+    }
+
+    /// `GET /metrics`: the exposition text; 401 without the token when one is configured; 404
+    /// with a reason when the monitor has no Prometheus sink.
+    pub fn metrics_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
+        if !self.authorized(request) {
+            return EndpointResponse::unauthorized();
+        }
         #[cfg(feature = "prometheus")]
         if let Some(body) = self.render_metrics() {
             return EndpointResponse {
                 status: 200,
                 content_type: PROMETHEUS_CONTENT_TYPE,
+                headers: Vec::new(),
                 body,
             };
         }
         EndpointResponse {
             status: 404,
             content_type: TEXT_CONTENT_TYPE,
+            headers: Vec::new(),
             body: "vitalsign: this monitor has no Prometheus sink\n".to_owned(),
         }
     }
+
+    /// `GET /health` (`component: None`) or `GET /health/{component}`.
+    ///
+    /// `/health` answers 200 when available or degraded, 503 when a critical component is
+    /// unavailable, in the Kibana status shape
+    /// `{"name","version","status":{"overall":{"level","summary"},"statuses":{…}}}`, or in the
+    /// IETF `application/health+json` format when the `Accept` header asks for it. With a
+    /// token configured, an anonymous caller gets only the overall level. `/health/{component}`
+    /// answers one component (503 when it is unavailable, 404 when unknown, 401 without the
+    /// token).
+    pub fn health_endpoint(
+        &self,
+        request: &EndpointRequest<'_>,
+        component: Option<&str>,
+    ) -> EndpointResponse {
+        let snapshot = self.health();
+        let authorized = self.authorized(request);
+        let ietf = wants_ietf(request.accept);
+        if let Some(name) = component {
+            if !authorized {
+                return EndpointResponse::unauthorized();
+            }
+            let Some(status) = snapshot.components.get(name) else {
+                let body = json!({ "error": format!("no health component named {name:?}") });
+                return EndpointResponse::json(404, JSON_CONTENT_TYPE, &body);
+            };
+            let body = if ietf {
+                ietf_check(name, status)
+            } else {
+                component_json(status)
+            };
+            let content_type = if ietf {
+                HEALTH_JSON_CONTENT_TYPE
+            } else {
+                JSON_CONTENT_TYPE
+            };
+            return EndpointResponse::json(status_for(status.level), content_type, &body);
+        }
+        let http_status = status_for(snapshot.overall);
+        if ietf {
+            let mut body = Map::new();
+            body.insert("status".into(), snapshot.overall.ietf_status().into());
+            body.insert("version".into(), self.version().into());
+            body.insert("serviceId".into(), self.service().into());
+            if authorized {
+                body.insert("description".into(), snapshot.summary.clone().into());
+                let checks: Map<String, Value> = snapshot
+                    .components
+                    .iter()
+                    .map(|(name, status)| (name.clone(), json!([ietf_check(name, status)])))
+                    .collect();
+                body.insert("checks".into(), Value::Object(checks));
+            }
+            return EndpointResponse::json(
+                http_status,
+                HEALTH_JSON_CONTENT_TYPE,
+                &Value::Object(body),
+            );
+        }
+        let status = if authorized {
+            let statuses: Map<String, Value> = snapshot
+                .components
+                .iter()
+                .map(|(name, status)| (name.clone(), component_json(status)))
+                .collect();
+            json!({
+                "overall": { "level": snapshot.overall.as_str(), "summary": snapshot.summary },
+                "statuses": statuses,
+            })
+        } else {
+            json!({ "overall": { "level": snapshot.overall.as_str() } })
+        };
+        let body = json!({ "name": self.service(), "version": self.version(), "status": status });
+        EndpointResponse::json(http_status, JSON_CONTENT_TYPE, &body)
+    }
+
+    /// `GET /health/live`: the process is alive and not stuck. 200 while vitalsign's health
+    /// thread keeps ticking (it takes the monitor's locks, so a deadlock shows); 503 when it
+    /// has been silent for [`LIVENESS_STALL`]. No dependency check is involved.
+    pub fn live_endpoint(&self) -> EndpointResponse {
+        let age = self.health_engine().heartbeat_age();
+        let alive = age < LIVENESS_STALL;
+        let body = json!({
+            "level": if alive { "available" } else { "unavailable" },
+            "summary": if alive {
+                "alive".to_owned()
+            } else {
+                format!("stuck: the health thread has not ticked for {} ms", age.as_millis())
+            },
+        });
+        EndpointResponse::json(if alive { 200 } else { 503 }, JSON_CONTENT_TYPE, &body)
+    }
+
+    /// `GET /health/ready`: 200 when ready for traffic; 503 until every critical check has
+    /// reported once, while draining, or while a critical component is unavailable.
+    pub fn ready_endpoint(&self) -> EndpointResponse {
+        let snapshot = self.health();
+        let reason = if snapshot.draining {
+            "draining".to_owned()
+        } else if !snapshot.pending.is_empty() {
+            format!(
+                "waiting for a first result from: {}",
+                snapshot.pending.join(", ")
+            )
+        } else if snapshot.ready {
+            "ready".to_owned()
+        } else {
+            let down: Vec<&str> = snapshot
+                .components
+                .iter()
+                .filter(|(_, s)| s.critical && s.level == Level::Unavailable)
+                .map(|(name, _)| name.as_str())
+                .collect();
+            format!("critical components unavailable: {}", down.join(", "))
+        };
+        let body = json!({ "ready": snapshot.ready, "summary": reason });
+        EndpointResponse::json(
+            if snapshot.ready { 200 } else { 503 },
+            JSON_CONTENT_TYPE,
+            &body,
+        )
+    }
+}
+
+fn ietf_check(name: &str, status: &ComponentStatus) -> Value {
+    let mut check = Map::new();
+    check.insert("componentId".into(), name.into());
+    check.insert("status".into(), status.level.ietf_status().into());
+    if status.level != Level::Available {
+        check.insert("output".into(), status.summary.clone().into());
+    }
+    if let Some(value) = status.meta.as_ref().and_then(|m| m.get("value")) {
+        check.insert("observedValue".into(), value.clone());
+    }
+    Value::Object(check)
 }

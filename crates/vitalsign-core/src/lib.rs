@@ -27,6 +27,7 @@
 mod classify;
 pub mod endpoint;
 mod handle;
+pub mod health;
 mod memory;
 mod method;
 mod monitor;

@@ -24,6 +24,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::classify::{BoxedClassifier, ClassifyError, DefaultClassifier};
 use crate::handle::HandlerScope;
+use crate::health::{
+    Check, ClassifyTaskError, ComponentKind, ComponentSpec, Condition, DefaultTaskClassifier,
+    Health, HealthConfig, HealthSnapshot, HealthThread, Level, Rule, ShutdownReport, Signal, Task,
+    TaskStatus, UnknownComponent,
+};
 use crate::point::{ErrorPoint, RequestPoint, CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE};
 use crate::{Method, RequestId, Sink};
 
@@ -110,6 +115,66 @@ pub struct MonitorBuilder {
     pub(crate) upkeep_interval: Duration,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: PrometheusSetup,
+    version: String,
+    health: HealthConfig,
+    task_classifier: BoxedTaskClassifier,
+    token: Option<Secret>,
+}
+
+/// A task classifier, printed by type name.
+struct BoxedTaskClassifier(Box<dyn ClassifyTaskError>, &'static str);
+
+impl fmt::Debug for BoxedTaskClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+}
+
+/// A bearer token, never printed.
+#[derive(Clone)]
+pub(crate) struct Secret(Box<[u8]>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    /// Whether an `Authorization` header value is `Bearer <this token>` (constant time in the
+    /// token's bytes).
+    pub(crate) fn authorizes(&self, authorization: Option<&[u8]>) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(value) = authorization else {
+            return false;
+        };
+        let Some(given) = value
+            .strip_prefix(b"Bearer ")
+            .or_else(|| value.strip_prefix(b"bearer "))
+        else {
+            return false;
+        };
+        bool::from(given.ct_eq(&self.0))
+    }
+}
+
+/// Checks a health component name: 1 to 64 of `A-Z a-z 0-9 _ - .`, not `overall`.
+fn check_component_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && name != "overall"
+        && !matches!(name, "live" | "ready");
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "health component name {name:?} is not valid: use 1 to 64 of A-Z a-z 0-9 _ - ., \
+             and not overall, live or ready (they are taken)"
+        )))
+    }
 }
 
 impl MonitorBuilder {
@@ -129,7 +194,92 @@ impl MonitorBuilder {
             upkeep_interval: Duration::from_secs(5),
             #[cfg(feature = "prometheus")]
             prometheus: PrometheusSetup::Own,
+            version: "unknown".to_owned(),
+            health: HealthConfig::default(),
+            task_classifier: BoxedTaskClassifier(
+                Box::new(DefaultTaskClassifier),
+                "DefaultTaskClassifier",
+            ),
+            token: None,
         }
+    }
+
+    /// The service version shown by `/health`. Defaults to `unknown`; pass
+    /// `env!("CARGO_PKG_VERSION")`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    fn component(
+        mut self,
+        name: impl Into<String>,
+        kind: ComponentKind,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
+        check_component_name(&name)?;
+        if self.health.components.iter().any(|c| c.name == name) {
+            return Err(ConfigError(format!(
+                "health component {name:?} is registered twice"
+            )));
+        }
+        self.health.components.push(ComponentSpec { name, kind });
+        Ok(self)
+    }
+
+    /// Registers a component checked by `check` in the background.
+    pub fn check(self, name: impl Into<String>, check: Check) -> Result<Self, ConfigError> {
+        self.component(name, ComponentKind::Check(check))
+    }
+
+    /// Registers a component fed by [`Monitor::report_task`].
+    pub fn task(self, name: impl Into<String>, task: Task) -> Result<Self, ConfigError> {
+        self.component(name, ComponentKind::Task(task))
+    }
+
+    /// Registers a component set by a rule on the request stream.
+    pub fn rule(self, name: impl Into<String>, rule: Rule) -> Result<Self, ConfigError> {
+        if let Condition::Above(v) | Condition::Below(v) = rule.condition {
+            if !v.is_finite() {
+                return Err(ConfigError(format!(
+                    "rule {:?}: threshold {v} is not finite",
+                    name.into()
+                )));
+            }
+        }
+        if let Signal::LatencyQuantile(q) = rule.signal {
+            if !(0.0..=1.0).contains(&q) {
+                return Err(ConfigError(format!(
+                    "rule {:?}: quantile {q} is not within 0..=1",
+                    name.into()
+                )));
+            }
+        }
+        self.component(name, ComponentKind::Rule(rule))
+    }
+
+    /// Maps errors given to [`Monitor::report_task_error`] to statuses. Defaults to
+    /// [`DefaultTaskClassifier`].
+    pub fn task_classifier<C: ClassifyTaskError>(mut self, classifier: C) -> Self {
+        self.task_classifier =
+            BoxedTaskClassifier(Box::new(classifier), std::any::type_name::<C>());
+        self
+    }
+
+    /// Guards `/metrics`, `/stats`, `/health/{component}` and the details of `/health` with
+    /// `Authorization: Bearer <token>` (compared in constant time). Anonymous callers get only
+    /// the overall level from `/health`, and 401 elsewhere. `/health/live` and `/health/ready`
+    /// stay open for probes. Defaults to no token (all open).
+    pub fn token(mut self, token: impl Into<String>) -> Result<Self, ConfigError> {
+        let token = token.into();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError(
+                "token must be non-empty visible ASCII (it travels in an Authorization header)"
+                    .into(),
+            ));
+        }
+        self.token = Some(Secret(token.into_bytes().into_boxed_slice()));
+        Ok(self)
     }
 
     /// Prefixes every metric name with `namespace_`. Defaults to no prefix.
@@ -288,8 +438,27 @@ impl MonitorBuilder {
                 Some(sink)
             }
         };
+        let health = Arc::new(Health::new(
+            std::mem::take(&mut self.health),
+            std::mem::replace(
+                &mut self.task_classifier,
+                BoxedTaskClassifier(Box::new(DefaultTaskClassifier), ""),
+            )
+            .0,
+        ));
+        if let Some(window) = health.window() {
+            sinks.push(window);
+        }
+        health.set_sinks(sinks.clone());
+        let health_thread = HealthThread::spawn(Arc::clone(&health))
+            .map_err(|e| ConfigError(format!("cannot start the health thread: {e}")))?;
         Ok(Monitor {
             inner: Arc::new(Inner {
+                version: self.version,
+                token: self.token,
+                health,
+                _health_thread: health_thread,
+                drained: tokio::sync::Notify::new(),
                 service: self.service,
                 excluded: self.excluded,
                 max_routes: self.max_label_sets,
@@ -317,6 +486,12 @@ pub struct Monitor {
 
 #[derive(Debug)]
 struct Inner {
+    version: String,
+    token: Option<Secret>,
+    health: Arc<Health>,
+    _health_thread: HealthThread,
+    /// Woken when the last in-flight request ends (for `shutdown`).
+    drained: tokio::sync::Notify,
     service: String,
     excluded: HashSet<Box<str>>,
     max_routes: usize,
@@ -356,6 +531,112 @@ impl Monitor {
     /// Requests started and not yet recorded.
     pub fn in_flight(&self) -> i64 {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The service version shown by `/health`.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    pub(crate) fn token(&self) -> Option<&Secret> {
+        self.inner.token.as_ref()
+    }
+
+    pub(crate) fn health_engine(&self) -> &Health {
+        &self.inner.health
+    }
+
+    /// The last published health snapshot (one read; never waits on a check).
+    pub fn health(&self) -> Arc<HealthSnapshot> {
+        self.inner.health.snapshot()
+    }
+
+    /// A receiver of every published health snapshot.
+    pub fn health_watch(&self) -> tokio::sync::watch::Receiver<Arc<HealthSnapshot>> {
+        self.inner.health.subscribe()
+    }
+
+    /// A receiver of the overall level (`None`) or of one component's level, changed only on
+    /// transitions; `None` for an unknown component.
+    pub fn watch_level(
+        &self,
+        component: Option<&str>,
+    ) -> Option<tokio::sync::watch::Receiver<Level>> {
+        self.inner.health.subscribe_level(component)
+    }
+
+    /// Reports the outcome of one run of the background task `name` (registered with
+    /// [`MonitorBuilder::task`]).
+    pub fn report_task(&self, name: &str, status: TaskStatus) -> Result<(), UnknownComponent> {
+        self.inner.health.report_task(name, status)
+    }
+
+    /// Reports a failed run of task `name`, classified by the task classifier; returns the
+    /// status it was given.
+    pub fn report_task_error(
+        &self,
+        name: &str,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Result<TaskStatus, UnknownComponent> {
+        let status = self.inner.health.classify(error);
+        self.inner.health.report_task(name, status).map(|()| status)
+    }
+
+    /// Reports a run of task `name` from its result: `Ok` is [`TaskStatus::Ok`], an error is
+    /// classified.
+    pub fn report_task_result<T, E>(
+        &self,
+        name: &str,
+        result: &Result<T, E>,
+    ) -> Result<TaskStatus, UnknownComponent>
+    where
+        E: std::error::Error + 'static,
+    {
+        match result {
+            Ok(_) => self
+                .report_task(name, TaskStatus::Ok)
+                .map(|()| TaskStatus::Ok),
+            Err(error) => self.report_task_error(name, error),
+        }
+    }
+
+    /// Whether the service is ready for traffic (what `/health/ready` answers).
+    pub fn is_ready(&self) -> bool {
+        self.inner.health.snapshot().ready
+    }
+
+    /// Starts draining: readiness answers 503 from now on. Requests are still served.
+    pub fn drain(&self) {
+        self.inner.health.set_draining();
+    }
+
+    /// Graceful drain: flips readiness to 503 first, then waits until every in-flight request
+    /// has finished, or `deadline` passes (reporting how many were cut). Call it from axum's
+    /// `with_graceful_shutdown` future or before stopping an actix server.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.drain();
+        let started = Instant::now();
+        let wait = async {
+            loop {
+                let drained = self.inner.drained.notified();
+                if self.in_flight() <= 0 {
+                    return;
+                }
+                drained.await;
+            }
+        };
+        let _ = tokio::time::timeout(deadline, wait).await;
+        let report = ShutdownReport {
+            waited: started.elapsed(),
+            cut: self.in_flight().max(0),
+        };
+        if report.cut > 0 {
+            tracing::warn!(
+                cut = report.cut,
+                "vitalsign: drain deadline passed with requests in flight"
+            );
+        }
+        report
     }
 
     /// The Prometheus sink, if the monitor has one.
@@ -437,7 +718,9 @@ impl Monitor {
     }
 
     fn record(&self, flight: &InFlight, disconnected: bool) {
-        self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.inner.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.inner.drained.notify_waiters();
+        }
         let panicked = flight.scope.panicked;
         let status = if panicked {
             500

@@ -7,6 +7,7 @@
 //! | `http_server_active_requests` | gauge | `http_request_method` |
 //! | `http_server_errors_total` | counter | `http_request_method`, `http_route`, `http_response_status_code`, `error_code` |
 //! | `http_server_disconnects_total` | counter | `http_request_method`, `http_route` |
+//! | `service_health_status` | gauge (0 unavailable, 1 degraded, 2 available) | `component` |
 //!
 //! Handles are registered once per label set and kept in a bounded map, so recording a request on
 //! a known label set is a hash lookup under a read lock plus one atomic operation per metric, with
@@ -44,6 +45,8 @@ pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 pub const ERRORS: &str = "http_server_errors_total";
 /// Base name of the disconnects counter.
 pub const DISCONNECTS: &str = "http_server_disconnects_total";
+/// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
+pub const HEALTH_STATUS: &str = "service_health_status";
 /// Name of the thread that folds histogram samples while nothing scrapes (one per monitor).
 pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
 /// Label of the one series that takes every label set past the cap.
@@ -77,6 +80,8 @@ pub struct PrometheusSink {
     durations: BoundedSeries<Histogram>,
     errors: BoundedSeries<Counter>,
     disconnects: BoundedSeries<Counter>,
+    health_name: KeyName,
+    health: std::sync::Mutex<Vec<(String, Gauge)>>,
     _upkeep: mpsc::Sender<()>,
 }
 
@@ -161,6 +166,7 @@ impl PrometheusSink {
             config.max_label_sets,
         );
         let active_name = name(ACTIVE_REQUESTS);
+        let health_name = name(HEALTH_STATUS);
 
         registrar.with(|r| {
             r.describe_histogram(
@@ -177,6 +183,11 @@ impl PrometheusSink {
                 errors.name.clone(),
                 None,
                 "HTTP server requests classified as errors (status >= 500 or an error code attached by the handler).".into(),
+            );
+            r.describe_gauge(
+                health_name.clone(),
+                None,
+                "Health level of each component: 0 unavailable, 1 degraded, 2 available.".into(),
             );
             r.describe_counter(
                 disconnects.name.clone(),
@@ -212,6 +223,8 @@ impl PrometheusSink {
             durations,
             errors,
             disconnects,
+            health_name,
+            health: std::sync::Mutex::new(Vec::new()),
             _upkeep: stop,
         })
     }
@@ -348,6 +361,19 @@ impl Sink for PrometheusSink {
             point.error_code,
         ];
         self.with_series(&self.errors, &values, Kind::Counter, |c| c.increment(1));
+    }
+
+    fn health_changed(&self, component: &str, level: crate::health::Level) {
+        let mut gauges = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, gauge)) = gauges.iter().find(|(name, _)| name == component) {
+            return gauge.set(level.gauge_value());
+        }
+        let mut labels = vec![Label::new("component", component.to_owned())];
+        labels.extend(self.global_labels.iter().cloned());
+        let key = Key::from_parts(self.health_name.clone(), labels);
+        let gauge = self.registrar.with(|r| r.register_gauge(&key, &METADATA));
+        gauge.set(level.gauge_value());
+        gauges.push((component.to_owned(), gauge));
     }
 }
 

@@ -24,6 +24,7 @@
 
 use std::fmt;
 
+use crate::health::Level;
 use crate::{ErrorPoint, Method, RequestPoint};
 
 /// Receives the monitoring points of a [`Monitor`](crate::Monitor).
@@ -44,5 +45,11 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// A request failed (called after [`Sink::record_request`]). Defaults to doing nothing.
     fn record_error(&self, point: &ErrorPoint<'_>) {
         let _ = point;
+    }
+
+    /// A health component has a new level (called once per component at start, then on
+    /// each change). Defaults to doing nothing.
+    fn health_changed(&self, component: &str, level: Level) {
+        let _ = (component, level);
     }
 }

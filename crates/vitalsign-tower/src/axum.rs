@@ -20,12 +20,14 @@
 
 use std::ops::Deref;
 
+use axum::extract::Path;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
-use vitalsign_core::endpoint::{EndpointResponse, MISSING_POINT_MESSAGE};
+use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse, MISSING_POINT_MESSAGE};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -98,7 +100,8 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
     }
 }
 
-/// A router with vitalsign's endpoints: `/metrics` (Prometheus text format). Merge it into the
+/// A router with vitalsign's endpoints: `/metrics` (Prometheus text format), `/health`,
+/// `/health/live`, `/health/ready` and `/health/{component}` (GET and HEAD). Merge it into the
 /// application's router, or serve it on a separate listener.
 ///
 /// ```
@@ -109,22 +112,58 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
 /// # let _ = admin;
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<S> {
-    let monitor = monitor.clone();
-    Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let page = monitor.metrics_endpoint();
-            async move { into_response(page) }
-        }),
-    )
+    let m = monitor.clone();
+    let metrics = move |headers: HeaderMap| {
+        let page = m.metrics_endpoint(&request(&headers));
+        async move { into_response(page) }
+    };
+    let m = monitor.clone();
+    let health = move |headers: HeaderMap| {
+        let page = m.health_endpoint(&request(&headers), None);
+        async move { into_response(page) }
+    };
+    let m = monitor.clone();
+    let component = move |headers: HeaderMap, Path(name): Path<String>| {
+        let page = m.health_endpoint(&request(&headers), Some(&name));
+        async move { into_response(page) }
+    };
+    let m = monitor.clone();
+    let live = move || {
+        let page = m.live_endpoint();
+        async move { into_response(page) }
+    };
+    let m = monitor.clone();
+    let ready = move || {
+        let page = m.ready_endpoint();
+        async move { into_response(page) }
+    };
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/{component}", get(component))
+}
+
+fn request(headers: &HeaderMap) -> EndpointRequest<'_> {
+    EndpointRequest {
+        authorization: headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        accept: headers.get(header::ACCEPT).map(|v| v.as_bytes()),
+    }
 }
 
 fn into_response(page: EndpointResponse) -> Response {
     let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
-        [(axum::http::header::CONTENT_TYPE, page.content_type)],
+        [(header::CONTENT_TYPE, page.content_type)],
         page.body,
     )
-        .into_response()
+        .into_response();
+    for (name, value) in page.headers {
+        response
+            .headers_mut()
+            .insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }

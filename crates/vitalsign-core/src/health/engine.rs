@@ -1,0 +1,575 @@
+//! The health engine: component states, the published snapshot, and the background thread
+//! that runs checks and evaluates rules.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::model::{
+    Check, ClassifyTaskError, ComponentKind, ComponentSpec, ComponentStatus, Condition,
+    HealthSnapshot, Level, Rule, Signal, Task, TaskStatus, UnknownComponent,
+};
+use super::window::RequestWindow;
+use crate::Sink;
+
+/// How often the health thread re-evaluates rules and staleness, and beats its heart.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What [`Monitor::shutdown`](crate::Monitor::shutdown) reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// How long it waited for in-flight requests.
+    pub waited: Duration,
+    /// Requests still in flight when the deadline passed (0: all finished).
+    pub cut: i64,
+}
+
+/// Health configuration gathered by the builder.
+#[derive(Debug, Default)]
+pub(crate) struct HealthConfig {
+    pub(crate) components: Vec<ComponentSpec>,
+}
+
+#[derive(Debug)]
+struct State {
+    level: Level,
+    summary: String,
+    detail: Option<String>,
+    meta: Option<serde_json::Value>,
+    /// When the last result arrived (checks, tasks).
+    last_report: Option<Instant>,
+    failures: u32,
+    successes: u32,
+    /// Since when a rule's condition has held.
+    holding_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Component {
+    spec: ComponentSpec,
+    state: Mutex<State>,
+    level: watch::Sender<Level>,
+}
+
+impl Component {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The health of one monitor.
+pub(crate) struct Health {
+    components: Vec<Component>,
+    snapshot: watch::Sender<Arc<HealthSnapshot>>,
+    overall: watch::Sender<Level>,
+    /// Serialises publishing, so transitions are logged once and in order.
+    publishing: Mutex<()>,
+    draining: AtomicBool,
+    window: Option<Arc<RequestWindow>>,
+    classifier: Box<dyn ClassifyTaskError>,
+    started: Instant,
+    heartbeat_ms: AtomicU64,
+    sinks: OnceLock<Vec<Arc<dyn Sink>>>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("components", &self.components.len())
+            .field("draining", &self.draining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Health {
+    pub(crate) fn new(config: HealthConfig, classifier: Box<dyn ClassifyTaskError>) -> Self {
+        let now = Instant::now();
+        let window_seconds = config
+            .components
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ComponentKind::Rule(rule) => Some(rule.window.as_secs()),
+                _ => None,
+            })
+            .max();
+        let components = config
+            .components
+            .into_iter()
+            .map(|spec| {
+                let (level, summary) = match &spec.kind {
+                    ComponentKind::Check(_) => {
+                        (Level::Unavailable, "pending: no result yet".to_owned())
+                    }
+                    ComponentKind::Task(_) => (Level::Available, "no run reported yet".to_owned()),
+                    ComponentKind::Rule(_) => {
+                        (Level::Available, "no requests evaluated yet".to_owned())
+                    }
+                };
+                Component {
+                    spec,
+                    state: Mutex::new(State {
+                        level,
+                        summary,
+                        detail: None,
+                        meta: None,
+                        last_report: None,
+                        failures: 0,
+                        successes: 0,
+                        holding_since: None,
+                    }),
+                    level: watch::Sender::new(level),
+                }
+            })
+            .collect();
+        let health = Health {
+            components,
+            snapshot: watch::Sender::new(Arc::new(HealthSnapshot {
+                overall: Level::Available,
+                summary: String::new(),
+                components: BTreeMap::new(),
+                ready: false,
+                draining: false,
+                pending: Vec::new(),
+            })),
+            overall: watch::Sender::new(Level::Available),
+            publishing: Mutex::new(()),
+            draining: AtomicBool::new(false),
+            window: window_seconds.map(|s| Arc::new(RequestWindow::new(s))),
+            classifier,
+            started: now,
+            heartbeat_ms: AtomicU64::new(0),
+            sinks: OnceLock::new(),
+        };
+        let first = health.build_snapshot(now);
+        health.overall.send_replace(first.overall);
+        health.snapshot.send_replace(Arc::new(first));
+        health
+    }
+
+    /// The request window rules read (a sink to add to the monitor), if there are rules.
+    pub(crate) fn window(&self) -> Option<Arc<RequestWindow>> {
+        self.window.clone()
+    }
+
+    /// Sinks told about level changes (the Prometheus gauge); reports the initial levels.
+    pub(crate) fn set_sinks(&self, sinks: Vec<Arc<dyn Sink>>) {
+        for component in &self.components {
+            let level = component.lock().level;
+            for sink in &sinks {
+                sink.health_changed(&component.spec.name, level);
+            }
+        }
+        let _ = self.sinks.set(sinks);
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<HealthSnapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<HealthSnapshot>> {
+        self.snapshot.subscribe()
+    }
+
+    pub(crate) fn subscribe_level(
+        &self,
+        component: Option<&str>,
+    ) -> Option<watch::Receiver<Level>> {
+        match component {
+            None => Some(self.overall.subscribe()),
+            Some(name) => self
+                .components
+                .iter()
+                .find(|c| c.spec.name == name)
+                .map(|c| c.level.subscribe()),
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_draining(&self) {
+        if !self.draining.swap(true, Ordering::Relaxed) {
+            tracing::warn!("vitalsign: draining: /health/ready answers 503 from now on");
+            self.publish();
+        }
+    }
+
+    /// Milliseconds since the health thread last ticked.
+    pub(crate) fn heartbeat_age(&self) -> Duration {
+        let beat = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(beat)
+    }
+
+    // ---- inputs ----
+
+    fn check_result(&self, index: usize, result: Result<(), String>) {
+        let component = &self.components[index];
+        let ComponentKind::Check(check) = &component.spec.kind else {
+            return;
+        };
+        let mut state = component.lock();
+        let first = state.last_report.is_none();
+        state.last_report = Some(Instant::now());
+        match result {
+            Ok(()) => {
+                state.failures = 0;
+                state.successes = state.successes.saturating_add(1);
+                if first || state.level == Level::Available || state.successes >= check.rise {
+                    state.level = Level::Available;
+                    state.summary = "ok".into();
+                    state.detail = None;
+                } else {
+                    state.detail = Some(format!(
+                        "{} of {} successes needed to come back",
+                        state.successes, check.rise
+                    ));
+                }
+            }
+            Err(error) => {
+                state.successes = 0;
+                state.failures = state.failures.saturating_add(1);
+                if first || state.level != Level::Available || state.failures >= check.fall {
+                    state.level = Level::Unavailable;
+                    state.summary = error;
+                    state.detail = None;
+                } else {
+                    state.detail = Some(format!(
+                        "{} of {} failures before going unavailable: {error}",
+                        state.failures, check.fall
+                    ));
+                }
+            }
+        }
+        state.meta = Some(json!({ "consecutive_failures": state.failures }));
+        drop(state);
+        self.publish();
+    }
+
+    pub(crate) fn report_task(
+        &self,
+        name: &str,
+        status: TaskStatus,
+    ) -> Result<(), UnknownComponent> {
+        let component = self
+            .components
+            .iter()
+            .find(|c| c.spec.name == name && matches!(c.spec.kind, ComponentKind::Task(_)))
+            .ok_or_else(|| UnknownComponent(name.to_owned()))?;
+        let ComponentKind::Task(task) = &component.spec.kind else {
+            unreachable!("filtered above");
+        };
+        let mut state = component.lock();
+        state.last_report = Some(Instant::now());
+        match status {
+            TaskStatus::Ok => {
+                state.failures = 0;
+                state.level = Level::Available;
+                state.summary = "last run ok".into();
+            }
+            status => {
+                state.failures = state.failures.saturating_add(1);
+                let Task { threshold, .. } = *task;
+                if status == TaskStatus::Fatal {
+                    state.level = Level::Unavailable;
+                    state.summary = "last run failed: fatal".into();
+                } else if state.failures >= threshold {
+                    state.level = Level::Unavailable;
+                    state.summary = format!(
+                        "{} consecutive failed runs (threshold {threshold}), last: {status}",
+                        state.failures
+                    );
+                } else {
+                    state.level = Level::Degraded;
+                    state.summary = format!(
+                        "{} of {threshold} consecutive failed runs, last: {status}",
+                        state.failures
+                    );
+                }
+            }
+        }
+        state.meta = Some(json!({
+            "last_status": status.as_str(),
+            "consecutive_failures": state.failures,
+            "threshold": task.threshold,
+        }));
+        drop(state);
+        self.publish();
+        Ok(())
+    }
+
+    pub(crate) fn classify(&self, error: &(dyn std::error::Error + 'static)) -> TaskStatus {
+        self.classifier.classify(error)
+    }
+
+    /// Re-evaluates rules and staleness; run every tick by the health thread.
+    pub(crate) fn tick(&self) {
+        self.heartbeat_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if let Some(window) = &self.window {
+            let now = Instant::now();
+            for component in &self.components {
+                if let ComponentKind::Rule(rule) = &component.spec.kind {
+                    evaluate(rule, window, &mut component.lock(), now);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    // ---- output ----
+
+    /// Builds the snapshot from the component states (staleness judged at `now`).
+    fn build_snapshot(&self, now: Instant) -> HealthSnapshot {
+        let mut components = BTreeMap::new();
+        let mut pending = Vec::new();
+        for component in &self.components {
+            let critical = component.spec.critical();
+            let state = component.lock();
+            let mut status = ComponentStatus {
+                level: state.level,
+                summary: state.summary.clone(),
+                detail: state.detail.clone(),
+                meta: state.meta.clone(),
+                critical,
+            };
+            if let ComponentKind::Check(check) = &component.spec.kind {
+                let since = state.last_report.unwrap_or(self.started);
+                let silent = now.saturating_duration_since(since);
+                if silent > check.interval * 3 {
+                    status.level = Level::Unavailable;
+                    status.summary = format!(
+                        "stale: no result for {} ms (3 intervals of {} ms)",
+                        silent.as_millis(),
+                        check.interval.as_millis()
+                    );
+                }
+                if state.last_report.is_none() && critical {
+                    pending.push(component.spec.name.clone());
+                }
+            }
+            components.insert(component.spec.name.clone(), status);
+        }
+        let effective = |s: &ComponentStatus| {
+            if s.critical {
+                s.level
+            } else {
+                s.level.max(Level::Degraded)
+            }
+        };
+        let overall = components
+            .values()
+            .map(effective)
+            .min()
+            .unwrap_or(Level::Available);
+        let failing: Vec<String> = components
+            .iter()
+            .filter(|(_, s)| s.level != Level::Available)
+            .map(|(name, s)| format!("{name} is {} ({})", s.level, s.summary))
+            .collect();
+        let summary = if failing.is_empty() {
+            format!("all {} components are available", components.len())
+        } else {
+            failing.join("; ")
+        };
+        let draining = self.is_draining();
+        let critical_down = components
+            .values()
+            .any(|s| s.critical && s.level == Level::Unavailable);
+        HealthSnapshot {
+            overall,
+            summary,
+            ready: !draining && pending.is_empty() && !critical_down,
+            components,
+            draining,
+            pending,
+        }
+    }
+
+    /// Publishes a new snapshot if anything changed; logs and reports level transitions.
+    pub(crate) fn publish(&self) {
+        let _serial = self
+            .publishing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = self.build_snapshot(Instant::now());
+        let previous = self.snapshot.borrow().clone();
+        if *previous == next {
+            return;
+        }
+        for (name, status) in &next.components {
+            let before = previous.components.get(name).map(|s| s.level);
+            if before.is_some() && before != Some(status.level) {
+                tracing::warn!(
+                    component = name.as_str(),
+                    from = before.map_or("none", Level::as_str),
+                    to = status.level.as_str(),
+                    summary = status.summary.as_str(),
+                    "vitalsign: health of {name} changed"
+                );
+            }
+            if let Some(component) = self.components.iter().find(|c| &c.spec.name == name) {
+                let changed = component.level.send_if_modified(|level| {
+                    std::mem::replace(level, status.level) != status.level
+                });
+                if changed {
+                    for sink in self.sinks.get().into_iter().flatten() {
+                        sink.health_changed(name, status.level);
+                    }
+                }
+            }
+        }
+        if previous.overall != next.overall && !previous.summary.is_empty() {
+            tracing::warn!(
+                from = previous.overall.as_str(),
+                to = next.overall.as_str(),
+                "vitalsign: overall health changed: {}",
+                next.summary
+            );
+        }
+        self.overall
+            .send_if_modified(|level| std::mem::replace(level, next.overall) != next.overall);
+        self.snapshot.send_replace(Arc::new(next));
+    }
+}
+
+/// Evaluates one rule into its component's state.
+fn evaluate(rule: &Rule, window: &RequestWindow, state: &mut State, now: Instant) {
+    let seconds = rule.window.as_secs();
+    let totals = window.totals(seconds);
+    let value = match rule.signal {
+        Signal::ErrorRatio => {
+            (totals.requests > 0).then(|| totals.errors as f64 / totals.requests as f64)
+        }
+        Signal::ServerErrorRatio => {
+            (totals.requests > 0).then(|| totals.server_errors as f64 / totals.requests as f64)
+        }
+        Signal::LatencyQuantile(q) => totals.quantile(q),
+        Signal::RequestRate => Some(totals.requests as f64 / seconds as f64),
+    };
+    let judged = matches!(rule.signal, Signal::RequestRate)
+        || matches!(rule.condition, Condition::Absent)
+        || totals.requests >= rule.min_requests;
+    let (holds, wording) = match (rule.condition, value) {
+        (Condition::Absent, _) => (totals.requests == 0, "no requests".to_owned()),
+        (_, None) => (false, String::new()),
+        (Condition::Above(limit), Some(v)) => (judged && v > limit, format!("above {limit}")),
+        (Condition::Below(limit), Some(v)) => (judged && v < limit, format!("below {limit}")),
+    };
+    let since = if holds {
+        *state.holding_since.get_or_insert(now)
+    } else {
+        state.holding_since = None;
+        now
+    };
+    let fires = holds && now.saturating_duration_since(since) >= rule.hold;
+    let signal = rule.signal.describe();
+    let shown = value.map_or("none".to_owned(), |v| format!("{v:.3}"));
+    if fires {
+        state.level = rule.level;
+        state.summary = match rule.condition {
+            Condition::Absent => format!("no requests in the last {seconds} s"),
+            _ => format!(
+                "{signal} {shown} {wording} over the last {seconds} s ({} requests)",
+                totals.requests
+            ),
+        };
+    } else {
+        state.level = Level::Available;
+        state.summary = if !judged {
+            format!(
+                "{} requests in the last {seconds} s, fewer than {} needed to judge",
+                totals.requests, rule.min_requests
+            )
+        } else if holds {
+            format!(
+                "{signal} {shown}: condition holding, fires after {} ms",
+                rule.hold.as_millis()
+            )
+        } else {
+            format!(
+                "{signal} {shown} over the last {seconds} s ({} requests)",
+                totals.requests
+            )
+        };
+    }
+    state.meta = Some(json!({
+        "value": value,
+        "requests": totals.requests,
+        "window_seconds": seconds,
+    }));
+}
+
+/// The background thread of a monitor's health: runs checks, ticks rules; ends when dropped.
+#[derive(Debug)]
+pub(crate) struct HealthThread {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HealthThread {
+    pub(crate) fn spawn(health: Arc<Health>) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(super::HEALTH_THREAD.into())
+            .spawn(move || runtime.block_on(run(health, stopped)))?;
+        Ok(HealthThread { _stop: stop })
+    }
+}
+
+async fn run(health: Arc<Health>, stopped: tokio::sync::oneshot::Receiver<()>) {
+    for (index, component) in health.components.iter().enumerate() {
+        if let ComponentKind::Check(check) = &component.spec.kind {
+            tokio::spawn(run_check(Arc::clone(&health), index, check.clone()));
+        }
+    }
+    let ticker = {
+        let health = Arc::clone(&health);
+        async move {
+            let mut interval = tokio::time::interval(TICK);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                health.tick();
+            }
+        }
+    };
+    tokio::select! {
+        _ = stopped => {}
+        _ = ticker => {}
+    }
+}
+
+async fn run_check(health: Arc<Health>, index: usize, check: Check) {
+    let mut interval = tokio::time::interval(check.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let run = (check.run)();
+        // Spawned, so that a panic in the check is caught here as a JoinError.
+        let outcome = tokio::spawn(tokio::time::timeout(check.timeout, run)).await;
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(format!("timed out after {} ms", check.timeout.as_millis())),
+            Err(join) => Err(match join.try_into_panic() {
+                Ok(panic) => format!("check panicked: {}", panic_message(&*panic)),
+                Err(_) => "check was cancelled".to_owned(),
+            }),
+        };
+        health.check_result(index, result);
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
