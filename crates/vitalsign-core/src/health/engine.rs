@@ -19,6 +19,9 @@ use crate::Sink;
 /// How often the health thread re-evaluates rules and staleness, and beats its heart.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Past this silence of the health thread, readers rebuild the snapshot themselves.
+const STUCK: Duration = Duration::from_secs(1);
+
 /// What [`Monitor::shutdown`](crate::Monitor::shutdown) reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -166,7 +169,12 @@ impl Health {
         let _ = self.sinks.set(sinks);
     }
 
+    /// The published snapshot. Should the health thread be stuck (a check blocking its
+    /// thread), the caller republishes, so that staleness still shows.
     pub(crate) fn snapshot(&self) -> Arc<HealthSnapshot> {
+        if self.heartbeat_age() > STUCK {
+            self.publish();
+        }
         self.snapshot.borrow().clone()
     }
 
