@@ -29,6 +29,12 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         &["--addr", "not-an-address"],
         &["--framework", "rocket"],
         &["--addr=127.0.0.1:99999"],
+        &["--dependency", "no-port"],
+        &["--dependency", ":80"],
+        &["--check-interval-ms", "0"],
+        &["--check-interval-ms", "soon"],
+        &["--token", ""],
+        &["--token", "has space"],
     ] {
         let out = Command::new(demo_binary()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -58,6 +64,15 @@ fn the_demo_process_serves_routes_and_metrics_on_actix() {
 fn demo_process_serves_routes_and_metrics(framework: &str) {
     let child = Command::new(demo_binary())
         .args(["--addr", "127.0.0.1:0", "--framework", framework])
+        // Port 1 on loopback refuses connections: the dependency is down.
+        .args([
+            "--dependency",
+            "127.0.0.1:1",
+            "--check-interval-ms",
+            "100",
+            "--token",
+            "demo-token",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -88,7 +103,29 @@ fn demo_process_serves_routes_and_metrics(framework: &str) {
         assert_eq!(get("/slow?ms=999999").await.unwrap().status(), 400);
         assert_eq!(get("/health/live").await.unwrap().status(), 200);
         assert_eq!(get("/api/v1/orders/1/items/2").await.unwrap().status(), 200);
-        let text = get("/metrics").await.unwrap().text().await.unwrap();
+        assert_eq!(get("/metrics").await.unwrap().status(), 401, "the token guards /metrics");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let health = get("/health").await.unwrap();
+            let status = health.status();
+            let body = health.text().await.unwrap();
+            if status == 503 {
+                assert_eq!(body, r#"{"name":"vitalsign-demo","status":{"overall":{"level":"unavailable"}},"version":"0.1.0"}"#);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status} {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(get("/health/ready").await.unwrap().status(), 503);
+        let authorized = |path: &str| {
+            client
+                .get(format!("{base}{path}"))
+                .header("authorization", "Bearer demo-token")
+                .send()
+        };
+        let health = authorized("/health").await.unwrap().text().await.unwrap();
+        assert!(health.contains("TCP connect to 127.0.0.1:1 failed"), "{health}");
+        let text = authorized("/metrics").await.unwrap().text().await.unwrap();
         for line in [
             r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/users/{id}",http_response_status_code="200",handler_id="get_user"} 1"#,
             r#"http_server_errors_total{http_request_method="GET",http_route="/error",http_response_status_code="500",error_code="1001"} 1"#,

@@ -9,50 +9,19 @@ mod actix_app;
 #[allow(dead_code)]
 mod app;
 mod common;
+#[path = "common/demo.rs"]
+mod demo;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use demo::{Ctx, Framework};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vitalsign::{FieldValue, MemorySink, Monitor, MonitorBuilder, Sink};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framework {
-    Axum,
-    Actix,
-}
-
-struct Ctx {
-    framework: Framework,
-    server: Server,
-    monitor: Monitor,
-    sink: Arc<MemorySink>,
-}
+use vitalsign::{FieldValue, MonitorBuilder};
 
 async fn start(framework: Framework, configure: fn(MonitorBuilder) -> MonitorBuilder) -> Ctx {
-    let sink = Arc::new(MemorySink::new(100_000));
-    let builder = app::with_sinks(
-        app::monitor_builder().unwrap(),
-        vec![sink.clone() as Arc<dyn Sink>],
-    );
-    let monitor = configure(builder).build().unwrap();
-    let server = match framework {
-        Framework::Axum => Server::start(app::axum_app(&monitor)).await,
-        Framework::Actix => {
-            let monitor = monitor.clone();
-            Server::start_actix(move || {
-                actix_app::actix_server(&monitor, "127.0.0.1:0".parse().unwrap())
-            })
-        }
-    };
-    Ctx {
-        framework,
-        server,
-        monitor,
-        sink,
-    }
+    demo::start(framework, configure(app::monitor_builder().unwrap())).await
 }
 
 /// What must be identical across frameworks.
@@ -132,7 +101,7 @@ macro_rules! scenario {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let mut snapshots = Vec::new();
-            for framework in [Framework::Axum, Framework::Actix] {
+            for framework in demo::BOTH {
                 eprintln!("--- scenario {} on {framework:?}", stringify!($name));
                 let $ctx = start(framework, $configure).await;
                 $body

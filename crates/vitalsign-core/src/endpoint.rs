@@ -273,7 +273,12 @@ fn ietf_check(name: &str, status: &ComponentStatus) -> Value {
     if status.level != Level::Available {
         check.insert("output".into(), status.summary.clone().into());
     }
-    if let Some(value) = status.meta.as_ref().and_then(|m| m.get("value")) {
+    if let Some(value) = status
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("value"))
+        .filter(|v| !v.is_null())
+    {
         check.insert("observedValue".into(), value.clone());
     }
     Value::Object(check)

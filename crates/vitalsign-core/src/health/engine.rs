@@ -150,6 +150,8 @@ impl Health {
         let first = health.build_snapshot(now);
         health.overall.send_replace(first.overall);
         health.snapshot.send_replace(Arc::new(first));
+        // Rules are judged from the start, so the first snapshot already carries their figures.
+        health.tick();
         health
     }
 

@@ -21,7 +21,7 @@
 //!             .min_requests(10),
 //!     )?
 //!     .build()?;
-//! monitor.report_task("ingest", TaskStatus::Ok)?;
+//! monitor.report_task("ingest", TaskStatus::Ok).unwrap();
 //! assert_eq!(monitor.health().components["ingest"].level, Level::Available);
 //! # Ok::<(), vitalsign_core::ConfigError>(())
 //! ```
