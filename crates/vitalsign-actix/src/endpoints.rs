@@ -2,7 +2,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{guard, web, HttpRequest, HttpResponse};
-use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse};
+use vitalsign_core::endpoint::{Endpoint, EndpointRequest, EndpointResponse};
 use vitalsign_core::Monitor;
 
 /// Mounts vitalsign's endpoints: `/metrics` (Prometheus text format), `/health`,
@@ -21,38 +21,17 @@ use vitalsign_core::Monitor;
 pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let monitor = monitor.clone();
     move |config: &mut web::ServiceConfig| {
-        let m = monitor.clone();
-        let metrics = move |req: HttpRequest| {
-            let page = m.metrics_endpoint(&request(&req));
-            async move { into_response(page) }
-        };
-        let m = monitor.clone();
-        let health = move |req: HttpRequest| {
-            let page = m.health_endpoint(&request(&req), None);
-            async move { into_response(page) }
-        };
-        let m = monitor.clone();
-        let live = move || {
-            let page = m.live_endpoint();
-            async move { into_response(page) }
-        };
-        let m = monitor.clone();
-        let ready = move || {
-            let page = m.ready_endpoint();
-            async move { into_response(page) }
-        };
-        let m = monitor.clone();
-        let component = move |req: HttpRequest, name: web::Path<String>| {
-            let page = m.health_endpoint(&request(&req), Some(&name));
-            async move { into_response(page) }
-        };
-        // Static paths first: actix matches in registration order.
-        config
-            .route("/metrics", get_or_head().to(metrics))
-            .route("/health", get_or_head().to(health))
-            .route("/health/live", get_or_head().to(live))
-            .route("/health/ready", get_or_head().to(ready))
-            .route("/health/{component}", get_or_head().to(component));
+        // In the order of `Endpoint::ALL`: static paths first, as actix matches in order.
+        for (path, endpoint) in Endpoint::ALL {
+            let monitor = monitor.clone();
+            config.route(
+                path,
+                get_or_head().to(move |req: HttpRequest| {
+                    let page = monitor.serve_endpoint(endpoint, req.path(), &request(&req));
+                    async move { into_response(page) }
+                }),
+            );
+        }
     }
 }
 

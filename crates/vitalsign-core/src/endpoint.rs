@@ -41,6 +41,35 @@ pub const MISSING_POINT_MESSAGE: &str =
 /// How long the health thread may stay silent before `/health/live` says the process is stuck.
 pub const LIVENESS_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// vitalsign's endpoints; adapters mount every entry of [`Endpoint::ALL`] with one handler
+/// that calls [`Monitor::serve_endpoint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `/metrics`
+    Metrics,
+    /// `/health`
+    Health,
+    /// `/health/live`
+    Live,
+    /// `/health/ready`
+    Ready,
+    /// `/health/{component}`
+    Component,
+}
+
+impl Endpoint {
+    /// Every endpoint with its route (axum and actix share the `{param}` syntax), static
+    /// routes before the one with a parameter.
+    pub const ALL: [(&'static str, Endpoint); 5] = [
+        ("/metrics", Endpoint::Metrics),
+        ("/health", Endpoint::Health),
+        ("/health/live", Endpoint::Live),
+        ("/health/ready", Endpoint::Ready),
+        ("/health/{component}", Endpoint::Component),
+    ];
+}
+
 /// What an endpoint needs to know about the request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EndpointRequest<'a> {
@@ -115,6 +144,25 @@ fn wants_ietf(accept: Option<&[u8]>) -> bool {
 }
 
 impl Monitor {
+    /// Answers `endpoint`; `path` is the request path (the component name is its last segment).
+    pub fn serve_endpoint(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        request: &EndpointRequest<'_>,
+    ) -> EndpointResponse {
+        match endpoint {
+            Endpoint::Metrics => self.metrics_endpoint(request),
+            Endpoint::Health => self.health_endpoint(request, None),
+            Endpoint::Live => self.live_endpoint(),
+            Endpoint::Ready => self.ready_endpoint(),
+            Endpoint::Component => {
+                let name = path.rsplit('/').next().unwrap_or_default();
+                self.health_endpoint(request, Some(name))
+            }
+        }
+    }
+
     fn authorized(&self, request: &EndpointRequest<'_>) -> bool {
         self.token()
             .is_none_or(|token| token.authorizes(request.authorization))

@@ -20,14 +20,15 @@
 
 use std::ops::Deref;
 
-use axum::extract::Path;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse, MISSING_POINT_MESSAGE};
+use vitalsign_core::endpoint::{
+    Endpoint, EndpointRequest, EndpointResponse, MISSING_POINT_MESSAGE,
+};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -112,37 +113,18 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
 /// # let _ = admin;
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<S> {
-    let m = monitor.clone();
-    let metrics = move |headers: HeaderMap| {
-        let page = m.metrics_endpoint(&request(&headers));
-        async move { into_response(page) }
-    };
-    let m = monitor.clone();
-    let health = move |headers: HeaderMap| {
-        let page = m.health_endpoint(&request(&headers), None);
-        async move { into_response(page) }
-    };
-    let m = monitor.clone();
-    let component = move |headers: HeaderMap, Path(name): Path<String>| {
-        let page = m.health_endpoint(&request(&headers), Some(&name));
-        async move { into_response(page) }
-    };
-    let m = monitor.clone();
-    let live = move || {
-        let page = m.live_endpoint();
-        async move { into_response(page) }
-    };
-    let m = monitor.clone();
-    let ready = move || {
-        let page = m.ready_endpoint();
-        async move { into_response(page) }
-    };
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/health/{component}", get(component))
+    Endpoint::ALL
+        .into_iter()
+        .fold(Router::new(), |router, (path, endpoint)| {
+            let monitor = monitor.clone();
+            router.route(
+                path,
+                get(move |uri: Uri, headers: HeaderMap| {
+                    let page = monitor.serve_endpoint(endpoint, uri.path(), &request(&headers));
+                    async move { into_response(page) }
+                }),
+            )
+        })
 }
 
 fn request(headers: &HeaderMap) -> EndpointRequest<'_> {
