@@ -522,7 +522,19 @@ async fn namespace_and_global_labels_apply_to_every_series() {
         ),
         Some(1.0)
     );
-    assert!(m.samples.iter().all(|s| s.name.starts_with("shop_")));
+    // Everything vitalsign names carries the namespace; the standard process collector keeps
+    // its standard names.
+    assert!(
+        m.samples
+            .iter()
+            .all(|s| s.name.starts_with("shop_") || s.name.starts_with("process_")),
+        "{}",
+        m.text
+    );
+    assert!(m
+        .samples
+        .iter()
+        .any(|s| s.name == "process_resident_memory_bytes"));
     assert!(m
         .samples
         .iter()

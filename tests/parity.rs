@@ -27,8 +27,8 @@ async fn start(framework: Framework, configure: fn(MonitorBuilder) -> MonitorBui
 /// What must be identical across frameworks.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
-    /// Counts, counters and gauges by series; histogram buckets by label set only (their
-    /// values depend on timing).
+    /// Counts, counters and gauges by series; histogram buckets, process and runtime series by
+    /// label set only.
     series: BTreeMap<String, Option<f64>>,
     /// (route, method, status, disconnected, tags, field names, request id when sent by the client)
     points: Vec<String>,
@@ -56,7 +56,12 @@ async fn snapshot(ctx: &Ctx) -> Snapshot {
         if s.name.ends_with("_sum") {
             continue;
         }
-        let value = (!s.name.ends_with("_bucket")).then_some(s.value);
+        // Bucket counts depend on timing, process and runtime figures on the framework's
+        // threads: those series must exist on both, with any value.
+        let timing = s.name.ends_with("_bucket")
+            || s.name.starts_with("process_")
+            || s.name.starts_with("tokio_");
+        let value = (!timing).then_some(s.value);
         series.insert(format!("{}{:?}", s.name, s.labels), value);
     }
     let mut points: Vec<String> = ctx

@@ -26,6 +26,7 @@ pub(crate) fn actix_app(
         .service(get("/users/{id}", user))
         .service(get("/error", error))
         .service(get("/slow", slow))
+        .service(get("/block", block))
         .service(get("/stream", stream))
         .service(get("/panic", panic))
         .service(web::scope("/api/v1").service(get("/orders/{order}/items/{item}", item)))
@@ -54,14 +55,22 @@ async fn error(point: Point) -> HttpResponse {
 }
 
 async fn slow(query: web::Query<app::SlowQuery>) -> HttpResponse {
-    match app::slow(query.ms).await {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .body(text),
-        Err(text) => HttpResponse::BadRequest()
-            .content_type("text/plain; charset=utf-8")
-            .body(text),
-    }
+    text(app::slow(query.ms).await)
+}
+
+/// 200 with the text, or 400 with the reason.
+fn text(result: Result<String, String>) -> HttpResponse {
+    let mut response = match result {
+        Ok(_) => HttpResponse::Ok(),
+        Err(_) => HttpResponse::BadRequest(),
+    };
+    response
+        .content_type("text/plain; charset=utf-8")
+        .body(result.unwrap_or_else(|e| e))
+}
+
+async fn block(query: web::Query<app::SlowQuery>) -> HttpResponse {
+    text(app::block(query.ms))
 }
 
 async fn stream() -> HttpResponse {

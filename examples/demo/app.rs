@@ -22,6 +22,8 @@ pub(crate) const SERVICE: &str = "vitalsign-demo";
 pub(crate) const ERROR_CODE: u32 = 1001;
 /// Longest sleep `/slow` accepts, in milliseconds.
 pub(crate) const MAX_SLOW_MS: u64 = 60_000;
+/// Longest block `/block` accepts, in milliseconds.
+pub(crate) const MAX_BLOCK_MS: u64 = 5_000;
 /// Default sleep of `/slow`, in milliseconds.
 pub(crate) const DEFAULT_SLOW_MS: u64 = 100;
 
@@ -131,6 +133,17 @@ pub(crate) async fn slow(ms: Option<u64>) -> Result<String, String> {
     Ok(format!("slept {ms} ms\n"))
 }
 
+/// `/block?ms=N`: the wrong way to wait, blocking the runtime thread (shows on the event-loop
+/// delay of `/stats`).
+pub(crate) fn block(ms: Option<u64>) -> Result<String, String> {
+    let ms = ms.unwrap_or(DEFAULT_SLOW_MS);
+    if ms > MAX_BLOCK_MS {
+        return Err(format!("ms={ms} is over the limit of {MAX_BLOCK_MS}\n"));
+    }
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(format!("blocked the runtime thread for {ms} ms\n"))
+}
+
 /// `/stream`: 5 chunks, 50 ms apart.
 pub(crate) fn chunks() -> impl Stream<Item = Result<Bytes, Infallible>> {
     futures_util::stream::unfold(0u32, |i| async move {
@@ -180,6 +193,15 @@ pub(crate) fn routes() -> Router {
             "/slow",
             get(|Query(q): Query<SlowQuery>| async move {
                 match slow(q.ms).await {
+                    Ok(text) => (StatusCode::OK, text),
+                    Err(text) => (StatusCode::BAD_REQUEST, text),
+                }
+            }),
+        )
+        .route(
+            "/block",
+            get(|Query(q): Query<SlowQuery>| async move {
+                match block(q.ms) {
                     Ok(text) => (StatusCode::OK, text),
                     Err(text) => (StatusCode::BAD_REQUEST, text),
                 }

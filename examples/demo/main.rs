@@ -141,6 +141,7 @@ fn print_banner(framework: &str, addr: SocketAddr) {
         "/users/42",
         "/error",
         "/slow?ms=300",
+        "/block?ms=200",
         "/stream",
         "/panic",
         "/api/v1/orders/7/items/3",
@@ -149,6 +150,7 @@ fn print_banner(framework: &str, addr: SocketAddr) {
         "/health",
         "/health/live",
         "/health/ready",
+        "/stats",
     ] {
         println!("  curl -s {base}{path}");
     }

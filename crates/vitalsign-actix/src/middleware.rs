@@ -56,6 +56,8 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        // Runs once per worker, on the worker's runtime: probe its event-loop delay.
+        self.monitor.probe_runtime();
         ready(Ok(MonitoringMiddleware {
             service,
             monitor: self.monitor.clone(),

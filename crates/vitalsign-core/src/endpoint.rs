@@ -56,13 +56,16 @@ pub enum Endpoint {
     Ready,
     /// `/health/{component}`
     Component,
+    /// `/stats`
+    Stats,
 }
 
 impl Endpoint {
     /// Every endpoint with its route (axum and actix share the `{param}` syntax), static
     /// routes before the one with a parameter.
-    pub const ALL: [(&'static str, Endpoint); 5] = [
+    pub const ALL: [(&'static str, Endpoint); 6] = [
         ("/metrics", Endpoint::Metrics),
+        ("/stats", Endpoint::Stats),
         ("/health", Endpoint::Health),
         ("/health/live", Endpoint::Live),
         ("/health/ready", Endpoint::Ready),
@@ -160,6 +163,24 @@ impl Monitor {
                 let name = path.rsplit('/').next().unwrap_or_default();
                 self.health_endpoint(request, Some(name))
             }
+            Endpoint::Stats => self.stats_endpoint(request),
+        }
+    }
+
+    /// `GET /stats`: the statistics document (see [`crate::stats`]); 401 without the token
+    /// when one is configured; 404 with a reason without the `stats` feature.
+    pub fn stats_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
+        if !self.authorized(request) {
+            return EndpointResponse::unauthorized();
+        }
+        #[cfg(feature = "stats")]
+        return EndpointResponse::json(200, JSON_CONTENT_TYPE, &self.stats_json());
+        #[cfg(not(feature = "stats"))]
+        EndpointResponse {
+            status: 404,
+            content_type: TEXT_CONTENT_TYPE,
+            headers: vec![NO_STORE],
+            body: "vitalsign: built without the `stats` feature\n".to_owned(),
         }
     }
 

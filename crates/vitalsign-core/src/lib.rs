@@ -23,6 +23,8 @@
 //!
 //! - `prometheus` (default): the Prometheus sink ([`prometheus::PrometheusSink`]), built on
 //!   `metrics` and `metrics-exporter-prometheus`.
+//! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
+//!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
 
 mod classify;
 pub mod endpoint;
@@ -36,6 +38,8 @@ mod point;
 pub mod prometheus;
 mod request_id;
 mod sink;
+#[cfg(feature = "stats")]
+pub mod stats;
 
 pub use classify::{ClassifyError, DefaultClassifier};
 pub use handle::{PointHandle, SectionTimer};

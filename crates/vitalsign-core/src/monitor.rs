@@ -27,7 +27,7 @@ use crate::handle::HandlerScope;
 use crate::health::{
     Check, ClassifyTaskError, ComponentKind, ComponentSpec, Condition, DefaultTaskClassifier,
     Health, HealthConfig, HealthSnapshot, HealthThread, Level, Rule, ShutdownReport, Signal, Task,
-    TaskStatus, UnknownComponent,
+    TaskStatus, Ticker, UnknownComponent,
 };
 use crate::point::{ErrorPoint, RequestPoint, CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE};
 use crate::{Method, RequestId, Sink};
@@ -116,6 +116,8 @@ pub struct MonitorBuilder {
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: PrometheusSetup,
     version: String,
+    #[cfg(feature = "stats")]
+    collection_interval: Duration,
     health: HealthConfig,
     task_classifier: BoxedTaskClassifier,
     token: Option<Secret>,
@@ -195,6 +197,8 @@ impl MonitorBuilder {
             #[cfg(feature = "prometheus")]
             prometheus: PrometheusSetup::Own,
             version: "unknown".to_owned(),
+            #[cfg(feature = "stats")]
+            collection_interval: crate::stats::DEFAULT_COLLECTION_INTERVAL,
             health: HealthConfig::default(),
             task_classifier: BoxedTaskClassifier(
                 Box::new(DefaultTaskClassifier),
@@ -202,6 +206,13 @@ impl MonitorBuilder {
             ),
             token: None,
         }
+    }
+
+    /// Length of the `window` block of `/stats` (the last completed interval). Defaults to 5 s.
+    #[cfg(feature = "stats")]
+    pub fn collection_interval(mut self, interval: Duration) -> Self {
+        self.collection_interval = interval.max(Duration::from_millis(100));
+        self
     }
 
     /// The service version shown by `/health`. Defaults to `unknown`; pass
@@ -449,8 +460,28 @@ impl MonitorBuilder {
         if let Some(window) = health.window() {
             sinks.push(window);
         }
+        #[allow(unused_mut)]
+        let mut tickers: Vec<Ticker> = Vec::new();
+        #[cfg(feature = "stats")]
+        let stats = {
+            let stats = Arc::new(crate::stats::Stats::new(
+                self.collection_interval,
+                self.max_label_sets,
+            ));
+            sinks.push(stats.requests.clone());
+            let ticking = Arc::clone(&stats);
+            tickers.push(Box::new(move |now| ticking.tick(now)));
+            #[cfg(feature = "prometheus")]
+            if let Some(prometheus) = &prometheus {
+                prometheus.set_collector(crate::prometheus::stats_collector(
+                    Arc::clone(&stats),
+                    self.namespace.clone(),
+                ));
+            }
+            stats
+        };
         health.set_sinks(sinks.clone());
-        let health_thread = HealthThread::spawn(Arc::clone(&health))
+        let health_thread = HealthThread::spawn(Arc::clone(&health), tickers)
             .map_err(|e| ConfigError(format!("cannot start the health thread: {e}")))?;
         Ok(Monitor {
             inner: Arc::new(Inner {
@@ -459,6 +490,8 @@ impl MonitorBuilder {
                 health,
                 _health_thread: health_thread,
                 drained: tokio::sync::Notify::new(),
+                #[cfg(feature = "stats")]
+                stats,
                 service: self.service,
                 excluded: self.excluded,
                 max_routes: self.max_label_sets,
@@ -492,6 +525,8 @@ struct Inner {
     _health_thread: HealthThread,
     /// Woken when the last in-flight request ends (for `shutdown`).
     drained: tokio::sync::Notify,
+    #[cfg(feature = "stats")]
+    stats: Arc<crate::stats::Stats>,
     service: String,
     excluded: HashSet<Box<str>>,
     max_routes: usize,
@@ -598,6 +633,32 @@ impl Monitor {
                 .map(|()| TaskStatus::Ok),
             Err(error) => self.report_task_error(name, error),
         }
+    }
+
+    /// The application's custom stats (under `custom` in `/stats`, and on `/metrics`).
+    #[cfg(feature = "stats")]
+    pub fn stats(&self) -> crate::stats::CustomStats {
+        self.inner.stats.custom.clone()
+    }
+
+    /// The `/stats` document (see [`crate::stats`] for every field).
+    #[cfg(feature = "stats")]
+    pub fn stats_json(&self) -> serde_json::Value {
+        self.inner.stats.json(self.in_flight())
+    }
+
+    /// Starts an event-loop delay probe on the Tokio runtime of the calling thread (once per
+    /// thread). The actix adapter calls it on every worker; nothing happens outside a runtime.
+    pub fn probe_runtime(&self) {
+        #[cfg(feature = "stats")]
+        self.inner.stats.probes.attach();
+    }
+
+    /// [`Monitor::probe_runtime`] on the first call, a relaxed atomic load afterwards (the
+    /// Tower layer calls it on every request: a multi-thread runtime needs one probe).
+    pub fn probe_runtime_once(&self) {
+        #[cfg(feature = "stats")]
+        self.inner.stats.probes.attach_once();
     }
 
     /// Whether the service is ready for traffic (what `/health/ready` answers).

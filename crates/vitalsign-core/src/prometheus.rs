@@ -82,8 +82,12 @@ pub struct PrometheusSink {
     disconnects: BoundedSeries<Counter>,
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
+    collector: OnceLock<Collector>,
     _upkeep: mpsc::Sender<()>,
 }
+
+/// Work done just before each render (process and runtime figures, custom stats).
+pub(crate) type Collector = Box<dyn Fn() + Send + Sync>;
 
 impl fmt::Debug for PrometheusSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,7 +115,15 @@ impl PrometheusSink {
         let duration_name = name(REQUEST_DURATION);
         let (registrar, handle) = match setup {
             PrometheusSetup::Own => {
-                let recorder = PrometheusBuilder::new()
+                // Global labels also go to the builder, so that series vitalsign does not
+                // register itself (process_*) carry them too.
+                let builder = config
+                    .global_labels
+                    .iter()
+                    .fold(PrometheusBuilder::new(), |b, (k, v)| {
+                        b.add_global_label(k, v)
+                    });
+                let recorder = builder
                     .set_buckets(&config.buckets)
                     .map_err(|e| ConfigError(format!("buckets: {e}")))?
                     .build_recorder();
@@ -225,14 +237,25 @@ impl PrometheusSink {
             disconnects,
             health_name,
             health: std::sync::Mutex::new(Vec::new()),
+            collector: OnceLock::new(),
             _upkeep: stop,
         })
     }
 
     /// Renders the exposition text of the whole registry (the application's own metrics too
-    /// when it shares its recorder).
+    /// when it shares its recorder), after collecting process and runtime figures.
     pub fn render(&self) -> String {
+        if let Some(collect) = self.collector.get() {
+            match &self.registrar {
+                Registrar::Own(recorder) => metrics::with_local_recorder(recorder, collect),
+                Registrar::Global => collect(),
+            }
+        }
         self.handle.render()
+    }
+
+    pub(crate) fn set_collector(&self, collector: Collector) {
+        let _ = self.collector.set(collector);
     }
 
     /// The handle of the registry.
@@ -375,6 +398,71 @@ impl Sink for PrometheusSink {
         gauge.set(level.gauge_value());
         gauges.push((component.to_owned(), gauge));
     }
+}
+
+/// The collector of `/stats` figures for `/metrics`: the standard `process_*` series
+/// (`metrics-process`), Tokio runtime gauges, the event-loop delay, and custom stats.
+#[cfg(feature = "stats")]
+pub(crate) fn stats_collector(
+    stats: std::sync::Arc<crate::stats::Stats>,
+    namespace: Option<String>,
+) -> Collector {
+    let process = metrics_process::Collector::default();
+    let name = |base: &str| match &namespace {
+        Some(ns) => format!("{ns}_{base}"),
+        None => base.to_owned(),
+    };
+    let [workers, tasks, queue, delay, custom_total, custom] = [
+        "tokio_workers",
+        "tokio_alive_tasks",
+        "tokio_global_queue_depth",
+        "tokio_event_loop_delay_seconds",
+        "vitalsign_custom_total",
+        "vitalsign_custom",
+    ]
+    .map(name);
+    Box::new(move || {
+        process.describe();
+        process.collect();
+        let (w, t, q) = stats.probes.runtime_figures();
+        metrics::describe_gauge!(
+            workers.clone(),
+            "Worker threads of the probed Tokio runtimes."
+        );
+        metrics::gauge!(workers.clone()).set(w as f64);
+        metrics::describe_gauge!(tasks.clone(), "Alive tasks on the probed Tokio runtimes.");
+        metrics::gauge!(tasks.clone()).set(t as f64);
+        metrics::describe_gauge!(
+            queue.clone(),
+            "Tasks in the global queue of the probed Tokio runtimes."
+        );
+        metrics::gauge!(queue.clone()).set(q as f64);
+        metrics::describe_gauge!(
+            delay.clone(),
+            Unit::Seconds,
+            "Mean scheduling delay of a probe task on the Tokio runtime (event-loop delay), last collection interval."
+        );
+        metrics::gauge!(delay.clone()).set(stats.event_loop_delay_ms() / 1000.0);
+        let entries = stats.custom.numeric();
+        if !entries.is_empty() {
+            metrics::describe_counter!(
+                custom_total.clone(),
+                "Application counters (custom stats `inc`)."
+            );
+            metrics::describe_gauge!(
+                custom.clone(),
+                "Application gauges (custom stats `set`, list lengths)."
+            );
+        }
+        for (section, key, is_counter, value) in entries {
+            if is_counter {
+                metrics::counter!(custom_total.clone(), "section" => section, "key" => key)
+                    .absolute(value as u64);
+            } else {
+                metrics::gauge!(custom.clone(), "section" => section, "key" => key).set(value);
+            }
+        }
+    })
 }
 
 fn upkeep(handle: PrometheusHandle, stopped: mpsc::Receiver<()>, interval: Duration) {

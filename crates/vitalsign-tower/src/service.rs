@@ -48,6 +48,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        self.monitor.probe_runtime_once();
         let head = RequestHead {
             method: req.method(),
             uri: req.uri(),

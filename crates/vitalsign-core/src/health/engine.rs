@@ -521,19 +521,27 @@ pub(crate) struct HealthThread {
 }
 
 impl HealthThread {
-    pub(crate) fn spawn(health: Arc<Health>) -> std::io::Result<Self> {
+    /// Spawns the thread; `tickers` run on every tick after the health one.
+    pub(crate) fn spawn(health: Arc<Health>, tickers: Vec<Ticker>) -> std::io::Result<Self> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         std::thread::Builder::new()
             .name(super::HEALTH_THREAD.into())
-            .spawn(move || runtime.block_on(run(health, stopped)))?;
+            .spawn(move || runtime.block_on(run(health, tickers, stopped)))?;
         Ok(HealthThread { _stop: stop })
     }
 }
 
-async fn run(health: Arc<Health>, stopped: tokio::sync::oneshot::Receiver<()>) {
+/// Work done on each tick of the health thread.
+pub(crate) type Ticker = Box<dyn Fn(Instant) + Send + Sync>;
+
+async fn run(
+    health: Arc<Health>,
+    tickers: Vec<Ticker>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) {
     for (index, component) in health.components.iter().enumerate() {
         if let ComponentKind::Check(check) = &component.spec.kind {
             tokio::spawn(run_check(Arc::clone(&health), index, check.clone()));
@@ -547,6 +555,10 @@ async fn run(health: Arc<Health>, stopped: tokio::sync::oneshot::Receiver<()>) {
             loop {
                 interval.tick().await;
                 health.tick();
+                let now = Instant::now();
+                for ticker in &tickers {
+                    ticker(now);
+                }
             }
         }
     };

@@ -38,7 +38,7 @@ mod model;
 mod window;
 
 pub use engine::ShutdownReport;
-pub(crate) use engine::{Health, HealthConfig, HealthThread};
+pub(crate) use engine::{Health, HealthConfig, HealthThread, Ticker};
 pub use model::{
     Check, ClassifyTaskError, ComponentStatus, Condition, DefaultTaskClassifier, HealthSnapshot,
     Level, Rule, Signal, Task, TaskStatus, UnknownComponent,

@@ -1,0 +1,166 @@
+//! `/stats`: process, OS, runtime, response-time and request statistics in the shape a Kibana
+//! stats client reads, plus the application's own custom stats.
+//!
+//! ```
+//! use vitalsign_core::Monitor;
+//!
+//! let monitor = Monitor::builder("shop").build().unwrap();
+//! monitor.stats().inc("jobs", "processed", 3);
+//! monitor.stats().set("queue", "depth", 12.0);
+//! let stats = monitor.stats_json();
+//! assert_eq!(stats["custom"]["jobs"]["processed"], 3);
+//! assert!(stats["process"]["memory"]["resident_set_size_in_bytes"].as_u64().unwrap() > 0);
+//! ```
+//!
+//! # Fields
+//!
+//! Cumulative figures since the monitor started are at the top level; the `window` block has
+//! the same request and response-time figures for the last completed collection interval, so
+//! nothing resets silently.
+//!
+//! | field | meaning for a Rust process |
+//! |---|---|
+//! | `process.pid` | the process id |
+//! | `process.uptime_in_millis` | time since the monitor was built |
+//! | `process.memory.heap.used_in_bytes` | Rust has no managed heap: the resident set size (RSS) |
+//! | `process.memory.heap.total_in_bytes` | the peak resident set size (`VmHWM` on Linux; the current RSS elsewhere) |
+//! | `process.memory.heap.size_limit` | the cgroup memory limit if one is set (containers), else the physical memory |
+//! | `process.memory.resident_set_size_in_bytes` | the resident set size |
+//! | `process.event_loop_delay` | mean scheduling delay, in ms, of a probe task that sleeps 20 ms at a time on the Tokio runtime serving requests (Node's event-loop delay), over the last interval |
+//! | `process.event_loop_delay_histogram` | `min`, `max`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms |
+//! | `os.platform`, `os.platformRelease` | `linux`, `macos`, …; the kernel release |
+//! | `os.load.{1m,5m,15m}` | load averages |
+//! | `os.memory.{total,free,used}_in_bytes` | physical memory; free is what is available to new allocations |
+//! | `os.uptime_in_millis`, `os.cpus` | host uptime; logical CPUs |
+//! | `response_times.{avg,max}_in_millis` | over every recorded request, until its body ended |
+//! | `requests.total`, `requests.disconnects` | recorded requests; those whose client hung up first |
+//! | `requests.status_codes` | `"200"` → count (`499`: client left before a response existed) |
+//! | `concurrent_connections` | requests in flight now (not TCP connections: vitalsign sees requests) |
+//! | `collection_interval_in_millis`, `last_updated` | the window's length; when the last window closed (RFC 3339) |
+//! | `runtime.{workers,alive_tasks,global_queue_depth}` | Tokio runtime figures of the probed runtimes, summed |
+//! | `custom` | sections of [`CustomStats`] |
+
+mod custom;
+mod requests;
+mod system;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Map, Value};
+
+pub use custom::CustomStats;
+pub(crate) use requests::RequestStats;
+pub(crate) use system::RuntimeProbes;
+
+/// Default collection interval of the `window` block.
+pub const DEFAULT_COLLECTION_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Everything `/stats` reads, owned by the monitor.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    pub(crate) requests: Arc<RequestStats>,
+    pub(crate) custom: CustomStats,
+    pub(crate) probes: RuntimeProbes,
+    interval: Duration,
+    started: Instant,
+    window: Mutex<Window>,
+    system: Mutex<system::System>,
+}
+
+#[derive(Debug)]
+struct Window {
+    opened: SystemTime,
+    opened_at: Instant,
+    closed: Option<(SystemTime, SystemTime, requests::Totals)>,
+    delays: Option<system::DelaySummary>,
+}
+
+impl Stats {
+    pub(crate) fn new(interval: Duration, max_custom_keys: usize) -> Self {
+        Stats {
+            requests: Arc::new(RequestStats::default()),
+            custom: CustomStats::new(max_custom_keys),
+            probes: RuntimeProbes::default(),
+            interval,
+            started: Instant::now(),
+            window: Mutex::new(Window {
+                opened: SystemTime::now(),
+                opened_at: Instant::now(),
+                closed: None,
+                delays: None,
+            }),
+            system: Mutex::new(system::System::new()),
+        }
+    }
+
+    /// Closes the window when the interval has passed (called by the health thread's tick).
+    pub(crate) fn tick(&self, now: Instant) {
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.saturating_duration_since(window.opened_at) < self.interval {
+            return;
+        }
+        let totals = self.requests.close_window();
+        let closed_at = SystemTime::now();
+        window.closed = Some((window.opened, closed_at, totals));
+        window.delays = self.probes.close_window();
+        window.opened = closed_at;
+        window.opened_at = now;
+    }
+
+    /// Mean event-loop delay of the last closed window (or the open one before that), in ms.
+    pub(crate) fn event_loop_delay_ms(&self) -> f64 {
+        let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        window
+            .delays
+            .clone()
+            .or_else(|| self.probes.peek())
+            .map_or(0.0, |d| d.mean)
+    }
+
+    /// The `/stats` document.
+    pub(crate) fn json(&self, in_flight: i64) -> Value {
+        let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        let delays = window.delays.clone().or_else(|| self.probes.peek());
+        let mut system = self.system.lock().unwrap_or_else(PoisonError::into_inner);
+        let (process, os) = system.collect(self.started.elapsed(), delays.as_ref());
+        drop(system);
+        let cumulative = self.requests.cumulative();
+        let mut document = Map::new();
+        document.insert("process".into(), process);
+        document.insert("os".into(), os);
+        document.insert("response_times".into(), cumulative.response_times_json());
+        document.insert("requests".into(), cumulative.requests_json());
+        document.insert("concurrent_connections".into(), in_flight.max(0).into());
+        document.insert(
+            "collection_interval_in_millis".into(),
+            (self.interval.as_millis() as u64).into(),
+        );
+        let last_updated = window
+            .closed
+            .as_ref()
+            .map_or(window.opened, |(_, to, _)| *to);
+        document.insert("last_updated".into(), rfc3339(last_updated).into());
+        let window_json = match &window.closed {
+            Some((from, to, totals)) => json!({
+                "from": rfc3339(*from),
+                "to": rfc3339(*to),
+                "response_times": totals.response_times_json(),
+                "requests": totals.requests_json(),
+            }),
+            None => json!({
+                "from": rfc3339(window.opened),
+                "to": Value::Null,
+                "note": "the first collection interval has not closed yet",
+            }),
+        };
+        document.insert("window".into(), window_json);
+        document.insert("runtime".into(), self.probes.runtime_json());
+        document.insert("custom".into(), self.custom.json());
+        Value::Object(document)
+    }
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
