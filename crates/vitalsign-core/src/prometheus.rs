@@ -254,6 +254,7 @@ impl PrometheusSink {
         self.handle.render()
     }
 
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn set_collector(&self, collector: Collector) {
         let _ = self.collector.set(collector);
     }

@@ -109,6 +109,7 @@ impl Stats {
     }
 
     /// Mean event-loop delay of the last closed window (or the open one before that), in ms.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn event_loop_delay_ms(&self) -> f64 {
         let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         window
