@@ -14,6 +14,7 @@ use futures_util::Stream;
 use serde_json::{json, Value};
 use vitalsign::axum::{endpoints, Point};
 use vitalsign::health::{Check, Condition, Level, Rule, Signal};
+use vitalsign::sinks::{InfluxSink, PeriodAggregator, StatsdSink};
 use vitalsign::{ConfigError, Monitor, MonitorBuilder, MonitorLayer, PointHandle, Sink};
 
 /// Service name of the demo.
@@ -46,6 +47,56 @@ impl Default for HealthOptions {
             token: None,
         }
     }
+}
+
+/// The demo's push sinks (flags `--influx`, `--influx-token`, `--flush-ms`, `--statsd`,
+/// `--statsd-prefix`, `--aggregate-ms`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PushOptions {
+    /// Full InfluxDB write URL.
+    pub(crate) influx: Option<String>,
+    /// InfluxDB 2.x token.
+    pub(crate) influx_token: Option<String>,
+    /// Flush period of the push sinks.
+    pub(crate) flush: Option<Duration>,
+    /// StatsD `host:port`.
+    pub(crate) statsd: Option<String>,
+    /// StatsD metric prefix.
+    pub(crate) statsd_prefix: Option<String>,
+    /// Aggregation period in front of the push sinks.
+    pub(crate) aggregate: Option<Duration>,
+}
+
+/// Builds the push sinks the options ask for.
+pub(crate) fn push_sinks(options: &PushOptions) -> Result<Vec<Arc<dyn Sink>>, ConfigError> {
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if let Some(url) = &options.influx {
+        let mut influx = InfluxSink::http(url.clone());
+        if let Some(token) = &options.influx_token {
+            influx = influx.token(token.clone());
+        }
+        if let Some(flush) = options.flush {
+            influx = influx.flush_period(flush);
+        }
+        sinks.push(influx.build()?);
+    }
+    if let Some(addr) = &options.statsd {
+        let mut statsd = StatsdSink::udp(addr.clone());
+        if let Some(prefix) = &options.statsd_prefix {
+            statsd = statsd.prefix(prefix.clone());
+        }
+        if let Some(flush) = options.flush {
+            statsd = statsd.flush_period(flush);
+        }
+        sinks.push(statsd.build()?);
+    }
+    if let Some(period) = options.aggregate {
+        sinks = sinks
+            .into_iter()
+            .map(|sink| PeriodAggregator::new(period, sink) as Arc<dyn Sink>)
+            .collect();
+    }
+    Ok(sinks)
 }
 
 /// Timeout of the dependency's TCP connect.

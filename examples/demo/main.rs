@@ -12,14 +12,23 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
-            [--check-interval-ms N] [--token TOKEN]
+            [--check-interval-ms N] [--token TOKEN] [--influx URL] [--influx-token T]
+            [--flush-ms N] [--statsd HOST:PORT] [--statsd-prefix P] [--aggregate-ms N]
 
   --addr HOST:PORT         address to listen on (default 127.0.0.1:3000)
   --framework NAME         web framework serving the demo: axum (default) or actix
   --dependency HOST:PORT   a critical health component `dependency`, checked by a TCP connect
                            (200 ms timeout)
   --check-interval-ms N    interval of the dependency check (default 1000)
-  --token TOKEN            bearer token for /metrics and health details
+  --token TOKEN            bearer token for /metrics, /stats and health details
+  --influx URL             push points to InfluxDB: a full write URL, e.g.
+                           http://127.0.0.1:8086/write?db=demo (1.x) or
+                           http://127.0.0.1:8086/api/v2/write?org=o&bucket=b (2.x)
+  --influx-token T         InfluxDB 2.x token
+  --flush-ms N             flush period of the push sinks (default 1000)
+  --statsd HOST:PORT       push metrics to a StatsD server (UDP)
+  --statsd-prefix P        prefix of the StatsD metric names
+  --aggregate-ms N         aggregate points per period before pushing them
   -h, --help           print this help";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,12 +41,21 @@ struct Args {
     addr: SocketAddr,
     framework: Framework,
     health: app::HealthOptions,
+    push: app::PushOptions,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut addr: SocketAddr = "127.0.0.1:3000".parse().expect("valid default");
     let mut framework = Framework::Axum;
     let mut health = app::HealthOptions::default();
+    let mut push = app::PushOptions::default();
+    let millis = |flag: &str, v: String| -> Result<std::time::Duration, String> {
+        v.parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=3_600_000).contains(ms))
+            .map(std::time::Duration::from_millis)
+            .ok_or_else(|| format!("{flag} {v:?} is not a whole number from 1 to 3600000"))
+    };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -95,6 +113,28 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 }
                 health.token = Some(v);
             }
+            "--influx" => {
+                let v = value("--influx")?;
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(format!("--influx {v:?} is not an http(s) write URL"));
+                }
+                push.influx = Some(v);
+            }
+            "--influx-token" => push.influx_token = Some(value("--influx-token")?),
+            "--flush-ms" => push.flush = Some(millis("--flush-ms", value("--flush-ms")?)?),
+            "--statsd" => {
+                let v = value("--statsd")?;
+                if v.rsplit_once(':')
+                    .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                {
+                    return Err(format!("--statsd {v:?} is not HOST:PORT"));
+                }
+                push.statsd = Some(v);
+            }
+            "--statsd-prefix" => push.statsd_prefix = Some(value("--statsd-prefix")?),
+            "--aggregate-ms" => {
+                push.aggregate = Some(millis("--aggregate-ms", value("--aggregate-ms")?)?)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -102,6 +142,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         addr,
         framework,
         health,
+        push,
     }))
 }
 
@@ -166,14 +207,25 @@ async fn drain_on_ctrl_c(monitor: vitalsign::Monitor) {
     println!("draining: /health/ready now answers 503");
     let report = monitor.shutdown(DRAIN_DEADLINE).await;
     println!(
-        "drained in {} ms, {} request(s) cut",
+        "drained in {} ms, {} request(s) cut, push sinks {}",
         report.waited.as_millis(),
-        report.cut
+        report.cut,
+        if report.flushed {
+            "flushed"
+        } else {
+            "not flushed in time"
+        }
     );
 }
 
+/// The demo's monitor for these flags.
+fn monitor(args: &Args) -> Result<vitalsign::Monitor, vitalsign::ConfigError> {
+    let builder = app::monitor_builder_with(&args.health)?;
+    app::with_sinks(builder, app::push_sinks(&args.push)?).build()
+}
+
 async fn serve_axum(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let monitor = app::monitor_builder_with(&args.health)?.build()?;
+    let monitor = monitor(&args)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -185,7 +237,7 @@ async fn serve_axum(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve_actix(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let monitor = app::monitor_builder_with(&args.health)?.build()?;
+    let monitor = monitor(&args)?;
     let (server, addrs) = actix_app::actix_server(&monitor, args.addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     print_banner("actix", addrs[0]);

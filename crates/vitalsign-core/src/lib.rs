@@ -38,6 +38,7 @@ mod point;
 pub mod prometheus;
 mod request_id;
 mod sink;
+pub mod sinks;
 #[cfg(feature = "stats")]
 pub mod stats;
 
@@ -50,8 +51,8 @@ pub use monitor::{
     DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
 };
 pub use point::{
-    ErrorPoint, Field, FieldValue, OwnedRequestPoint, RequestPoint, Tag, CLIENT_CLOSED_REQUEST,
-    UNMATCHED_ROUTE,
+    AggregatePoint, ErrorPoint, Field, FieldValue, OwnedRequestPoint, RequestPoint, Tag,
+    CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE,
 };
 pub use request_id::{RequestId, REQUEST_ID_HEADER};
-pub use sink::Sink;
+pub use sink::{Sink, SinkReport};

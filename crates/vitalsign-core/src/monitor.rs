@@ -471,15 +471,23 @@ impl MonitorBuilder {
             sinks.push(stats.requests.clone());
             let ticking = Arc::clone(&stats);
             tickers.push(Box::new(move |now| ticking.tick(now)));
-            #[cfg(feature = "prometheus")]
-            if let Some(prometheus) = &prometheus {
-                prometheus.set_collector(crate::prometheus::stats_collector(
-                    Arc::clone(&stats),
-                    self.namespace.clone(),
-                ));
-            }
+            stats.set_reporters(reporters(&sinks));
             stats
         };
+        #[cfg(feature = "prometheus")]
+        if let Some(prometheus) = &prometheus {
+            #[allow(unused_mut)]
+            let mut parts = vec![crate::prometheus::sink_collector(
+                reporters(&sinks),
+                self.namespace.clone(),
+            )];
+            #[cfg(feature = "stats")]
+            parts.push(crate::prometheus::stats_collector(
+                Arc::clone(&stats),
+                self.namespace.clone(),
+            ));
+            prometheus.set_collector(Box::new(move || parts.iter().for_each(|part| part())));
+        }
         health.set_sinks(sinks.clone());
         let health_thread = HealthThread::spawn(Arc::clone(&health), tickers)
             .map_err(|e| ConfigError(format!("cannot start the health thread: {e}")))?;
@@ -505,6 +513,15 @@ impl MonitorBuilder {
             }),
         })
     }
+}
+
+/// The sinks that report queue figures (push sinks), for `/metrics` and `/stats`.
+fn reporters(sinks: &[Arc<dyn Sink>]) -> Vec<Arc<dyn Sink>> {
+    sinks
+        .iter()
+        .filter(|s| s.report().is_some())
+        .cloned()
+        .collect()
 }
 
 /// The monitor: configuration, sinks and live state shared by every adapter.
@@ -672,7 +689,8 @@ impl Monitor {
     }
 
     /// Graceful drain: flips readiness to 503 first, then waits until every in-flight request
-    /// has finished, or `deadline` passes (reporting how many were cut). Call it from axum's
+    /// has finished, or `deadline` passes (reporting how many were cut); then push sinks send
+    /// what they have queued, within what is left of the deadline. Call it from axum's
     /// `with_graceful_shutdown` future or before stopping an actix server.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.drain();
@@ -687,9 +705,22 @@ impl Monitor {
             }
         };
         let _ = tokio::time::timeout(deadline, wait).await;
+        let waited = started.elapsed();
+        let cut = self.in_flight().max(0);
+        // Then push sinks send what they queued, within what is left of the deadline.
+        let flushes: Vec<_> = self.inner.sinks.iter().filter_map(|s| s.flush()).collect();
+        let all_flushed = async {
+            for flush in flushes {
+                let _ = flush.await;
+            }
+        };
+        let flushed = tokio::time::timeout(deadline.saturating_sub(started.elapsed()), all_flushed)
+            .await
+            .is_ok();
         let report = ShutdownReport {
-            waited: started.elapsed(),
-            cut: self.in_flight().max(0),
+            waited,
+            cut,
+            flushed,
         };
         if report.cut > 0 {
             tracing::warn!(
@@ -822,6 +853,9 @@ impl Monitor {
             for sink in &self.inner.sinks {
                 sink.record_error(&error);
             }
+        }
+        for sink in &self.inner.sinks {
+            sink.request_finished(point.method);
         }
     }
 }

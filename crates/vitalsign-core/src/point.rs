@@ -225,3 +225,27 @@ impl OwnedRequestPoint {
         find_field(&self.fields, key)
     }
 }
+
+/// One aggregate of one period for one tag set, emitted by a
+/// [`PeriodAggregator`](crate::sinks::PeriodAggregator): `count`, `min`, `max` and `sum` of
+/// `execution_time` (seconds) over the requests (or errors) whose start fell in the period.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AggregatePoint<'a> {
+    /// `requests` or `errors`.
+    pub series: &'a str,
+    /// The tag set, sorted by key: `service`, `route`, `method`, `status_code` (+ `error_code`),
+    /// plus handler tags. Handler fields and request ids are not aggregated.
+    pub tags: &'a [(String, String)],
+    /// Start of the period, nanoseconds since the Unix epoch (timestamps floored to the period).
+    pub period_start_unix_nanos: u64,
+    /// Length of the period.
+    pub period: std::time::Duration,
+    /// Requests in the period.
+    pub count: u64,
+    /// Shortest execution time, seconds.
+    pub min: f64,
+    /// Longest execution time, seconds.
+    pub max: f64,
+    /// Sum of execution times, seconds.
+    pub sum: f64,
+}

@@ -254,7 +254,6 @@ impl PrometheusSink {
         self.handle.render()
     }
 
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn set_collector(&self, collector: Collector) {
         let _ = self.collector.set(collector);
     }
@@ -373,7 +372,10 @@ impl Sink for PrometheusSink {
                 c.increment(1)
             });
         }
-        self.active[point.method.index()].decrement(1.0);
+    }
+
+    fn request_finished(&self, method: Method) {
+        self.active[method.index()].decrement(1.0);
     }
 
     fn record_error(&self, point: &ErrorPoint<'_>) {
@@ -399,6 +401,40 @@ impl Sink for PrometheusSink {
         gauge.set(level.gauge_value());
         gauges.push((component.to_owned(), gauge));
     }
+}
+
+/// The collector of push-sink queue figures: `vitalsign_sink_{sent,dropped}_points_total{sink}`
+/// and `vitalsign_sink_queued_points{sink}`.
+pub(crate) fn sink_collector(
+    sinks: Vec<std::sync::Arc<dyn Sink>>,
+    namespace: Option<String>,
+) -> Collector {
+    let name = |base: &str| match &namespace {
+        Some(ns) => format!("{ns}_{base}"),
+        None => base.to_owned(),
+    };
+    let [sent, dropped, queued] = [
+        "vitalsign_sink_sent_points_total",
+        "vitalsign_sink_dropped_points_total",
+        "vitalsign_sink_queued_points",
+    ]
+    .map(name);
+    Box::new(move || {
+        if sinks.is_empty() {
+            return;
+        }
+        metrics::describe_counter!(sent.clone(), "Points a push sink delivered.");
+        metrics::describe_counter!(
+            dropped.clone(),
+            "Points a push sink dropped: queue full, rejected by the server (4xx), or undeliverable."
+        );
+        metrics::describe_gauge!(queued.clone(), "Points waiting in a push sink's queue.");
+        for report in sinks.iter().filter_map(|s| s.report()) {
+            metrics::counter!(sent.clone(), "sink" => report.name).absolute(report.sent);
+            metrics::counter!(dropped.clone(), "sink" => report.name).absolute(report.dropped);
+            metrics::gauge!(queued.clone(), "sink" => report.name).set(report.queued as f64);
+        }
+    })
 }
 
 /// The collector of `/stats` figures for `/metrics`: the standard `process_*` series

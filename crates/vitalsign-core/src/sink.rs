@@ -25,14 +25,29 @@
 use std::fmt;
 
 use crate::health::Level;
-use crate::{ErrorPoint, Method, RequestPoint};
+use crate::{AggregatePoint, ErrorPoint, Method, RequestPoint};
+
+/// What a push sink reports about its queue, for `/metrics`
+/// (`vitalsign_sink_*_points_total{sink}`) and `/stats` (`sinks`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// The sink's name (the `sink` label).
+    pub name: &'static str,
+    /// Points delivered.
+    pub sent: u64,
+    /// Points dropped (queue full, rejected by the server, or undeliverable).
+    pub dropped: u64,
+    /// Points waiting in the queue.
+    pub queued: u64,
+}
 
 /// Receives the monitoring points of a [`Monitor`](crate::Monitor).
 ///
 /// For every request that is not excluded, a sink sees exactly one
 /// [`request_started`](Sink::request_started), then exactly one
 /// [`record_request`](Sink::record_request) (at end of stream, error, early drop or panic), then,
-/// if the classifier calls it an error, one [`record_error`](Sink::record_error).
+/// if the classifier calls it an error, one [`record_error`](Sink::record_error), then one
+/// [`request_finished`](Sink::request_finished).
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// A request began (for in-flight gauges). Defaults to doing nothing.
     fn request_started(&self, method: Method) {
@@ -42,9 +57,35 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// A request finished; `point` borrows from the monitor, copy what you keep.
     fn record_request(&self, point: &RequestPoint<'_>);
 
+    /// A request started with [`Sink::request_started`] is over (called after
+    /// [`Sink::record_request`] and [`Sink::record_error`]; also passed through by a
+    /// [`PeriodAggregator`](crate::sinks::PeriodAggregator)). For in-flight gauges. Defaults to
+    /// doing nothing.
+    fn request_finished(&self, method: Method) {
+        let _ = method;
+    }
+
     /// A request failed (called after [`Sink::record_request`]). Defaults to doing nothing.
     fn record_error(&self, point: &ErrorPoint<'_>) {
         let _ = point;
+    }
+
+    /// One aggregate of a period, from a [`PeriodAggregator`](crate::sinks::PeriodAggregator)
+    /// placed in front of this sink. Defaults to doing nothing.
+    fn record_aggregate(&self, point: &AggregatePoint<'_>) {
+        let _ = point;
+    }
+
+    /// Sends what is queued; the receiver completes when the queue is empty (called by
+    /// [`Monitor::shutdown`](crate::Monitor::shutdown) within its deadline). Defaults to
+    /// `None`: nothing queued.
+    fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        None
+    }
+
+    /// Queue figures of a push sink. Defaults to `None`.
+    fn report(&self) -> Option<SinkReport> {
+        None
     }
 
     /// A health component has a new level (called once per component at start, then on

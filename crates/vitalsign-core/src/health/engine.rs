@@ -29,6 +29,8 @@ pub struct ShutdownReport {
     pub waited: Duration,
     /// Requests still in flight when the deadline passed (0: all finished).
     pub cut: i64,
+    /// Whether every push sink sent its queue before the deadline.
+    pub flushed: bool,
 }
 
 /// Health configuration gathered by the builder.

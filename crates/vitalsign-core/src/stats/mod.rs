@@ -38,6 +38,7 @@
 //! | `concurrent_connections` | requests in flight now (not TCP connections: vitalsign sees requests) |
 //! | `collection_interval_in_millis`, `last_updated` | the window's length; when the last window closed (RFC 3339) |
 //! | `runtime.{workers,alive_tasks,global_queue_depth}` | Tokio runtime figures of the probed runtimes, summed |
+//! | `sinks` | per push sink: points `sent`, `dropped` (queue full, rejected, undeliverable), `queued` |
 //! | `custom` | sections of [`CustomStats`] |
 
 mod custom;
@@ -66,6 +67,7 @@ pub(crate) struct Stats {
     started: Instant,
     window: Mutex<Window>,
     system: Mutex<system::System>,
+    reporters: std::sync::OnceLock<Vec<Arc<dyn crate::Sink>>>,
 }
 
 #[derive(Debug)]
@@ -91,7 +93,13 @@ impl Stats {
                 delays: None,
             }),
             system: Mutex::new(system::System::new()),
+            reporters: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The push sinks whose queue figures `/stats` shows under `sinks`.
+    pub(crate) fn set_reporters(&self, sinks: Vec<Arc<dyn crate::Sink>>) {
+        let _ = self.reporters.set(sinks);
     }
 
     /// Closes the window when the interval has passed (called by the health thread's tick).
@@ -157,6 +165,18 @@ impl Stats {
         };
         document.insert("window".into(), window_json);
         document.insert("runtime".into(), self.probes.runtime_json());
+        let sinks: Map<String, Value> = self
+            .reporters
+            .get()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.report())
+            .map(|r| {
+                let figures = json!({ "sent": r.sent, "dropped": r.dropped, "queued": r.queued });
+                (r.name.to_owned(), figures)
+            })
+            .collect();
+        document.insert("sinks".into(), Value::Object(sinks));
         document.insert("custom".into(), self.custom.json());
         Value::Object(document)
     }

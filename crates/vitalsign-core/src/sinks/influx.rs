@@ -1,0 +1,481 @@
+//! [`InfluxSink`]: monitoring points as InfluxDB line protocol, over HTTP or UDP.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use influxdb_line_protocol::LineProtocolBuilder;
+
+use super::queue::Queue;
+use crate::point::{Field, FieldValue};
+use crate::{AggregatePoint, ConfigError, ErrorPoint, RequestPoint, Sink, SinkReport};
+
+/// Where lines go.
+#[derive(Clone, Debug)]
+enum Target {
+    /// A full write URL: InfluxDB 1.x `…/write?db=…` or 2.x `…/api/v2/write?org=…&bucket=…`.
+    Http { url: String, token: Option<String> },
+    /// An InfluxDB UDP listener.
+    Udp { addr: String, max_datagram: usize },
+}
+
+/// Builds an [`InfluxSink`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct InfluxSinkBuilder {
+    target: Target,
+    flush_period: Duration,
+    batch_size: usize,
+    capacity: usize,
+    max_backoff: Duration,
+}
+
+impl InfluxSinkBuilder {
+    /// Token for InfluxDB 2.x (`Authorization: Token …`). Defaults to none.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        if let Target::Http { token: t, .. } = &mut self.target {
+            *t = Some(token.into());
+        }
+        self
+    }
+
+    /// Longest a point waits before it is written. Defaults to 1 s.
+    pub fn flush_period(mut self, period: Duration) -> Self {
+        self.flush_period = period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Points per write; a full batch is written at once. Defaults to 500.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Most points queued; past it the oldest are dropped and counted. Defaults to 10 000.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(1);
+        self
+    }
+
+    /// Longest wait between two retries (backoff doubles from 100 ms). Defaults to 10 s.
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Starts the sink's writer thread.
+    pub fn build(self) -> Result<Arc<InfluxSink>, ConfigError> {
+        if let Target::Http { url, .. } = &self.target {
+            let parsed: Result<reqwest::Url, _> = url.parse();
+            match parsed {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) => {
+                    return Err(ConfigError(format!(
+                        "influx URL {url:?}: scheme {:?} is not http or https",
+                        u.scheme()
+                    )))
+                }
+                Err(e) => return Err(ConfigError(format!("influx URL {url:?} is not a URL: {e}"))),
+            }
+        }
+        let queue = Arc::new(Queue::new(self.capacity, self.batch_size));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let flushes = Arc::new(Mutex::new(Vec::new()));
+        let writer = Writer {
+            queue: Arc::clone(&queue),
+            target: self.target.clone(),
+            flush_period: self.flush_period,
+            max_backoff: self.max_backoff,
+            flushes: Arc::clone(&flushes),
+            rejected: Mutex::new(Vec::new()),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ConfigError(format!("influx sink: no runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("vitalsign-influx".into())
+            .spawn(move || runtime.block_on(writer.run(stopped)))
+            .map_err(|e| ConfigError(format!("influx sink: no writer thread: {e}")))?;
+        Ok(Arc::new(InfluxSink {
+            queue,
+            flushes,
+            _stop: stop,
+        }))
+    }
+}
+
+/// Writes request points (series `requests`), error points (series `errors`) and aggregates as
+/// InfluxDB line protocol.
+///
+/// Tags: `service`, `route`, `method`, `status_code` (+ `error_code`), plus handler tags. Fields:
+/// `request_id`, `execution_time` (seconds), plus handler fields (unsigned integers are written
+/// as integers, which InfluxDB 1.x accepts). Timestamp: request start, in nanoseconds (use
+/// `precision=ns`, the default). Aggregates carry `count`, `min`, `max`, `sum` at the period's
+/// start. Escaping is done by InfluxData's `influxdb-line-protocol` crate.
+///
+/// Lines are queued (bounded, oldest dropped and counted) and written by a background thread
+/// every `flush_period` or as soon as `batch_size` lines are queued. Connection errors and 5xx
+/// answers are retried with exponential backoff; a 4xx answer (bad data) drops the batch,
+/// counted, and is logged once per status.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use vitalsign_core::{sinks::InfluxSink, Monitor};
+///
+/// let influx = InfluxSink::http("http://127.0.0.1:8086/write?db=metrics")
+///     .flush_period(Duration::from_secs(1))
+///     .batch_size(500)
+///     .build()?;
+/// let monitor = Monitor::builder("shop").sink(influx).build()?;
+/// # Ok::<(), vitalsign_core::ConfigError>(())
+/// ```
+pub struct InfluxSink {
+    queue: Arc<Queue>,
+    flushes: Arc<Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for InfluxSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxSink")
+            .field("report", &self.report())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InfluxSink {
+    /// A sink writing to a full write URL: `http://host:8086/write?db=…` (1.x) or
+    /// `http://host:8086/api/v2/write?org=…&bucket=…` (2.x, with [`InfluxSinkBuilder::token`]).
+    pub fn http(url: impl Into<String>) -> InfluxSinkBuilder {
+        Self::builder(Target::Http {
+            url: url.into(),
+            token: None,
+        })
+    }
+
+    /// A sink sending datagrams (at most 1400 bytes of lines each) to an InfluxDB UDP listener.
+    pub fn udp(addr: impl Into<String>) -> InfluxSinkBuilder {
+        Self::builder(Target::Udp {
+            addr: addr.into(),
+            max_datagram: 1400,
+        })
+    }
+
+    fn builder(target: Target) -> InfluxSinkBuilder {
+        InfluxSinkBuilder {
+            target,
+            flush_period: Duration::from_secs(1),
+            batch_size: 500,
+            capacity: 10_000,
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Tag values: line breaks are not representable in line protocol (replaced by spaces; the
+/// crate escapes everything else). Empty values are left out by the caller.
+fn tag_value(value: &str) -> String {
+    value.replace(['\n', '\r'], " ")
+}
+
+/// One line: `series,tags fields timestamp`. `first` is the first field (there is always one).
+fn encode(
+    series: &str,
+    tags: &[(String, String)],
+    first: (&str, f64),
+    request_id: Option<&str>,
+    fields: &[Field],
+    extra: &[(&str, i64)],
+    floats: &[(&str, f64)],
+    timestamp: u64,
+) -> Vec<u8> {
+    let mut builder = LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement(series);
+    for (key, value) in tags {
+        if !value.is_empty() {
+            builder = builder.tag(key, &tag_value(value));
+        }
+    }
+    let mut line = builder.field(first.0, first.1);
+    for (key, value) in extra {
+        line = line.field(key, *value);
+    }
+    for (key, value) in floats {
+        line = line.field(key, *value);
+    }
+    if let Some(id) = request_id {
+        line = line.field("request_id", id);
+    }
+    for field in fields {
+        if matches!(&*field.key, "request_id" | "execution_time") {
+            continue;
+        }
+        line = match &field.value {
+            FieldValue::Float(v) if v.is_finite() => line.field(&field.key, *v),
+            FieldValue::Float(_) => line,
+            FieldValue::Int(v) => line.field(&field.key, *v),
+            FieldValue::UInt(v) => line.field(&field.key, i64::try_from(*v).unwrap_or(i64::MAX)),
+            FieldValue::Bool(v) => line.field(&field.key, *v),
+            FieldValue::Str(v) => line.field(&field.key, v.as_str()),
+        };
+    }
+    line.timestamp(timestamp as i64).close_line().build()
+}
+
+/// Encodes a request (or, with `error_code`, an error) point.
+pub(crate) fn encode_point(point: &RequestPoint<'_>, error_code: Option<&str>) -> Vec<u8> {
+    let series = if error_code.is_some() {
+        "errors"
+    } else {
+        "requests"
+    };
+    encode(
+        series,
+        &super::tag_set(point, error_code),
+        ("execution_time", point.execution_time),
+        Some(point.request_id.as_str()),
+        point.fields,
+        &[],
+        &[],
+        point.start_unix_nanos,
+    )
+}
+
+/// Encodes an aggregate point: fields `count`, `min`, `max`, `sum`.
+pub(crate) fn encode_aggregate(point: &AggregatePoint<'_>) -> Vec<u8> {
+    encode(
+        point.series,
+        point.tags,
+        ("sum", point.sum),
+        None,
+        &[],
+        &[("count", point.count as i64)],
+        &[("min", point.min), ("max", point.max)],
+        point.period_start_unix_nanos,
+    )
+}
+
+/// The writer thread's state.
+struct Writer {
+    queue: Arc<Queue>,
+    target: Target,
+    flush_period: Duration,
+    max_backoff: Duration,
+    flushes: Arc<Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
+    /// Statuses already logged (4xx are logged once per status).
+    rejected: Mutex<Vec<u16>>,
+}
+
+/// Why a batch was not written.
+enum Failure {
+    /// Worth retrying (connection error, 5xx).
+    Retry(String),
+    /// Never worth retrying (4xx: bad data, unknown database, bad token).
+    Reject(u16, String),
+}
+
+impl Writer {
+    async fn run(self, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let udp = match &self.target {
+            Target::Udp { .. } => tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok(),
+            Target::Http { .. } => None,
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(self.flush_period) => false,
+                _ = self.queue.batch_ready.notified() => false,
+                _ = &mut stopped => true,
+            };
+            loop {
+                let batch = self.queue.take_batch();
+                if batch.is_empty() {
+                    backoff = Duration::from_millis(100);
+                    break;
+                }
+                let n = batch.len() as u64;
+                match self.write(&client, udp.as_ref(), &batch).await {
+                    Ok(()) => {
+                        self.queue.sent.fetch_add(n, Relaxed);
+                    }
+                    Err(Failure::Reject(status, body)) => {
+                        self.queue.dropped.fetch_add(n, Relaxed);
+                        let mut seen = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+                        if !seen.contains(&status) {
+                            seen.push(status);
+                            tracing::warn!(
+                                status,
+                                "vitalsign: InfluxDB rejected a batch of {n} points ({body}); \
+                                 dropped, and this status is not logged again"
+                            );
+                        }
+                    }
+                    Err(Failure::Retry(reason)) => {
+                        self.queue.put_back(batch);
+                        if stopping {
+                            break;
+                        }
+                        tracing::debug!(
+                            "vitalsign: InfluxDB write failed ({reason}); retrying in {backoff:?}"
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.max_backoff);
+                        break;
+                    }
+                }
+            }
+            if self.queue.len() == 0 {
+                for done in self
+                    .flushes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .drain(..)
+                {
+                    let _ = done.send(());
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        client: &reqwest::Client,
+        udp: Option<&tokio::net::UdpSocket>,
+        batch: &[Vec<u8>],
+    ) -> Result<(), Failure> {
+        match &self.target {
+            Target::Http { url, token } => {
+                let body: Vec<u8> = batch.concat();
+                let mut request = client.post(url).body(body);
+                if let Some(token) = token {
+                    request = request.header("authorization", format!("Token {token}"));
+                }
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| Failure::Retry(e.to_string()))?;
+                let status = response.status();
+                if status.is_success() {
+                    return Ok(());
+                }
+                let body = response.text().await.unwrap_or_default();
+                if status.is_client_error() {
+                    Err(Failure::Reject(status.as_u16(), body.trim().to_owned()))
+                } else {
+                    Err(Failure::Retry(format!("{status}: {}", body.trim())))
+                }
+            }
+            Target::Udp { addr, max_datagram } => {
+                let socket = udp.ok_or_else(|| Failure::Retry("no UDP socket".into()))?;
+                let mut datagram = Vec::with_capacity(*max_datagram);
+                for line in batch {
+                    if !datagram.is_empty() && datagram.len() + line.len() > *max_datagram {
+                        socket
+                            .send_to(&datagram, addr.as_str())
+                            .await
+                            .map_err(|e| Failure::Retry(e.to_string()))?;
+                        datagram.clear();
+                    }
+                    datagram.extend_from_slice(line);
+                }
+                if !datagram.is_empty() {
+                    socket
+                        .send_to(&datagram, addr.as_str())
+                        .await
+                        .map_err(|e| Failure::Retry(e.to_string()))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Sink for InfluxSink {
+    fn record_request(&self, point: &RequestPoint<'_>) {
+        self.queue.push(encode_point(point, None));
+    }
+
+    fn record_error(&self, point: &ErrorPoint<'_>) {
+        self.queue
+            .push(encode_point(point.request, Some(point.error_code)));
+    }
+
+    fn record_aggregate(&self, point: &AggregatePoint<'_>) {
+        self.queue.push(encode_aggregate(point));
+    }
+
+    fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.flushes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(done);
+        self.queue.batch_ready.notify_one();
+        Some(wait)
+    }
+
+    fn report(&self) -> Option<SinkReport> {
+        Some(SinkReport {
+            name: "influx",
+            sent: self.queue.sent.load(Relaxed),
+            dropped: self.queue.dropped.load(Relaxed),
+            queued: self.queue.len() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Method, RequestId, Tag};
+
+    #[test]
+    fn points_encode_with_escaping() {
+        let id = RequestId::from_header(Some(b"req-1")).unwrap();
+        let tags = [Tag {
+            key: "tenant".into(),
+            value: "a b,c=d\"e\\".into(),
+        }];
+        let fields = [
+            Field {
+                key: "note".into(),
+                value: FieldValue::Str("say \"hi\" \\o/".into()),
+            },
+            Field {
+                key: "rows".into(),
+                value: FieldValue::UInt(3),
+            },
+        ];
+        let point = RequestPoint {
+            service: "shop",
+            route: "/users/{id}",
+            method: Method::Get,
+            status_code: 200,
+            request_id: &id,
+            execution_time: 0.25,
+            start_unix_nanos: 1_700_000_000_000_000_000,
+            disconnected: false,
+            tags: &tags,
+            fields: &fields,
+        };
+        let line = String::from_utf8(encode_point(&point, None)).unwrap();
+        let want = concat!(
+            r#"requests,method=GET,route=/users/{id},service=shop,status_code=200,tenant=a\ b\,c\=d"e\\ "#,
+            r#"execution_time=0.25,request_id="req-1",note="say \"hi\" \\o/",rows=3i 1700000000000000000"#,
+            "\n"
+        );
+        assert_eq!(line, want);
+        let error = String::from_utf8(encode_point(&point, Some("E1"))).unwrap();
+        assert!(
+            error.starts_with("errors,error_code=E1,method=GET"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! [`StatsdSink`]: requests, errors, execution times and in-flight requests as StatsD metrics,
+//! through `cadence`.
+
+use std::io;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use cadence::{
+    BufferedUdpMetricSink, Counted, Gauged, MetricBuilder, MetricSink, QueuingMetricSink,
+    StatsdClient, Timed,
+};
+
+use crate::{AggregatePoint, ConfigError, ErrorPoint, Method, RequestPoint, Sink, SinkReport};
+
+/// How tags are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TagStyle {
+    /// DogStatsD tags (`metric:1|c|#route:/users/{id},method:GET`). The default.
+    DogStatsd,
+    /// Plain StatsD: route, method and status (and error code) folded into the metric name
+    /// (`requests._users__id_.GET.200`), other tags left out.
+    InName,
+}
+
+/// Builds a [`StatsdSink`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct StatsdSinkBuilder {
+    addr: String,
+    prefix: String,
+    style: TagStyle,
+    max_datagram: usize,
+    queue_capacity: usize,
+    flush_period: Duration,
+}
+
+impl StatsdSinkBuilder {
+    /// Prefix of every metric name (`prefix.requests`). Defaults to none.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How tags are sent. Defaults to [`TagStyle::DogStatsd`].
+    pub fn tag_style(mut self, style: TagStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// Largest datagram: metrics are batched, newline-separated, up to this size. Defaults to
+    /// 512 bytes (safe on any network).
+    pub fn max_datagram(mut self, bytes: usize) -> Self {
+        self.max_datagram = bytes.max(64);
+        self
+    }
+
+    /// Most metrics waiting for the sender thread; past it they are dropped and counted.
+    /// Defaults to 10 000.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+
+    /// Longest a metric waits in a partly filled datagram. Defaults to 1 s.
+    pub fn flush_period(mut self, period: Duration) -> Self {
+        self.flush_period = period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Opens the socket and starts the sender and flusher threads.
+    pub fn build(self) -> Result<Arc<StatsdSink>, ConfigError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            ConfigError(format!("statsd sink for {:?}: {what}: {e}", self.addr))
+        };
+        let socket =
+            UdpSocket::bind("0.0.0.0:0").map_err(|e| fail("cannot open a UDP socket", &e))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| fail("cannot make the socket non-blocking", &e))?;
+        let buffered =
+            BufferedUdpMetricSink::with_capacity(self.addr.as_str(), socket, self.max_datagram)
+                .map_err(|e| fail("bad address", &e))?;
+        let failures = Arc::new(Failures::default());
+        let on_error = Arc::clone(&failures);
+        let queuing = Arc::new(
+            QueuingMetricSink::builder()
+                .with_capacity(self.queue_capacity)
+                .with_error_handler(move |e| on_error.record(&e))
+                .build(buffered),
+        );
+        let client = StatsdClient::builder(&self.prefix, Shared(Arc::clone(&queuing)))
+            .with_error_handler({
+                let failures = Arc::clone(&failures);
+                move |e| failures.record(&e)
+            })
+            .build();
+        let client = Arc::new(client);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let flushing = Arc::clone(&client);
+        let period = self.flush_period;
+        std::thread::Builder::new()
+            .name("vitalsign-statsd".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
+                    let _ = flushing.flush();
+                }
+                let _ = flushing.flush();
+            })
+            .map_err(|e| fail("no flusher thread", &e))?;
+        Ok(Arc::new(StatsdSink {
+            client,
+            queuing,
+            style: self.style,
+            in_flight: AtomicI64::new(0),
+            submitted: AtomicU64::new(0),
+            failures,
+            _stop: stop,
+        }))
+    }
+}
+
+/// Send failures: counted, logged at most once per 10 s.
+#[derive(Debug, Default)]
+struct Failures {
+    count: AtomicU64,
+    last_log: Mutex<Option<Instant>>,
+}
+
+impl Failures {
+    fn record(&self, error: &dyn std::fmt::Display) {
+        let n = self.count.fetch_add(1, Relaxed) + 1;
+        let mut last = self.last_log.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!("vitalsign: StatsD send failed ({error}); {n} failures so far");
+        }
+    }
+}
+
+/// Lets the client and the sink report share the queuing sink.
+struct Shared(Arc<QueuingMetricSink>);
+
+impl MetricSink for Shared {
+    fn emit(&self, metric: &str) -> io::Result<usize> {
+        self.0.emit(metric)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Sends, per request: the counter `requests`, the timer `execution_time` (ms), the counter
+/// `errors` (with `error_code`) for failures, and the gauge `in_flight` set to an absolute
+/// value. Aggregates from a [`PeriodAggregator`](super::PeriodAggregator) go as the counter
+/// `requests` (or `errors`) by `count` and the gauges `execution_time_min`, `_max`, `_sum`
+/// (seconds).
+///
+/// Metrics are queued for a sender thread (bounded; full: dropped and counted) that batches
+/// them into datagrams; send errors never reach the application: they are counted and logged
+/// at most once per 10 s.
+///
+/// ```no_run
+/// use vitalsign_core::{sinks::StatsdSink, Monitor};
+///
+/// let statsd = StatsdSink::udp("127.0.0.1:8125").prefix("shop").build()?;
+/// let monitor = Monitor::builder("shop").sink(statsd).build()?;
+/// # Ok::<(), vitalsign_core::ConfigError>(())
+/// ```
+pub struct StatsdSink {
+    client: Arc<StatsdClient>,
+    queuing: Arc<QueuingMetricSink>,
+    style: TagStyle,
+    in_flight: AtomicI64,
+    submitted: AtomicU64,
+    failures: Arc<Failures>,
+    _stop: mpsc::Sender<()>,
+}
+
+impl std::fmt::Debug for StatsdSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsdSink")
+            .field("style", &self.style)
+            .field("report", &self.report())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A metric name part made safe for plain StatsD names.
+fn name_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl StatsdSink {
+    /// A sink sending to a StatsD server at `host:port` over UDP.
+    pub fn udp(addr: impl Into<String>) -> StatsdSinkBuilder {
+        StatsdSinkBuilder {
+            addr: addr.into(),
+            prefix: String::new(),
+            style: TagStyle::DogStatsd,
+            max_datagram: 512,
+            queue_capacity: 10_000,
+            flush_period: Duration::from_secs(1),
+        }
+    }
+
+    /// The metric name for `base` (with tags folded in, for [`TagStyle::InName`]).
+    fn name(&self, base: &str, tags: &[(String, String)]) -> String {
+        match self.style {
+            TagStyle::DogStatsd => base.to_owned(),
+            TagStyle::InName => {
+                let mut name = base.to_owned();
+                for key in ["route", "method", "status_code", "error_code"] {
+                    if let Some((_, value)) = tags.iter().find(|(k, _)| k == key) {
+                        name.push('.');
+                        name.push_str(&name_part(value));
+                    }
+                }
+                name
+            }
+        }
+    }
+
+    fn send<'m, T: cadence::Metric + From<String>>(
+        &self,
+        mut metric: MetricBuilder<'m, 'm, T>,
+        tags: &'m [(String, String)],
+    ) {
+        if self.style == TagStyle::DogStatsd {
+            for (key, value) in tags {
+                metric = metric.with_tag(key, value);
+            }
+        }
+        self.submitted.fetch_add(1, Relaxed);
+        metric.send();
+    }
+
+    fn gauge_in_flight(&self, value: i64) {
+        self.submitted.fetch_add(1, Relaxed);
+        self.client
+            .gauge_with_tags("in_flight", value.max(0) as f64)
+            .send();
+    }
+}
+
+impl Sink for StatsdSink {
+    fn request_started(&self, _method: Method) {
+        self.gauge_in_flight(self.in_flight.fetch_add(1, Relaxed) + 1);
+    }
+
+    fn record_request(&self, point: &RequestPoint<'_>) {
+        let tags = super::tag_set(point, None);
+        let requests = self.name("requests", &tags);
+        self.send(self.client.count_with_tags(&requests, 1), &tags);
+        let time = self.name("execution_time", &tags);
+        let duration = Duration::from_secs_f64(point.execution_time.max(0.0));
+        self.send(self.client.time_with_tags(&time, duration), &tags);
+    }
+
+    fn record_error(&self, point: &ErrorPoint<'_>) {
+        let tags = super::tag_set(point.request, Some(point.error_code));
+        let errors = self.name("errors", &tags);
+        self.send(self.client.count_with_tags(&errors, 1), &tags);
+    }
+
+    fn request_finished(&self, _method: Method) {
+        self.gauge_in_flight(self.in_flight.fetch_sub(1, Relaxed) - 1);
+    }
+
+    fn record_aggregate(&self, point: &AggregatePoint<'_>) {
+        let tags = point.tags;
+        let count = self.name(point.series, tags);
+        self.send(
+            self.client.count_with_tags(&count, point.count as i64),
+            tags,
+        );
+        for (suffix, value) in [("min", point.min), ("max", point.max), ("sum", point.sum)] {
+            let name = self.name(&format!("execution_time_{suffix}"), tags);
+            self.send(self.client.gauge_with_tags(&name, value), tags);
+        }
+    }
+
+    fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let _ = self.client.flush();
+        let _ = done.send(());
+        Some(wait)
+    }
+
+    fn report(&self) -> Option<SinkReport> {
+        let dropped = self.failures.count.load(Relaxed);
+        let queued = self.queuing.queued();
+        Some(SinkReport {
+            name: "statsd",
+            sent: self
+                .submitted
+                .load(Relaxed)
+                .saturating_sub(dropped)
+                .saturating_sub(queued),
+            dropped,
+            queued,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_part;
+
+    #[test]
+    fn name_parts_are_safe() {
+        assert_eq!(name_part("/users/{id}"), "_users__id_");
+        assert_eq!(name_part("GET"), "GET");
+        assert_eq!(name_part("a.b:c|d@e#f"), "a_b_c_d_e_f");
+    }
+}

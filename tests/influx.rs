@@ -1,0 +1,444 @@
+//! The InfluxDB sink against a real InfluxDB 1.x (Debian's `influxdb` package) started on
+//! 127.0.0.1 with a temporary configuration: exact counts from both frameworks, error codes,
+//! handler tags and fields, escaping round trips, an outage with a bounded queue, a 4xx that
+//! does not loop, and the aggregator.
+
+#[path = "../examples/demo/actix_app.rs"]
+#[allow(dead_code)]
+mod actix_app;
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code)]
+mod app;
+mod common;
+#[path = "common/demo.rs"]
+mod demo;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use demo::Framework;
+use serde_json::Value;
+use vitalsign::axum::{endpoints, Point};
+use vitalsign::sinks::{InfluxSink, PeriodAggregator};
+use vitalsign::{Monitor, MonitorLayer, Sink};
+
+/// An `influxd` on 127.0.0.1 with its own directories, stopped on drop.
+struct Influx {
+    child: Option<Child>,
+    config: PathBuf,
+    dir: PathBuf,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Influx {
+    /// Starts InfluxDB; `None` (a loud skip) when it is not installed outside CI, a failure
+    /// under `CI=true`.
+    async fn start() -> Option<Influx> {
+        if Command::new("influxd").arg("version").output().is_err() {
+            let message =
+                "influxd is not installed: install Debian's `influxdb` package (.ci/run does)";
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{message}");
+            }
+            eprintln!("SKIPPED: {message}");
+            return None;
+        }
+        let (http, rpc) = (free_port(), free_port());
+        let dir =
+            std::env::temp_dir().join(format!("vitalsign-influx-{}-{http}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("influxdb.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+                 [meta]\n  dir = \"{d}/meta\"\n\
+                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+                 [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
+                 [logging]\n  level = \"error\"\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let mut influx = Influx {
+            child: None,
+            config,
+            dir,
+            base: format!("http://127.0.0.1:{http}"),
+        };
+        influx.run().await;
+        Some(influx)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new("influxd")
+            .arg("-config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start influxd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ping = client().get(format!("{}/ping", self.base)).send().await;
+            if ping.is_ok_and(|r| r.status() == 204) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "influxd did not answer /ping");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn create_db(&self, db: &str) {
+        let response = client()
+            .post(format!("{}/query", self.base))
+            .form(&[("q", format!("CREATE DATABASE \"{db}\""))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    fn write_url(&self, db: &str) -> String {
+        format!("{}/write?db={db}", self.base)
+    }
+
+    /// The rows of an InfluxQL query's first series.
+    async fn query(&self, db: &str, q: &str) -> Vec<Vec<Value>> {
+        let response = client()
+            .get(format!("{}/query", self.base))
+            .query(&[("db", db), ("q", q)])
+            .send()
+            .await
+            .unwrap();
+        let json: Value = response.json().await.unwrap();
+        json["results"][0]["series"][0]["values"]
+            .as_array()
+            .map(|rows| rows.iter().map(|r| r.as_array().unwrap().clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until a `SELECT count(...)` returns `want`.
+    async fn wait_count(&self, db: &str, q: &str, want: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = self.query(db, q).await;
+            let got = rows
+                .first()
+                .and_then(|r| r.get(1))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{q}: {got}, wanted {want}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Influx {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn influx_sink(url: String) -> Arc<InfluxSink> {
+    InfluxSink::http(url)
+        .flush_period(Duration::from_millis(100))
+        .max_backoff(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+async fn exact_counts(influx: &Influx, framework: Framework) {
+    let db = format!("vs_{framework:?}").to_lowercase();
+    influx.create_db(&db).await;
+    let builder = app::with_sinks(
+        app::monitor_builder().unwrap(),
+        vec![influx_sink(influx.write_url(&db)) as Arc<dyn Sink>],
+    );
+    let ctx = demo::start(framework, builder).await;
+    for id in 0..7 {
+        assert_eq!(ctx.server.get(&format!("/users/{id}")).await.0, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(ctx.server.get("/error").await.0, 500);
+    }
+    influx
+        .wait_count(
+            &db,
+            "SELECT count(execution_time) FROM requests WHERE route='/users/{id}'",
+            7,
+        )
+        .await;
+    influx
+        .wait_count(
+            &db,
+            "SELECT count(execution_time) FROM errors WHERE error_code='1001'",
+            3,
+        )
+        .await;
+    influx
+        .wait_count(
+            &db,
+            "SELECT count(execution_time) FROM requests WHERE status_code='500'",
+            3,
+        )
+        .await;
+    let rows = influx
+        .query(&db, "SELECT handler_id, user_id, db_time, request_id, method, service FROM requests WHERE route='/users/{id}'")
+        .await;
+    assert_eq!(rows.len(), 7, "{framework:?}");
+    for row in &rows {
+        assert_eq!(row[1], "get_user", "{row:?}");
+        assert!(
+            row[2].as_str().unwrap().parse::<u32>().is_ok(),
+            "user_id field: {row:?}"
+        );
+        assert!(row[3].as_f64().unwrap() >= 0.002, "db_time field: {row:?}");
+        assert_eq!(
+            row[4].as_str().unwrap().len(),
+            36,
+            "request_id field: {row:?}"
+        );
+        assert_eq!(
+            (row[5].as_str(), row[6].as_str()),
+            (Some("GET"), Some(app::SERVICE))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_errors_arrive_exactly_from_both_frameworks() {
+    let Some(influx) = Influx::start().await else {
+        return;
+    };
+    exact_counts(&influx, Framework::Axum).await;
+    exact_counts(&influx, Framework::Actix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_and_field_escaping_round_trips() {
+    let Some(influx) = Influx::start().await else {
+        return;
+    };
+    influx.create_db("escaping").await;
+    let sink = influx_sink(influx.write_url("escaping"));
+    let monitor = Monitor::builder("esc").sink(sink).build().unwrap();
+    const TAG: &str = r#"a b,c="d"=e"#;
+    const FIELD: &str = r#"say "hi", a=b c"#;
+    let app = Router::new()
+        .route(
+            "/e",
+            get(|point: Point| async move {
+                point
+                    .tag("weird", TAG)
+                    .tag("spaced key", "v")
+                    .field("note", FIELD);
+                "e"
+            }),
+        )
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/e").await.0, 200);
+    influx
+        .wait_count("escaping", "SELECT count(execution_time) FROM requests", 1)
+        .await;
+    let rows = influx
+        .query(
+            "escaping",
+            r#"SELECT "note", "weird", "spaced key" FROM requests"#,
+        )
+        .await;
+    assert_eq!(rows[0][1], FIELD);
+    assert_eq!(rows[0][2], TAG);
+    assert_eq!(rows[0][3], "v");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_keeps_latency_loses_only_what_overflows_and_catches_up() {
+    let Some(mut influx) = Influx::start().await else {
+        return;
+    };
+    influx.create_db("outage").await;
+    let sink = InfluxSink::http(influx.write_url("outage"))
+        .flush_period(Duration::from_millis(50))
+        .batch_size(5)
+        .queue_capacity(20)
+        .max_backoff(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let monitor = Monitor::builder("outage")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    for _ in 0..4 {
+        assert_eq!(server.get("/x").await.0, 200);
+    }
+    influx
+        .wait_count("outage", "SELECT count(execution_time) FROM requests", 4)
+        .await;
+
+    influx.stop();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..30 {
+        let started = Instant::now();
+        assert_eq!(server.get("/x").await.0, 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    println!("slowest request while InfluxDB was down: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a request waited on the sink: {slowest:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // retries keep failing meanwhile
+    let report = sink.report().unwrap();
+    assert_eq!(
+        report.dropped, 10,
+        "30 points into a queue of 20: the 10 oldest go ({report:?})"
+    );
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get("vitalsign_sink_dropped_points_total", &[("sink", "influx")]),
+        Some(10.0)
+    );
+
+    influx.run().await;
+    influx
+        .wait_count("outage", "SELECT count(execution_time) FROM requests", 24)
+        .await;
+    let report = sink.report().unwrap();
+    assert_eq!(
+        (report.sent, report.dropped, report.queued),
+        (24, 10, 0),
+        "{report:?}"
+    );
+    let stats: Value = serde_json::from_str(&server.get("/stats").await.1).unwrap();
+    assert_eq!(
+        stats["sinks"]["influx"],
+        serde_json::json!({ "sent": 24, "dropped": 10, "queued": 0 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_answer_is_dropped_counted_and_not_retried() {
+    // A real HTTP server that rejects every write, counting them.
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let rejecting = Router::new().route(
+        "/write",
+        axum::routing::post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { (axum::http::StatusCode::BAD_REQUEST, "unable to parse") }
+        }),
+    );
+    let influx = Server::start(rejecting).await;
+    let sink = InfluxSink::http(influx.url("/write?db=x"))
+        .flush_period(Duration::from_millis(20))
+        .batch_size(5)
+        .build()
+        .unwrap();
+    let monitor = Monitor::builder("reject")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        let mut flight = monitor
+            .begin(vitalsign::RequestStart {
+                method: b"GET",
+                path: "/",
+                route: Some("/"),
+                request_id: None,
+            })
+            .unwrap();
+        flight.set_status(200);
+        flight.complete();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.report().unwrap().dropped < 10 {
+        assert!(Instant::now() < deadline, "{:?}", sink.report());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let batches = hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        batches,
+        "a rejected batch is not sent again"
+    );
+    assert!((2..=10).contains(&batches), "{batches}");
+    assert_eq!(sink.report().unwrap().sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_points_arrive_one_per_tag_set_and_period() {
+    let Some(influx) = Influx::start().await else {
+        return;
+    };
+    influx.create_db("agg").await;
+    let aggregator = PeriodAggregator::new(
+        Duration::from_secs(3600),
+        influx_sink(influx.write_url("agg")),
+    );
+    let monitor = Monitor::builder("agg").sink(aggregator).build().unwrap();
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    for _ in 0..25 {
+        assert_eq!(server.get("/a").await.0, 200);
+    }
+    let report = monitor.shutdown(Duration::from_secs(10)).await;
+    assert!(report.flushed, "{report:?}");
+    let rows = influx
+        .query(
+            "agg",
+            "SELECT \"count\", \"min\", \"max\", \"sum\" FROM requests WHERE route='/a'",
+        )
+        .await;
+    assert_eq!(rows.len(), 1, "one point for the period: {rows:?}");
+    assert_eq!(rows[0][1], 25);
+    let (min, max, sum) = (
+        rows[0][2].as_f64().unwrap(),
+        rows[0][3].as_f64().unwrap(),
+        rows[0][4].as_f64().unwrap(),
+    );
+    assert!(min > 0.0 && min <= max && sum >= max && sum <= max * 25.0);
+    // Timestamps are floored to the period.
+    let time = influx.query("agg", "SELECT \"count\" FROM requests").await[0][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(time.ends_with(":00:00Z"), "{time}");
+}
