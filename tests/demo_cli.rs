@@ -35,6 +35,10 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         &["--check-interval-ms", "soon"],
         &["--token", ""],
         &["--token", "has space"],
+        &["--influx", "127.0.0.1:8086"],
+        &["--statsd", "localhost"],
+        &["--flush-ms", "0"],
+        &["--aggregate-ms", "x"],
     ] {
         let out = Command::new(demo_binary()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -476,17 +476,16 @@ impl MonitorBuilder {
         };
         #[cfg(feature = "prometheus")]
         if let Some(prometheus) = &prometheus {
-            #[allow(unused_mut)]
-            let mut parts = vec![crate::prometheus::sink_collector(
-                reporters(&sinks),
-                self.namespace.clone(),
-            )];
+            let sink_part =
+                crate::prometheus::sink_collector(reporters(&sinks), self.namespace.clone());
             #[cfg(feature = "stats")]
-            parts.push(crate::prometheus::stats_collector(
-                Arc::clone(&stats),
-                self.namespace.clone(),
-            ));
-            prometheus.set_collector(Box::new(move || parts.iter().for_each(|part| part())));
+            let stats_part =
+                crate::prometheus::stats_collector(Arc::clone(&stats), self.namespace.clone());
+            prometheus.set_collector(Box::new(move || {
+                sink_part();
+                #[cfg(feature = "stats")]
+                stats_part();
+            }));
         }
         health.set_sinks(sinks.clone());
         let health_thread = HealthThread::spawn(Arc::clone(&health), tickers)
@@ -516,6 +515,7 @@ impl MonitorBuilder {
 }
 
 /// The sinks that report queue figures (push sinks), for `/metrics` and `/stats`.
+#[cfg_attr(not(any(feature = "stats", feature = "prometheus")), allow(dead_code))]
 fn reporters(sinks: &[Arc<dyn Sink>]) -> Vec<Arc<dyn Sink>> {
     sinks
         .iter()

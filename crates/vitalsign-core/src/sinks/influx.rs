@@ -179,80 +179,90 @@ fn tag_value(value: &str) -> String {
     value.replace(['\n', '\r'], " ")
 }
 
-/// One line: `series,tags fields timestamp`. `first` is the first field (there is always one).
-fn encode(
-    series: &str,
-    tags: &[(String, String)],
-    first: (&str, f64),
-    request_id: Option<&str>,
-    fields: &[Field],
-    extra: &[(&str, i64)],
-    floats: &[(&str, f64)],
+/// What one line holds: `series,tags first,ints,floats,request_id,fields timestamp`.
+struct Line<'a> {
+    series: &'a str,
+    tags: &'a [(String, String)],
+    /// The first field (a line has at least one).
+    first: (&'a str, f64),
+    ints: &'a [(&'a str, i64)],
+    floats: &'a [(&'a str, f64)],
+    request_id: Option<&'a str>,
+    fields: &'a [Field],
     timestamp: u64,
-) -> Vec<u8> {
-    let mut builder = LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement(series);
-    for (key, value) in tags {
-        if !value.is_empty() {
-            builder = builder.tag(key, &tag_value(value));
+}
+
+impl Line<'_> {
+    fn encode(&self) -> Vec<u8> {
+        let mut builder =
+            LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement(self.series);
+        for (key, value) in self.tags {
+            if !value.is_empty() {
+                builder = builder.tag(key, &tag_value(value));
+            }
         }
-    }
-    let mut line = builder.field(first.0, first.1);
-    for (key, value) in extra {
-        line = line.field(key, *value);
-    }
-    for (key, value) in floats {
-        line = line.field(key, *value);
-    }
-    if let Some(id) = request_id {
-        line = line.field("request_id", id);
-    }
-    for field in fields {
-        if matches!(&*field.key, "request_id" | "execution_time") {
-            continue;
+        let mut line = builder.field(self.first.0, self.first.1);
+        for (key, value) in self.ints {
+            line = line.field(key, *value);
         }
-        line = match &field.value {
-            FieldValue::Float(v) if v.is_finite() => line.field(&field.key, *v),
-            FieldValue::Float(_) => line,
-            FieldValue::Int(v) => line.field(&field.key, *v),
-            FieldValue::UInt(v) => line.field(&field.key, i64::try_from(*v).unwrap_or(i64::MAX)),
-            FieldValue::Bool(v) => line.field(&field.key, *v),
-            FieldValue::Str(v) => line.field(&field.key, v.as_str()),
-        };
+        for (key, value) in self.floats {
+            line = line.field(key, *value);
+        }
+        if let Some(id) = self.request_id {
+            line = line.field("request_id", id);
+        }
+        for field in self.fields {
+            if matches!(&*field.key, "request_id" | "execution_time") {
+                continue;
+            }
+            line = match &field.value {
+                FieldValue::Float(v) if v.is_finite() => line.field(&field.key, *v),
+                FieldValue::Float(_) => line,
+                FieldValue::Int(v) => line.field(&field.key, *v),
+                FieldValue::UInt(v) => {
+                    line.field(&field.key, i64::try_from(*v).unwrap_or(i64::MAX))
+                }
+                FieldValue::Bool(v) => line.field(&field.key, *v),
+                FieldValue::Str(v) => line.field(&field.key, v.as_str()),
+            };
+        }
+        line.timestamp(self.timestamp as i64).close_line().build()
     }
-    line.timestamp(timestamp as i64).close_line().build()
 }
 
 /// Encodes a request (or, with `error_code`, an error) point.
 pub(crate) fn encode_point(point: &RequestPoint<'_>, error_code: Option<&str>) -> Vec<u8> {
-    let series = if error_code.is_some() {
-        "errors"
-    } else {
-        "requests"
-    };
-    encode(
-        series,
-        &super::tag_set(point, error_code),
-        ("execution_time", point.execution_time),
-        Some(point.request_id.as_str()),
-        point.fields,
-        &[],
-        &[],
-        point.start_unix_nanos,
-    )
+    let tags = super::tag_set(point, error_code);
+    Line {
+        series: if error_code.is_some() {
+            "errors"
+        } else {
+            "requests"
+        },
+        tags: &tags,
+        first: ("execution_time", point.execution_time),
+        ints: &[],
+        floats: &[],
+        request_id: Some(point.request_id.as_str()),
+        fields: point.fields,
+        timestamp: point.start_unix_nanos,
+    }
+    .encode()
 }
 
-/// Encodes an aggregate point: fields `count`, `min`, `max`, `sum`.
+/// Encodes an aggregate point: fields `sum`, `count`, `min`, `max`.
 pub(crate) fn encode_aggregate(point: &AggregatePoint<'_>) -> Vec<u8> {
-    encode(
-        point.series,
-        point.tags,
-        ("sum", point.sum),
-        None,
-        &[],
-        &[("count", point.count as i64)],
-        &[("min", point.min), ("max", point.max)],
-        point.period_start_unix_nanos,
-    )
+    Line {
+        series: point.series,
+        tags: point.tags,
+        first: ("sum", point.sum),
+        ints: &[("count", point.count as i64)],
+        floats: &[("min", point.min), ("max", point.max)],
+        request_id: None,
+        fields: &[],
+        timestamp: point.period_start_unix_nanos,
+    }
+    .encode()
 }
 
 /// The writer thread's state.

@@ -1,4 +1,4 @@
-//! Push sinks: [`InfluxSink`] (feature `influx`), [`StatsdSink`] (feature `statsd`), and the
+//! Push sinks: `InfluxSink` (feature `influx`), `StatsdSink` (feature `statsd`), and the
 //! [`PeriodAggregator`] any of them can sit behind.
 //!
 //! The request path never waits on a push sink: points are encoded and handed to a bounded
