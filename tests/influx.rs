@@ -36,14 +36,6 @@ struct Influx {
     base: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Influx {
     /// Starts InfluxDB; `None` (a loud skip) when it is not installed outside CI, a failure
     /// under `CI=true`.
@@ -57,34 +49,41 @@ impl Influx {
             eprintln!("SKIPPED: {message}");
             return None;
         }
-        let (http, rpc) = (free_port(), free_port());
-        let dir =
-            std::env::temp_dir().join(format!("vitalsign-influx-{}-{http}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("influxdb.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
-                 [meta]\n  dir = \"{d}/meta\"\n\
-                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
-                 [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
-                 [logging]\n  level = \"error\"\n",
-                d = dir.display()
-            ),
-        )
-        .unwrap();
-        let mut influx = Influx {
-            child: None,
-            config,
-            dir,
-            base: format!("http://127.0.0.1:{http}"),
-        };
-        influx.run().await;
-        Some(influx)
+        // A port found free can be taken by a parallel test before influxd binds it: then
+        // influxd exits, and another attempt gets new ports.
+        for _ in 0..5 {
+            let (http, rpc) = (free_port(), free_port());
+            let dir = std::env::temp_dir()
+                .join(format!("vitalsign-influx-{}-{http}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("influxdb.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+                     [meta]\n  dir = \"{d}/meta\"\n\
+                     [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+                     [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
+                     [logging]\n  level = \"error\"\n",
+                    d = dir.display()
+                ),
+            )
+            .unwrap();
+            let mut influx = Influx {
+                child: None,
+                config,
+                dir,
+                base: format!("http://127.0.0.1:{http}"),
+            };
+            if influx.run().await {
+                return Some(influx);
+            }
+        }
+        panic!("influxd did not start in 5 attempts");
     }
 
-    async fn run(&mut self) {
+    /// Starts influxd on this configuration; `false` if it exited (its port was taken).
+    async fn run(&mut self) -> bool {
         let child = Command::new("influxd")
             .arg("-config")
             .arg(&self.config)
@@ -95,9 +94,15 @@ impl Influx {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
             let ping = client().get(format!("{}/ping", self.base)).send().await;
             if ping.is_ok_and(|r| r.status() == 204) {
-                return;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Still ours: the answer did not come from another test's influxd.
+                return matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)));
             }
             assert!(Instant::now() < deadline, "influxd did not answer /ping");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -309,6 +314,13 @@ async fn an_outage_keeps_latency_loses_only_what_overflows_and_catches_up() {
         .wait_count("outage", "SELECT count(execution_time) FROM requests", 4)
         .await;
 
+    // Written and acknowledged: a write cut off by the outage would be retried (InfluxDB
+    // overwrites identical points), and counted as queued.
+    let sink_report = || sink.report().unwrap();
+    eventually("the first points are acknowledged", || async {
+        sink_report().sent == 4
+    })
+    .await;
     influx.stop();
     let mut slowest = Duration::ZERO;
     for _ in 0..30 {
@@ -322,7 +334,12 @@ async fn an_outage_keeps_latency_loses_only_what_overflows_and_catches_up() {
         "a request waited on the sink: {slowest:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await; // retries keep failing meanwhile
-    let report = sink.report().unwrap();
+                                                      // A batch out for a (failing) write is put back in front; what no longer fits is dropped.
+    eventually("the queue settles at its capacity", || async {
+        sink_report().queued == 20
+    })
+    .await;
+    let report = sink_report();
     assert_eq!(
         report.dropped, 10,
         "30 points into a queue of 20: the 10 oldest go ({report:?})"
@@ -333,11 +350,16 @@ async fn an_outage_keeps_latency_loses_only_what_overflows_and_catches_up() {
         Some(10.0)
     );
 
-    influx.run().await;
+    assert!(influx.run().await, "influxd restarts on its port");
     influx
         .wait_count("outage", "SELECT count(execution_time) FROM requests", 24)
         .await;
-    let report = sink.report().unwrap();
+    // The writer counts a batch as sent once InfluxDB has answered.
+    eventually("the sink counts what arrived", || async {
+        sink_report().sent == 24
+    })
+    .await;
+    let report = sink_report();
     assert_eq!(
         (report.sent, report.dropped, report.queued),
         (24, 10, 0),

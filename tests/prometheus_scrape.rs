@@ -34,14 +34,6 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts Prometheus scraping `target` every 200 ms; `None` (a loud skip) when it is not
 /// installed outside CI, a failure under `CI=true`.
 fn start_prometheus(target: &str) -> Option<Prometheus> {

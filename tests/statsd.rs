@@ -12,6 +12,8 @@ mod common;
 #[path = "common/demo.rs"]
 mod demo;
 
+use common::record;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -167,16 +169,7 @@ async fn plain_statsd_folds_tags_into_names() {
         .build()
         .unwrap();
     for status in [200, 200, 503] {
-        let mut flight = monitor
-            .begin(RequestStart {
-                method: b"POST",
-                path: "/orders/1",
-                route: Some("/orders/{id}"),
-                request_id: None,
-            })
-            .unwrap();
-        flight.set_status(status);
-        flight.complete();
+        record(&monitor, b"POST", "/orders/{id}", status);
     }
     listener
         .wait_counter("shop.requests._orders__id_.POST.200", "", 2)
@@ -204,16 +197,7 @@ async fn a_statsd_server_that_is_down_never_reaches_the_app() {
     let sink = statsd(&format!("127.0.0.1:{port}"), TagStyle::DogStatsd);
     let monitor = Monitor::builder("down").sink(sink.clone()).build().unwrap();
     for _ in 0..100 {
-        let mut flight = monitor
-            .begin(RequestStart {
-                method: b"GET",
-                path: "/",
-                route: Some("/"),
-                request_id: None,
-            })
-            .unwrap();
-        flight.set_status(200);
-        flight.complete();
+        record(&monitor, b"GET", "/", 200);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let report = sink.report().unwrap();

@@ -328,3 +328,26 @@ pub fn monitor_with_sink(
         .unwrap();
     (monitor, sink)
 }
+
+/// A port free on 127.0.0.1 right now (for servers that take a port number).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Records one request straight through the monitor, as an adapter would.
+pub fn record(monitor: &Monitor, method: &[u8], route: &str, status: u16) {
+    let mut flight = monitor
+        .begin(vitalsign::RequestStart {
+            method,
+            path: route,
+            route: Some(route),
+            request_id: None,
+        })
+        .expect("not excluded");
+    flight.set_status(status);
+    flight.complete();
+}

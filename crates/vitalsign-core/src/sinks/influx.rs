@@ -370,7 +370,7 @@ impl Writer {
                 let response = request
                     .send()
                     .await
-                    .map_err(|e| Failure::Retry(e.to_string()))?;
+                    .map_err(|e| Failure::Retry(error_chain(&e)))?;
                 let status = response.status();
                 if status.is_success() {
                     return Ok(());
@@ -405,6 +405,18 @@ impl Writer {
             }
         }
     }
+}
+
+/// An error with its sources (`reqwest`'s own text hides the cause).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 impl Sink for InfluxSink {
