@@ -12,8 +12,12 @@ use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
 use vitalsign::{Monitor, MonitorLayer};
 
+/// The router as `axum::serve` runs it: state applied once (calling a `Router<()>` that was
+/// never given its state rebuilds handlers and layers on every request).
 fn app() -> Router {
-    Router::new().route("/users/{id}", get(|| async { "user" }))
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .with_state(())
 }
 
 async fn one(router: &mut Router) {
@@ -36,7 +40,7 @@ fn bench(c: &mut Criterion) {
     let mut bare = app();
     group.bench_function("bare", |b| b.iter(|| runtime.block_on(one(&mut bare))));
     let monitor = Monitor::builder("bench").build().unwrap();
-    let mut monitored = app().layer(MonitorLayer::new(&monitor));
+    let mut monitored = app().layer(MonitorLayer::new(&monitor)).with_state(());
     group.bench_function("vitalsign", |b| {
         b.iter(|| runtime.block_on(one(&mut monitored)))
     });

@@ -23,8 +23,12 @@ use vitalsign::{Monitor, MonitorLayer};
 const REQUESTS: u64 = 10_000;
 const BUDGET: f64 = 0.02;
 
+/// The router as `axum::serve` runs it: state applied once (calling a `Router<()>` that was
+/// never given its state rebuilds handlers and layers on every request).
 fn app() -> Router {
-    Router::new().route("/users/{id}", get(|| async { "user" }))
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .with_state(())
 }
 
 async fn drive<S, B>(service: &mut S, n: u64)
@@ -87,9 +91,9 @@ fn axum_router_layer_recording_adds_at_most_two_hundredths_of_an_allocation_per_
         .exclude_path("/users/{id}")
         .build()
         .unwrap();
-    let layer_only = per_request(app().layer(MonitorLayer::new(&idle)));
+    let layer_only = per_request(app().layer(MonitorLayer::new(&idle)).with_state(()));
     let monitor = Monitor::builder("alloc").build().unwrap();
-    let monitored = per_request(app().layer(MonitorLayer::new(&monitor)));
+    let monitored = per_request(app().layer(MonitorLayer::new(&monitor)).with_state(()));
     let added = monitored - layer_only;
     println!(
         "axum Router::layer: bare {bare:.4}, layer not recording {layer_only:.4} (axum's boxing), \

@@ -464,3 +464,75 @@ async fn aggregated_points_arrive_one_per_tag_set_and_period() {
         .to_owned();
     assert!(time.ends_with(":00:00Z"), "{time}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2x_write_api_gets_the_token_and_udp_gets_datagrams() {
+    // An HTTP endpoint in the shape of InfluxDB 2.x's write API, recording what it receives.
+    let received = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let into = received.clone();
+    let v2 = Router::new().route(
+        "/api/v2/write",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            into.lock().unwrap().push((auth, body));
+            async { axum::http::StatusCode::NO_CONTENT }
+        }),
+    );
+    let server = Server::start(v2).await;
+    let sink = InfluxSink::http(server.url("/api/v2/write?org=o&bucket=b"))
+        .token("v2-token")
+        .flush_period(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let monitor = Monitor::builder("v2").sink(sink.clone()).build().unwrap();
+    record(&monitor, b"GET", "/v2", 200);
+    eventually("the 2.x write arrives", || async {
+        !received.lock().unwrap().is_empty()
+    })
+    .await;
+    let (auth, body) = received.lock().unwrap()[0].clone();
+    assert_eq!(auth, "Token v2-token");
+    assert!(
+        body.starts_with(
+            "requests,method=GET,route=/v2,service=v2,status_code=200 execution_time="
+        ),
+        "{body}"
+    );
+
+    // UDP: lines in datagrams to a real socket.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sink = InfluxSink::udp(socket.local_addr().unwrap().to_string())
+        .flush_period(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let monitor = Monitor::builder("udp").sink(sink.clone()).build().unwrap();
+    for _ in 0..3 {
+        record(&monitor, b"POST", "/u", 201);
+    }
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while lines.len() < 3 {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        lines.extend(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("requests,method=POST,route=/u,service=udp,status_code=201 ")),
+        "{lines:?}"
+    );
+    eventually("the sink counts them", || async {
+        sink.report().unwrap().sent == 3
+    })
+    .await;
+}
