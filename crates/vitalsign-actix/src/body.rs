@@ -47,7 +47,7 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
         let mut body = this.body;
-        let result = ready!(this.flight.in_scope(|| body.as_mut().poll_next(cx)));
+        let result = ready!(this.flight.in_body(|| body.as_mut().poll_next(cx)));
         if matches!(result, None | Some(Err(_))) {
             this.flight.body_ended();
         }

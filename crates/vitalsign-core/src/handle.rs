@@ -56,8 +56,9 @@ thread_local! {
 }
 
 enum Slot {
-    /// In a monitored request whose handler has not asked for its handle yet.
-    Lazy(RequestId),
+    /// In a monitored request whose handler has not asked for its handle yet (its id, if
+    /// one exists yet).
+    Lazy(Option<RequestId>),
     /// The handle exists.
     Ready(Arc<Shared>),
 }
@@ -77,6 +78,10 @@ pub(crate) struct Extras {
 }
 
 impl Shared {
+    pub(crate) fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Extras> {
         self.extras.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -102,7 +107,7 @@ impl PointHandle {
                 None => return None,
                 Some(Slot::Ready(shared)) => shared.clone(),
                 Some(Slot::Lazy(id)) => Arc::new(Shared {
-                    request_id: *id,
+                    request_id: id.unwrap_or_else(RequestId::generate),
                     extras: Mutex::new(Extras::default()),
                 }),
             };
@@ -232,19 +237,43 @@ impl Drop for SectionTimer {
 /// Per-request state of the handler API, owned by the adapter's in-flight record.
 #[derive(Debug)]
 pub(crate) struct HandlerScope {
-    pub(crate) request_id: RequestId,
+    /// The id from the request header, or one generated when first needed.
+    pub(crate) request_id: Option<RequestId>,
     pub(crate) shared: Option<Arc<Shared>>,
     /// A panic unwound out of [`HandlerScope::enter`].
     pub(crate) panicked: bool,
 }
 
 impl HandlerScope {
-    pub(crate) fn new(request_id: RequestId) -> Self {
+    pub(crate) fn new(request_id: Option<RequestId>) -> Self {
         HandlerScope {
             request_id,
             shared: None,
             panicked: false,
         }
+    }
+
+    /// The request id: the handle's if the handler created one, else the header's, else a
+    /// fresh one (kept).
+    pub(crate) fn request_id(&mut self) -> RequestId {
+        if let Some(shared) = &self.shared {
+            return shared.request_id;
+        }
+        *self.request_id.get_or_insert_with(RequestId::generate)
+    }
+
+    /// Runs `f`, noting a panic unwinding out of it.
+    pub(crate) fn watch<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Watch<'a>(&'a mut bool);
+        impl Drop for Watch<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    *self.0 = true;
+                }
+            }
+        }
+        let _watch = Watch(&mut self.panicked);
+        f()
     }
 
     /// Runs `f` with this request as the thread's current request.
@@ -291,7 +320,7 @@ mod tests {
 
     #[test]
     fn no_allocation_unless_asked() {
-        let mut scope = HandlerScope::new(RequestId::generate());
+        let mut scope = HandlerScope::new(Some(RequestId::generate()));
         scope.enter(|| ());
         assert!(scope.shared.is_none());
         scope.enter(|| {
@@ -321,8 +350,8 @@ mod tests {
     #[test]
     fn nested_scopes_restore_the_outer_request() {
         let outer_id = RequestId::generate();
-        let mut outer = HandlerScope::new(outer_id);
-        let mut inner = HandlerScope::new(RequestId::generate());
+        let mut outer = HandlerScope::new(Some(outer_id));
+        let mut inner = HandlerScope::new(Some(RequestId::generate()));
         outer.enter(|| {
             inner.enter(|| {
                 assert_ne!(PointHandle::current().unwrap().request_id(), outer_id);
@@ -333,7 +362,7 @@ mod tests {
 
     #[test]
     fn scope_is_restored_when_the_inner_call_panics() {
-        let mut scope = HandlerScope::new(RequestId::generate());
+        let mut scope = HandlerScope::new(Some(RequestId::generate()));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             scope.enter(|| {
                 PointHandle::current().unwrap().error_code("E1");
@@ -351,7 +380,7 @@ mod tests {
 
     #[test]
     fn section_timers_add_up() {
-        let mut scope = HandlerScope::new(RequestId::generate());
+        let mut scope = HandlerScope::new(Some(RequestId::generate()));
         let handle = scope.enter(|| PointHandle::current().unwrap());
         let first = handle.time("db").stop();
         let second = handle.time("db").stop();

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use hashbrown::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +49,9 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
 
 /// Route value used for route templates beyond the cap of distinct routes.
 pub const OVERFLOW_ROUTE: &str = "__overflow__";
+
+/// Up to this many excluded paths, exclusion is a linear scan (no hashing).
+const SCAN_EXCLUSIONS: usize = 16;
 
 /// Default cap on distinct label sets per metric (see [`MonitorBuilder::max_label_sets`]).
 pub const DEFAULT_MAX_LABEL_SETS: usize = 10_000;
@@ -460,8 +463,10 @@ impl MonitorBuilder {
         if let Some(window) = health.window() {
             sinks.push(window);
         }
+        let clock = Arc::new(WallClock::new());
+        let resync = Arc::clone(&clock);
         #[allow(unused_mut)]
-        let mut tickers: Vec<Ticker> = Vec::new();
+        let mut tickers: Vec<Ticker> = vec![Box::new(move |_| resync.resync())];
         #[cfg(feature = "stats")]
         let stats = {
             let stats = Arc::new(crate::stats::Stats::new(
@@ -492,6 +497,8 @@ impl MonitorBuilder {
             .map_err(|e| ConfigError(format!("cannot start the health thread: {e}")))?;
         Ok(Monitor {
             inner: Arc::new(Inner {
+                needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
+                clock,
                 version: self.version,
                 token: self.token,
                 health,
@@ -500,6 +507,11 @@ impl MonitorBuilder {
                 #[cfg(feature = "stats")]
                 stats,
                 service: self.service,
+                excluded_list: self.excluded.iter().cloned().collect(),
+                excluded_lengths: self
+                    .excluded
+                    .iter()
+                    .fold(0, |mask, e| mask | 1u64 << (e.len() % 64)),
                 excluded: self.excluded,
                 max_routes: self.max_label_sets,
                 routes: RwLock::new(HashSet::new()),
@@ -534,8 +546,46 @@ pub struct Monitor {
     inner: Arc<Inner>,
 }
 
+/// Wall-clock time from a monotonic reading: one clock read per request instead of two. The
+/// offset is re-measured on every health tick (100 ms), so clock adjustments show at once.
+#[derive(Debug)]
+struct WallClock {
+    anchor: Instant,
+    /// Unix time of `anchor`, in nanoseconds, as last measured.
+    anchor_unix_nanos: AtomicU64,
+}
+
+impl WallClock {
+    fn new() -> Self {
+        let clock = WallClock {
+            anchor: Instant::now(),
+            anchor_unix_nanos: AtomicU64::new(0),
+        };
+        clock.resync();
+        clock
+    }
+
+    fn resync(&self) {
+        let now = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let since_anchor = now.saturating_duration_since(self.anchor).as_nanos() as u64;
+        self.anchor_unix_nanos
+            .store(unix.saturating_sub(since_anchor), Ordering::Relaxed);
+    }
+
+    fn unix_nanos(&self, at: Instant) -> u64 {
+        self.anchor_unix_nanos.load(Ordering::Relaxed)
+            + at.saturating_duration_since(self.anchor).as_nanos() as u64
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
+    clock: Arc<WallClock>,
+    /// Some sink reads request ids (else ids are made only when a handler asks).
+    needs_request_id: bool,
     version: String,
     token: Option<Secret>,
     health: Arc<Health>,
@@ -546,6 +596,10 @@ struct Inner {
     stats: Arc<crate::stats::Stats>,
     service: String,
     excluded: HashSet<Box<str>>,
+    /// The same, for a linear scan when there are few.
+    excluded_list: Vec<Box<str>>,
+    /// Bit `len % 64` set for the length of each excluded path.
+    excluded_lengths: u64,
     max_routes: usize,
     routes: RwLock<HashSet<Arc<str>>>,
     routes_overflowed: AtomicBool,
@@ -746,8 +800,20 @@ impl Monitor {
     /// Whether a request to this path / route template is excluded from recording.
     pub fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
         let excluded = &self.inner.excluded;
-        !excluded.is_empty()
-            && (excluded.contains(path) || route.is_some_and(|r| excluded.contains(r)))
+        if excluded.len() <= SCAN_EXCLUSIONS {
+            // A handful of entries: a bitmask of their lengths rejects most paths at once, then
+            // a scan compares lengths before bytes; no hashing.
+            let matches = |candidate: &str| {
+                self.inner.excluded_lengths & (1u64 << (candidate.len() % 64)) != 0
+                    && self
+                        .inner
+                        .excluded_list
+                        .iter()
+                        .any(|e| e.len() == candidate.len() && **e == *candidate)
+            };
+            return matches(path) || route.is_some_and(matches);
+        }
+        excluded.contains(path) || route.is_some_and(|r| excluded.contains(r))
     }
 
     /// Called by adapters when a request arrives. Returns `None` for an excluded request;
@@ -762,19 +828,20 @@ impl Monitor {
             None => Route::Static(UNMATCHED_ROUTE),
             Some(route) => self.intern(route),
         };
-        let request_id = RequestId::from_header_or_generate(start.request_id);
+        // Generated only if a sink reads ids (Prometheus and `/stats` do not), or a handler asks.
+        let request_id = RequestId::from_header(start.request_id)
+            .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
         for sink in &self.inner.sinks {
             sink.request_started(method);
         }
+        let start = Instant::now();
         Some(InFlight {
             monitor: self.clone(),
             method,
             route,
-            start: Instant::now(),
-            start_unix_nanos: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
+            start,
+            start_unix_nanos: self.inner.clock.unix_nanos(start),
             scope: HandlerScope::new(request_id),
             status: None,
             done: false,
@@ -810,9 +877,18 @@ impl Monitor {
     }
 
     fn record(&self, flight: &InFlight, disconnected: bool) {
-        if self.inner.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+        if self.inner.in_flight.fetch_sub(1, Ordering::Relaxed) == 1
+            && self.inner.health.is_draining()
+        {
             self.inner.drained.notify_waiters();
         }
+        let request_id = flight
+            .scope
+            .shared
+            .as_ref()
+            .map(|shared| shared.request_id())
+            .or(flight.scope.request_id)
+            .unwrap_or(RequestId::EMPTY);
         let panicked = flight.scope.panicked;
         let status = if panicked {
             500
@@ -833,7 +909,7 @@ impl Monitor {
             route: flight.route.as_str(),
             method: flight.method,
             status_code: status,
-            request_id: &flight.scope.request_id,
+            request_id: &request_id,
             execution_time: flight.start.elapsed().as_secs_f64(),
             start_unix_nanos: flight.start_unix_nanos,
             disconnected: disconnected && !panicked,
@@ -897,8 +973,8 @@ pub struct InFlight {
 
 impl InFlight {
     /// The request id.
-    pub fn request_id(&self) -> &RequestId {
-        &self.scope.request_id
+    pub fn request_id(&mut self) -> RequestId {
+        self.scope.request_id()
     }
 
     /// The route label this request is recorded under.
@@ -916,6 +992,12 @@ impl InFlight {
     /// and notes a panic unwinding out of `f`.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         self.scope.enter(f)
+    }
+
+    /// Runs `f` noting only a panic unwinding out of it (cheaper than
+    /// [`InFlight::in_scope`]; for polls of the response body, where no handler extracts).
+    pub fn watch_panics<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.scope.watch(f)
     }
 
     /// The response head is known.
@@ -958,6 +1040,14 @@ impl Flight {
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         match &mut self.0 {
             Some(flight) => flight.in_scope(f),
+            None => f(),
+        }
+    }
+
+    /// Runs `f` (a poll of the response body) noting a panic unwinding out of it.
+    pub fn in_body<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match &mut self.0 {
+            Some(flight) => flight.watch_panics(f),
             None => f(),
         }
     }
@@ -1185,7 +1275,7 @@ mod tests {
     fn handler_tags_and_fields_reach_the_point() {
         let (monitor, sink) = monitor(|b| b);
         let mut flight = monitor.begin(start(b"GET", "/u", Some("/u"))).unwrap();
-        let id = *flight.request_id();
+        let id = flight.request_id();
         flight.in_scope(|| {
             let handle = PointHandle::current().unwrap();
             assert_eq!(handle.request_id(), id);

@@ -350,6 +350,10 @@ impl From<Registered> for Counter {
 }
 
 impl Sink for PrometheusSink {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
     fn request_started(&self, method: Method) {
         self.active[method.index()].increment(1.0);
     }

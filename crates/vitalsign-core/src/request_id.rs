@@ -28,6 +28,13 @@ impl RequestId {
     /// The longest incoming id that is kept as is.
     pub const MAX_LEN: usize = 64;
 
+    /// No id: what points carry when no sink reads ids, no header gave one and the handler
+    /// asked for none (none was generated, to save the work).
+    pub const EMPTY: RequestId = RequestId {
+        buf: [0; Self::MAX_LEN],
+        len: 0,
+    };
+
     /// Accepts an incoming header value if it is 1 to [`RequestId::MAX_LEN`] bytes of
     /// `A-Z a-z 0-9` and `- _ . : + = / @` (UUIDs, ULIDs, trace ids, base64). Anything else
     /// (empty, longer, spaces, quotes, control or non-ASCII bytes) is refused.

@@ -54,6 +54,13 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         let _ = method;
     }
 
+    /// Whether this sink reads [`RequestPoint::request_id`]. Defaults to `true`; a sink that
+    /// never does returns `false`, and when no sink does, ids are only made for handlers that
+    /// ask (points then carry [`RequestId::EMPTY`](crate::RequestId::EMPTY)).
+    fn needs_request_id(&self) -> bool {
+        true
+    }
+
     /// A request finished; `point` borrows from the monitor, copy what you keep.
     fn record_request(&self, point: &RequestPoint<'_>);
 

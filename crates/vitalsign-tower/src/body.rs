@@ -44,7 +44,7 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let mut inner = this.inner;
-        let result = ready!(this.flight.in_scope(|| inner.as_mut().poll_frame(cx)));
+        let result = ready!(this.flight.in_body(|| inner.as_mut().poll_frame(cx)));
         let ended = match &result {
             None | Some(Err(_)) => true,
             // hyper stops polling a body with an exact length once it reports its end.

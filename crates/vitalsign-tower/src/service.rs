@@ -6,6 +6,9 @@ use http::{Request, Response};
 use tower_service::Service;
 use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
 
+/// The request-id header, parsed once.
+static REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+
 use crate::layer::{DefaultResolver, RequestHead, ResolveRoute};
 use crate::{ResponseBody, ResponseFuture};
 
@@ -59,7 +62,7 @@ where
             method: req.method().as_str().as_bytes(),
             path: req.uri().path(),
             route: self.resolver.resolve(&head),
-            request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
+            request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
         }));
         let future = flight.in_scope(|| self.inner.call(req));
         ResponseFuture::new(future, flight)

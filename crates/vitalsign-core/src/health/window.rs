@@ -122,6 +122,10 @@ impl RequestWindow {
 }
 
 impl Sink for RequestWindow {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
     fn record_request(&self, point: &RequestPoint<'_>) {
         let slot = self.slot();
         slot.requests.fetch_add(1, Relaxed);

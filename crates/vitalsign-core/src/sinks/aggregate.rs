@@ -144,6 +144,10 @@ fn run(aggregator: Weak<PeriodAggregator>, stopped: mpsc::Receiver<()>, tick: Du
 }
 
 impl Sink for PeriodAggregator {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
     fn request_started(&self, method: Method) {
         self.inner.request_started(method);
     }

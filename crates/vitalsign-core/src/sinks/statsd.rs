@@ -255,6 +255,10 @@ impl StatsdSink {
 }
 
 impl Sink for StatsdSink {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
     fn request_started(&self, _method: Method) {
         self.gauge_in_flight(self.in_flight.fetch_add(1, Relaxed) + 1);
     }

@@ -134,6 +134,10 @@ impl RequestStats {
 }
 
 impl Sink for RequestStats {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
     fn record_request(&self, point: &RequestPoint<'_>) {
         let c = &self.current;
         let micros = (point.execution_time * 1e6) as u64;

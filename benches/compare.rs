@@ -1,0 +1,267 @@
+//! Per-request cost of vitalsign against the bare frameworks and the peer crates, in one run:
+//! in process, no sockets, response bodies fully collected, the variants alternating round by
+//! round; medians of the rounds. Also the core alone and `/metrics` rendering.
+//!
+//! ```text
+//! cargo bench --bench compare            # full run (a few minutes)
+//! VITALSIGN_BENCH_QUICK=1 cargo bench --bench compare
+//! ```
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::routing::get;
+use axum::Router;
+use http_body_util::BodyExt;
+use tower::{Service, ServiceExt};
+use vitalsign::{Monitor, MonitorLayer, RequestStart};
+
+const PATHS: [&str; 2] = ["/users/42", "/no/such/route"];
+
+fn quick() -> bool {
+    std::env::var_os("VITALSIGN_BENCH_QUICK").is_some()
+}
+
+fn rounds() -> usize {
+    if quick() {
+        3
+    } else {
+        7
+    }
+}
+
+fn per_round() -> u32 {
+    if quick() {
+        5_000
+    } else {
+        40_000
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs each variant `per_round` requests per round, alternating; returns median ns/request.
+/// A named variant: runs `n` requests, returns the time taken.
+type Variant<'a> = (&'a str, Box<dyn FnMut(u32) -> Duration + 'a>);
+
+fn alternate(variants: &mut [Variant<'_>]) -> Vec<(String, f64)> {
+    let mut samples: Vec<Vec<f64>> = variants.iter().map(|_| Vec::new()).collect();
+    for (_, run) in variants.iter_mut() {
+        run(per_round() / 10); // warm-up
+    }
+    for _ in 0..rounds() {
+        for (i, (_, run)) in variants.iter_mut().enumerate() {
+            let elapsed = run(per_round());
+            samples[i].push(elapsed.as_nanos() as f64 / f64::from(per_round()));
+        }
+    }
+    variants
+        .iter()
+        .zip(samples)
+        .map(|((name, _), s)| (name.to_string(), median(s)))
+        .collect()
+}
+
+fn print_table(framework: &str, results: &[(String, f64)]) {
+    let bare = results[0].1;
+    println!(
+        "\n{framework}: median ns/request over {} rounds of {} requests",
+        rounds(),
+        per_round()
+    );
+    println!("| variant | ns/request | added over bare |");
+    println!("|---|---:|---:|");
+    for (name, ns) in results {
+        println!("| {name} | {ns:.0} | {:+.0} |", ns - bare);
+    }
+}
+
+fn axum_app() -> Router<()> {
+    Router::new().route("/users/{id}", get(|| async { "user" }))
+}
+
+fn axum_runner(
+    runtime: std::rc::Rc<tokio::runtime::Runtime>,
+    router: Router,
+) -> impl FnMut(u32) -> Duration {
+    let mut router = router;
+    move |n| {
+        runtime.block_on(async {
+            let started = Instant::now();
+            for i in 0..n {
+                let request = Request::get(PATHS[(i % 8 == 7) as usize])
+                    .body(Body::empty())
+                    .unwrap();
+                let response = ServiceExt::<Request<Body>>::ready(&mut router)
+                    .await
+                    .unwrap()
+                    .call(request)
+                    .await
+                    .unwrap();
+                black_box(response.into_body().collect().await.unwrap());
+            }
+            started.elapsed()
+        })
+    }
+}
+
+fn bench_axum() -> Vec<(String, f64)> {
+    // One runtime for every variant (axum-prometheus spawns its upkeep task on it).
+    let rt = std::rc::Rc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let _entered = rt.enter();
+    let monitor = Monitor::builder("bench").build().unwrap();
+    let (prom_layer, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+    let identity = tower::layer::util::Identity::new();
+    let mut variants: Vec<Variant<'_>> = vec![
+        (
+            "bare axum",
+            Box::new(axum_runner(rt.clone(), axum_app().with_state(()))),
+        ),
+        (
+            "axum + an identity layer (axum's own cost of Router::layer)",
+            Box::new(axum_runner(
+                rt.clone(),
+                axum_app().layer(identity).with_state(()),
+            )),
+        ),
+        (
+            "vitalsign MonitorLayer",
+            Box::new(axum_runner(
+                rt.clone(),
+                axum_app().layer(MonitorLayer::new(&monitor)).with_state(()),
+            )),
+        ),
+        (
+            "axum-prometheus 0.10",
+            Box::new(axum_runner(
+                rt.clone(),
+                axum_app().layer(prom_layer).with_state(()),
+            )),
+        ),
+    ];
+    alternate(&mut variants)
+}
+
+fn bench_actix() -> Vec<(String, f64)> {
+    use actix_web::{test, web, App};
+    let monitor = Monitor::builder("bench-actix").build().unwrap();
+    let runtime = actix_web::rt::System::new();
+    macro_rules! runner {
+        ($app:expr) => {{
+            let app = runtime.block_on(test::init_service($app));
+            let runtime = &runtime;
+            Box::new(move |n: u32| {
+                runtime.block_on(async {
+                    let started = Instant::now();
+                    for i in 0..n {
+                        let request = test::TestRequest::get()
+                            .uri(PATHS[(i % 8 == 7) as usize])
+                            .to_request();
+                        let response = test::call_service(&app, request).await;
+                        black_box(test::read_body(response).await);
+                    }
+                    started.elapsed()
+                })
+            }) as Box<dyn FnMut(u32) -> Duration>
+        }};
+    }
+    let prom = actix_web_prom::PrometheusMetricsBuilder::new("bench")
+        .build()
+        .unwrap();
+    let mut variants: Vec<Variant<'_>> = vec![
+        (
+            "bare actix-web",
+            runner!(App::new().route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+        (
+            "vitalsign Monitoring",
+            runner!(App::new()
+                .wrap(vitalsign_actix::Monitoring::new(&monitor))
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+        (
+            "actix-web-prom 0.10",
+            runner!(App::new()
+                .wrap(prom.clone())
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+    ];
+    alternate(&mut variants)
+}
+
+fn bench_core() {
+    let monitor = Monitor::builder("core").build().unwrap();
+    let start = RequestStart {
+        method: b"GET",
+        path: "/users/42",
+        route: Some("/users/{id}"),
+        request_id: None,
+    };
+    let n = per_round() * 5;
+    let mut samples = Vec::new();
+    for _ in 0..rounds() {
+        let started = Instant::now();
+        for _ in 0..n {
+            let mut flight = monitor.begin(start).unwrap();
+            flight.set_status(200);
+            flight.complete();
+        }
+        samples.push(started.elapsed().as_nanos() as f64 / f64::from(n));
+    }
+    println!(
+        "\ncore: begin + complete of one request through the default sinks: {:.0} ns (median)",
+        median(samples)
+    );
+}
+
+fn bench_render() {
+    for sets in [1_000usize, 10_000] {
+        let monitor = Monitor::builder("render")
+            .max_label_sets(sets + 10)
+            .build()
+            .unwrap();
+        for i in 0..sets {
+            let route = format!("/r/{i}");
+            let mut flight = monitor
+                .begin(RequestStart {
+                    method: b"GET",
+                    path: &route,
+                    route: Some(&route),
+                    request_id: None,
+                })
+                .unwrap();
+            flight.set_status(200);
+            flight.complete();
+        }
+        let mut samples = Vec::new();
+        for _ in 0..rounds() {
+            let started = Instant::now();
+            black_box(monitor.render_metrics().unwrap());
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(
+            "/metrics render with {sets} label sets: {:.2} ms (median)",
+            median(samples)
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo test --benches lists; nothing to list
+    }
+    print_table("axum", &bench_axum());
+    print_table("actix-web", &bench_actix());
+    bench_core();
+    bench_render();
+}
