@@ -173,10 +173,19 @@ impl InfluxSink {
     }
 }
 
-/// Tag values: line breaks are not representable in line protocol (replaced by spaces; the
-/// crate escapes everything else). Empty values are left out by the caller.
-fn tag_value(value: &str) -> String {
-    value.replace(['\n', '\r'], " ")
+/// Tag values and string fields: control characters (line breaks end a line; tabs separate
+/// for some parsers, even inside quoted strings) are replaced by spaces; the crate escapes
+/// everything else. Empty tag values are left out by the caller.
+fn one_line(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(char::is_control) {
+        value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        value.into()
+    }
 }
 
 /// What one line holds: `series,tags first,ints,floats,request_id,fields timestamp`.
@@ -198,7 +207,7 @@ impl Line<'_> {
             LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement(self.series);
         for (key, value) in self.tags {
             if !value.is_empty() {
-                builder = builder.tag(key, &tag_value(value));
+                builder = builder.tag(key, &one_line(value));
             }
         }
         let mut line = builder.field(self.first.0, self.first.1);
@@ -223,7 +232,7 @@ impl Line<'_> {
                     line.field(&field.key, i64::try_from(*v).unwrap_or(i64::MAX))
                 }
                 FieldValue::Bool(v) => line.field(&field.key, *v),
-                FieldValue::Str(v) => line.field(&field.key, v.as_str()),
+                FieldValue::Str(v) => line.field(&field.key, &*one_line(v)),
             };
         }
         line.timestamp(self.timestamp as i64).close_line().build()
