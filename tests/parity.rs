@@ -419,3 +419,23 @@ fn hang_up_during_a_slow_handler_differs_by_framework() {
         assert_eq!((point.status_code, point.disconnected), (200, false));
     });
 }
+
+scenario!(status_exclusion, |b| b.exclude_status(404), |ctx| {
+    for path in ["/nope", "/users/1/x", "/scan/me"] {
+        assert_eq!(ctx.server.get(path).await.0, 404);
+    }
+    assert_eq!(ctx.server.get("/users/3").await.0, 200);
+    let m = ctx.server.metrics().await;
+    assert_eq!(
+        m.sum(COUNT, &[]),
+        1.0,
+        "{:?}: 404s are not recorded",
+        ctx.framework
+    );
+    assert_eq!(ctx.sink.requests().len(), 1);
+    assert_eq!(
+        active(&m),
+        0.0,
+        "they still left the in-flight gauge at zero"
+    );
+});

@@ -110,6 +110,7 @@ pub struct MonitorBuilder {
     pub(crate) global_labels: Vec<(String, String)>,
     pub(crate) buckets: Vec<f64>,
     excluded: HashSet<Box<str>>,
+    excluded_statuses: Vec<bool>,
     exclude_own_endpoints: bool,
     pub(crate) max_label_sets: usize,
     pub(crate) label_tags: Vec<Cow<'static, str>>,
@@ -191,6 +192,7 @@ impl MonitorBuilder {
             global_labels: Vec::new(),
             buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             excluded: HashSet::new(),
+            excluded_statuses: vec![false; 600],
             exclude_own_endpoints: true,
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             label_tags: Vec::new(),
@@ -339,6 +341,15 @@ impl MonitorBuilder {
     /// [`MonitorBuilder::monitor_own_endpoints`] is set.
     pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
         self.excluded.insert(path.into().into_boxed_str());
+        self
+    }
+
+    /// Does not record requests answered with `status` (e.g. 404 from scanners). They still
+    /// count in the in-flight gauge while they run. Defaults to none.
+    pub fn exclude_status(mut self, status: u16) -> Self {
+        if let Some(bit) = self.excluded_statuses.get_mut(usize::from(status).min(599)) {
+            *bit = true;
+        }
         self
     }
 
@@ -507,6 +518,11 @@ impl MonitorBuilder {
                 #[cfg(feature = "stats")]
                 stats,
                 service: self.service,
+                excluded_statuses: self
+                    .excluded_statuses
+                    .iter()
+                    .any(|b| *b)
+                    .then_some(self.excluded_statuses.clone().into_boxed_slice()),
                 excluded_list: self.excluded.iter().cloned().collect(),
                 excluded_lengths: self
                     .excluded
@@ -598,6 +614,8 @@ struct Inner {
     excluded: HashSet<Box<str>>,
     /// The same, for a linear scan when there are few.
     excluded_list: Vec<Box<str>>,
+    /// Statuses not recorded (indexed by status, 0..600), if any.
+    excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
     excluded_lengths: u64,
     max_routes: usize,
@@ -916,22 +934,33 @@ impl Monitor {
             tags,
             fields,
         };
-        for sink in &self.inner.sinks {
-            sink.record_request(&point);
+        let status_excluded = self
+            .inner
+            .excluded_statuses
+            .as_ref()
+            .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
+        if !status_excluded {
+            self.send(&point, attached_code.or(panicked.then_some("panic")));
         }
-        let code = attached_code.or(panicked.then_some("panic"));
-        if self.inner.classifier.0.is_error(&point, code) {
+        for sink in &self.inner.sinks {
+            sink.request_finished(point.method);
+        }
+    }
+
+    /// Hands a finished request (and its error point, if it is one) to every sink.
+    fn send(&self, point: &RequestPoint<'_>, code: Option<&str>) {
+        for sink in &self.inner.sinks {
+            sink.record_request(point);
+        }
+        if self.inner.classifier.0.is_error(point, code) {
             let mut buf = itoa::Buffer::new();
             let error = ErrorPoint {
-                request: &point,
-                error_code: code.unwrap_or_else(|| buf.format(status)),
+                request: point,
+                error_code: code.unwrap_or_else(|| buf.format(point.status_code)),
             };
             for sink in &self.inner.sinks {
                 sink.record_error(&error);
             }
-        }
-        for sink in &self.inner.sinks {
-            sink.request_finished(point.method);
         }
     }
 }
@@ -1197,6 +1226,19 @@ mod tests {
         assert!(monitor
             .begin(start(b"GET", "/metrics", Some("/metrics")))
             .is_some());
+    }
+
+    #[test]
+    fn excluded_statuses_are_not_recorded() {
+        let (monitor, sink) = monitor(|b| b.exclude_status(404).exclude_status(999));
+        for status in [404, 200, 404] {
+            let mut flight = monitor.begin(start(b"GET", "/x", Some("/x"))).unwrap();
+            flight.set_status(status);
+            flight.complete();
+        }
+        assert_eq!(sink.started(), 3);
+        assert_eq!(sink.requests().len(), 1);
+        assert_eq!(monitor.in_flight(), 0);
     }
 
     #[test]
