@@ -500,7 +500,7 @@ async fn namespace_and_global_labels_apply_to_every_series() {
     let (monitor, _sink) = monitor_with_sink(|b| {
         b.namespace("shop")
             .unwrap()
-            .global_label("region", "eu \"west\"\n")
+            .global_label("region", "eu \"west\"\n\\")
             .unwrap()
     });
     let app = Router::new()
@@ -517,7 +517,7 @@ async fn namespace_and_global_labels_apply_to_every_series() {
                 ("http_request_method", "GET"),
                 ("http_route", "/x"),
                 ("http_response_status_code", "200"),
-                ("region", "eu \"west\"\n"),
+                ("region", "eu \"west\"\n\\"),
             ]
         ),
         Some(1.0)
@@ -538,7 +538,7 @@ async fn namespace_and_global_labels_apply_to_every_series() {
     assert!(m
         .samples
         .iter()
-        .all(|s| s.labels.get("region").map(String::as_str) == Some("eu \"west\"\n")));
+        .all(|s| s.labels.get("region").map(String::as_str) == Some("eu \"west\"\n\\")));
     promtool_check(&m.text);
 }
 

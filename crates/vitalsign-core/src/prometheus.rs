@@ -55,6 +55,17 @@ pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
+/// A label value as the exporter expects it. Its sanitiser takes `\\` as an escaped backslash
+/// and `\"` as an escaped quote (it assumes half-escaped input), so raw backslashes are doubled
+/// first; the rendered value then reads back exactly as given (`tests/properties.rs`).
+fn label_value(value: &str) -> String {
+    if value.contains('\\') {
+        value.replace('\\', "\\\\")
+    } else {
+        value.to_owned()
+    }
+}
+
 /// Where series are registered.
 enum Registrar {
     Own(PrometheusRecorder),
@@ -121,7 +132,7 @@ impl PrometheusSink {
                     .global_labels
                     .iter()
                     .fold(PrometheusBuilder::new(), |b, (k, v)| {
-                        b.add_global_label(k, v)
+                        b.add_global_label(k, label_value(v))
                     });
                 let recorder = builder
                     .set_buckets(&config.buckets)
@@ -140,7 +151,7 @@ impl PrometheusSink {
         let global_labels: Vec<Label> = config
             .global_labels
             .iter()
-            .map(|(k, v)| Label::new(k.clone(), v.clone()))
+            .map(|(k, v)| Label::new(k.clone(), label_value(v)))
             .collect();
 
         let mut duration_labels = vec![
@@ -276,7 +287,7 @@ impl PrometheusSink {
             .label_names
             .iter()
             .zip(values)
-            .map(|(k, v)| Label::new(k.clone(), (*v).to_owned()))
+            .map(|(k, v)| Label::new(k.clone(), label_value(v)))
             .collect();
         labels.extend(self.global_labels.iter().cloned());
         self.register_key(&Key::from_parts(series.name.clone(), labels), kind)

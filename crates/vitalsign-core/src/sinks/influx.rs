@@ -162,6 +162,26 @@ impl InfluxSink {
         })
     }
 
+    /// The line protocol this sink writes for a point (with `error_code`: its error point).
+    ///
+    /// ```
+    /// use vitalsign_core::{sinks::InfluxSink, Method, RequestId, RequestPoint};
+    ///
+    /// let id = RequestId::from_header(Some(b"r-1")).unwrap();
+    /// let point = RequestPoint {
+    ///     service: "shop", route: "/a b", method: Method::Get, status_code: 200,
+    ///     request_id: &id, execution_time: 0.5, start_unix_nanos: 1, disconnected: false,
+    ///     tags: &[], fields: &[],
+    /// };
+    /// assert_eq!(
+    ///     InfluxSink::line(&point, None),
+    ///     "requests,method=GET,route=/a\\ b,service=shop,status_code=200 execution_time=0.5,request_id=\"r-1\" 1\n"
+    /// );
+    /// ```
+    pub fn line(point: &RequestPoint<'_>, error_code: Option<&str>) -> String {
+        String::from_utf8(encode_point(point, error_code)).unwrap_or_default()
+    }
+
     fn builder(target: Target) -> InfluxSinkBuilder {
         InfluxSinkBuilder {
             target,
@@ -170,6 +190,15 @@ impl InfluxSink {
             capacity: 10_000,
             max_backoff: Duration::from_secs(10),
         }
+    }
+}
+
+/// Tag keys and values: as [`one_line`], and without trailing backslashes, which no line
+/// protocol parser reads back (the backslash would escape the separator after it).
+fn tag_text(text: &str) -> std::borrow::Cow<'_, str> {
+    match one_line(text) {
+        std::borrow::Cow::Borrowed(t) => t.trim_end_matches('\\').into(),
+        std::borrow::Cow::Owned(t) => t.trim_end_matches('\\').to_owned().into(),
     }
 }
 
@@ -206,8 +235,9 @@ impl Line<'_> {
         let mut builder =
             LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement(self.series);
         for (key, value) in self.tags {
+            let value = tag_text(value);
             if !value.is_empty() {
-                builder = builder.tag(key, &one_line(value));
+                builder = builder.tag(&tag_text(key), &value);
             }
         }
         let mut line = builder.field(self.first.0, self.first.1);

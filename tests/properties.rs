@@ -1,0 +1,104 @@
+//! Property tests: label escaping on `/metrics`, line-protocol encoding, request ids and the
+//! method policy hold for arbitrary input.
+
+mod common;
+
+use common::Exposition;
+use proptest::prelude::*;
+use vitalsign::sinks::InfluxSink;
+use vitalsign::{Method, Monitor, RequestId, RequestPoint, RequestStart, Tag};
+
+fn point<'a>(id: &'a RequestId, route: &'a str, tags: &'a [Tag]) -> RequestPoint<'a> {
+    RequestPoint {
+        service: "svc",
+        route,
+        method: Method::Get,
+        status_code: 200,
+        request_id: id,
+        execution_time: 0.25,
+        start_unix_nanos: 1_700_000_000_000_000_000,
+        disconnected: false,
+        tags,
+        fields: &[],
+    }
+}
+
+/// What line protocol can carry of a tag: control characters become spaces, trailing
+/// backslashes go.
+fn tag_text(v: &str) -> String {
+    let line: String = v
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    line.trim_end_matches('\\').to_owned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_tag_value_survives_the_exposition(value in "\\PC{0,40}|[\"\\\\\n\t ,=]{0,10}") {
+        let monitor = Monitor::builder("p").label_tag("tenant").unwrap().build().unwrap();
+        let mut flight = monitor
+            .begin(RequestStart { method: b"GET", path: "/x", route: Some("/x"), request_id: None })
+            .unwrap();
+        flight.in_scope(|| {
+            vitalsign::PointHandle::current().unwrap().tag("tenant", value.clone());
+        });
+        flight.set_status(200);
+        flight.complete();
+        let text = monitor.render_metrics().unwrap();
+        let parsed = Exposition::parse(&text);
+        let counts = parsed.matching("http_server_request_duration_seconds_count", &[]);
+        prop_assert_eq!(counts.len(), 1);
+        prop_assert_eq!(counts[0].labels.get("tenant").map(String::as_str), Some(value.as_str()));
+    }
+
+    #[test]
+    fn any_tag_and_route_give_parseable_line_protocol(
+        route in "\\PC{1,30}",
+        key in "[a-z_][a-z0-9_ ,=]{0,12}",
+        value in "\\PC{0,40}|[\"\\\\\n\t ,=]{1,10}",
+    ) {
+        let id = RequestId::generate();
+        let tags = [Tag { key: key.clone().into(), value: value.clone() }];
+        let text = InfluxSink::line(&point(&id, &route, &tags), None);
+        let lines = influxdb_line_protocol::parse_lines(&text).collect::<Result<Vec<_>, _>>();
+        prop_assert!(lines.is_ok(), "{:?} did not parse: {:?}", text, lines.err());
+        let lines = lines.unwrap();
+        prop_assert_eq!(lines.len(), 1);
+        let tag_set = lines[0].series.tag_set.clone().unwrap_or_default();
+        let get = |k: &str| tag_set.iter().find(|(tk, _)| tk.as_str() == k).map(|(_, v)| v.to_string());
+        prop_assert_eq!(get("route"), Some(tag_text(&route)).filter(|r| !r.is_empty()));
+        let shown = tag_text(&value);
+        if !shown.is_empty() && !matches!(key.as_str(), "service" | "route" | "method" | "status_code") {
+            prop_assert_eq!(get(&tag_text(&key)), Some(shown));
+        }
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane(raw in proptest::collection::vec(any::<u8>(), 0..100)) {
+        let sane = !raw.is_empty()
+            && raw.len() <= RequestId::MAX_LEN
+            && raw.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+=/@".contains(b));
+        match RequestId::from_header(Some(&raw)) {
+            Some(id) => {
+                prop_assert!(sane);
+                prop_assert_eq!(id.as_str().as_bytes(), &raw[..]);
+            }
+            None => prop_assert!(!sane),
+        }
+        let replaced = RequestId::from_header_or_generate(Some(&raw));
+        prop_assert!(replaced.as_str().len() <= RequestId::MAX_LEN);
+        prop_assert!(replaced.as_str().bytes().all(|b| b.is_ascii_graphic()));
+    }
+
+    #[test]
+    fn any_method_token_maps_to_a_closed_set(raw in proptest::collection::vec(any::<u8>(), 0..12)) {
+        let method = Method::from_bytes(&raw);
+        prop_assert!(Method::ALL.contains(&method));
+        if method != Method::Other {
+            prop_assert_eq!(method.as_str().as_bytes(), &raw[..]);
+        }
+    }
+}
