@@ -149,3 +149,85 @@ fn into_response(page: EndpointResponse) -> Response {
     }
     response
 }
+
+/// A separate admin listener serving [`endpoints`]; stops when dropped (or with
+/// [`AdminServer::stop`]).
+#[derive(Debug)]
+#[must_use = "the admin listener stops when this is dropped"]
+pub struct AdminServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl AdminServer {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets open requests finish, and waits for the server to end.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Serves vitalsign's endpoints on a listener of their own, apart from the application's
+/// (for any framework: the actix middleware and the Tower layer feed the same monitor).
+pub trait ServeAdmin {
+    /// Binds `addr` and serves `/metrics`, `/stats` and `/health*` on the current Tokio runtime
+    /// (an actix runtime is one). Fails at once, with the reason, if `addr` cannot be bound.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// use vitalsign_core::Monitor;
+    /// use vitalsign_tower::axum::ServeAdmin;
+    ///
+    /// let monitor = Monitor::builder("shop").build().unwrap();
+    /// let admin = monitor.serve_admin("127.0.0.1:9464").await?;
+    /// println!("metrics on http://{}/metrics", admin.local_addr());
+    /// # Ok(()) }
+    /// ```
+    fn serve_admin(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs + Send,
+    ) -> impl std::future::Future<Output = std::io::Result<AdminServer>> + Send;
+}
+
+impl ServeAdmin for Monitor {
+    async fn serve_admin(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs + Send,
+    ) -> std::io::Result<AdminServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app: Router = endpoints(self);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(AdminServer {
+            addr: local,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
