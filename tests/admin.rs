@@ -9,6 +9,24 @@ use common::*;
 use vitalsign::axum::ServeAdmin;
 use vitalsign::Monitor;
 
+/// The count of `GET /work` on the admin listener's `/metrics`.
+async fn work_count(admin_url: &str) -> Option<f64> {
+    let text = client()
+        .get(format!("{admin_url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels = [
+        ("http_request_method", "GET"),
+        ("http_route", "/work"),
+        ("http_response_status_code", "200"),
+    ];
+    Exposition::parse(&text).get(COUNT, &labels)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_listener_serves_the_endpoints_of_an_axum_app() {
     use axum::routing::get;
@@ -25,26 +43,7 @@ async fn an_admin_listener_serves_the_endpoints_of_an_axum_app() {
         404,
         "not on the application's listener"
     );
-    let text = client()
-        .get(format!("{admin_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let m = Exposition::parse(&text);
-    assert_eq!(
-        m.get(
-            COUNT,
-            &[
-                ("http_request_method", "GET"),
-                ("http_route", "/work"),
-                ("http_response_status_code", "200")
-            ]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(work_count(&admin_url).await, Some(1.0));
     for path in ["/health", "/health/live", "/health/ready", "/stats"] {
         assert_eq!(
             client()
@@ -90,26 +89,7 @@ async fn an_admin_listener_serves_the_endpoints_of_an_actix_app() {
     for _ in 0..3 {
         assert_eq!(server.get("/work").await.0, 200);
     }
-    let text = client()
-        .get(format!("{admin_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let m = Exposition::parse(&text);
-    assert_eq!(
-        m.get(
-            COUNT,
-            &[
-                ("http_request_method", "GET"),
-                ("http_route", "/work"),
-                ("http_response_status_code", "200")
-            ]
-        ),
-        Some(3.0)
-    );
+    assert_eq!(work_count(&admin_url).await, Some(3.0));
     drop(admin);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
