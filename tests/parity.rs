@@ -439,3 +439,51 @@ scenario!(status_exclusion, |b| b.exclude_status(404), |ctx| {
         "they still left the in-flight gauge at zero"
     );
 });
+
+scenario!(
+    response_head_time_and_body_size,
+    |b| b
+        .response_head_histogram(true)
+        .response_size_histogram(true),
+    |ctx| {
+        assert_eq!(ctx.server.get("/stream").await.0, 200);
+        let (status, body) = ctx.server.get("/users/1").await;
+        assert_eq!(status, 200);
+        let m = ctx.server.metrics().await;
+        let stream = [
+            ("http_request_method", "GET"),
+            ("http_route", "/stream"),
+            ("http_response_status_code", "200"),
+        ];
+        let head = m
+            .get("http_server_response_head_duration_seconds_sum", &stream)
+            .unwrap();
+        let whole = m.get(SUM, &series("GET", "/stream", "200", "")).unwrap();
+        assert!(
+            head < 0.1 && whole >= 0.2,
+            "{:?}: head {head}, end of body {whole}",
+            ctx.framework
+        );
+        assert_eq!(
+            m.get("http_server_response_body_size_bytes_sum", &stream),
+            Some(40.0),
+            "5 chunks of 8 bytes"
+        );
+        let users = [
+            ("http_request_method", "GET"),
+            ("http_route", "/users/{id}"),
+            ("http_response_status_code", "200"),
+        ];
+        assert_eq!(
+            m.get("http_server_response_body_size_bytes_sum", &users),
+            Some(body.len() as f64)
+        );
+        assert_eq!(
+            m.get("http_server_response_body_size_bytes_count", &users),
+            Some(1.0)
+        );
+        let point = &ctx.sink.requests_for("/stream")[0];
+        assert_eq!(point.response_body_bytes, 40);
+        assert!(point.head_time.unwrap() < point.execution_time);
+    }
+);

@@ -18,6 +18,8 @@ fn point<'a>(id: &'a RequestId, route: &'a str, tags: &'a [Tag]) -> RequestPoint
         execution_time: 0.25,
         start_unix_nanos: 1_700_000_000_000_000_000,
         disconnected: false,
+        head_time: None,
+        response_body_bytes: 0,
         tags,
         fields: &[],
     }

@@ -48,6 +48,9 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
         let this = self.project();
         let mut body = this.body;
         let result = ready!(this.flight.in_body(|| body.as_mut().poll_next(cx)));
+        if let Some(Ok(bytes)) = &result {
+            this.flight.body_bytes(bytes.len() as u64);
+        }
         if matches!(result, None | Some(Err(_))) {
             this.flight.body_ended();
         }
@@ -59,6 +62,7 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
         let MonitoredBody { body, mut flight } = self;
         match body.try_into_bytes() {
             Ok(bytes) => {
+                flight.body_bytes(bytes.len() as u64);
                 flight.body_ended();
                 Ok(bytes)
             }

@@ -117,6 +117,8 @@ pub struct MonitorBuilder {
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
     pub(crate) upkeep_interval: Duration,
+    pub(crate) head_histogram: bool,
+    pub(crate) size_histogram: bool,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: PrometheusSetup,
     version: String,
@@ -199,6 +201,8 @@ impl MonitorBuilder {
             classifier: BoxedClassifier(Box::new(DefaultClassifier), "DefaultClassifier"),
             sinks: Vec::new(),
             upkeep_interval: Duration::from_secs(5),
+            head_histogram: false,
+            size_histogram: false,
             #[cfg(feature = "prometheus")]
             prometheus: PrometheusSetup::Own,
             version: "unknown".to_owned(),
@@ -350,6 +354,21 @@ impl MonitorBuilder {
         if let Some(bit) = self.excluded_statuses.get_mut(usize::from(status).min(599)) {
             *bit = true;
         }
+        self
+    }
+
+    /// Also exports `http_server_response_head_duration_seconds`: the time until the response
+    /// head, beside the duration until the body's end (for streaming and SSE). Defaults to
+    /// `false`.
+    pub fn response_head_histogram(mut self, on: bool) -> Self {
+        self.head_histogram = on;
+        self
+    }
+
+    /// Also exports `http_server_response_body_size_bytes`: response body bytes actually
+    /// produced (not size hints), in buckets from 64 B to 64 MiB. Defaults to `false`.
+    pub fn response_size_histogram(mut self, on: bool) -> Self {
+        self.size_histogram = on;
         self
     }
 
@@ -862,6 +881,8 @@ impl Monitor {
             start_unix_nanos: self.inner.clock.unix_nanos(start),
             scope: HandlerScope::new(request_id),
             status: None,
+            head_time: None,
+            body_bytes: 0,
             done: false,
         })
     }
@@ -931,6 +952,8 @@ impl Monitor {
             execution_time: flight.start.elapsed().as_secs_f64(),
             start_unix_nanos: flight.start_unix_nanos,
             disconnected: disconnected && !panicked,
+            head_time: flight.head_time.map(|d| d.as_secs_f64()),
+            response_body_bytes: flight.body_bytes,
             tags,
             fields,
         };
@@ -997,6 +1020,8 @@ pub struct InFlight {
     start_unix_nanos: u64,
     scope: HandlerScope,
     status: Option<u16>,
+    head_time: Option<Duration>,
+    body_bytes: u64,
     done: bool,
 }
 
@@ -1029,9 +1054,15 @@ impl InFlight {
         self.scope.watch(f)
     }
 
-    /// The response head is known.
+    /// The response head is known (its time is noted as the time to the response head).
     pub fn set_status(&mut self, status: u16) {
         self.status = Some(status);
+        self.head_time = Some(self.start.elapsed());
+    }
+
+    /// `n` more bytes of response body were produced.
+    pub fn add_body_bytes(&mut self, n: u64) {
+        self.body_bytes += n;
     }
 
     /// Whether the response, by HTTP's rules, has a body to wait for: not for `HEAD`, nor for
@@ -1103,6 +1134,13 @@ impl Flight {
     pub fn body_starts(&mut self, empty: bool) {
         if empty || self.0.as_ref().is_some_and(|f| !f.response_has_body()) {
             self.body_ended();
+        }
+    }
+
+    /// The body produced `n` bytes.
+    pub fn body_bytes(&mut self, n: u64) {
+        if let Some(flight) = &mut self.0 {
+            flight.add_body_bytes(n);
         }
     }
 

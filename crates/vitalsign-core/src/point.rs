@@ -17,6 +17,8 @@
 //!     execution_time: 0.012,
 //!     start_unix_nanos: 1_700_000_000_000_000_000,
 //!     disconnected: false,
+//!     head_time: Some(0.004),
+//!     response_body_bytes: 42,
 //!     tags: &[],
 //!     fields: &[],
 //! };
@@ -142,6 +144,10 @@ pub struct RequestPoint<'a> {
     pub start_unix_nanos: u64,
     /// The request or its body was dropped before completion (client hang-up).
     pub disconnected: bool,
+    /// Seconds from arrival until the response head was ready; `None` if there was none.
+    pub head_time: Option<f64>,
+    /// Bytes of response body actually produced (not a size hint).
+    pub response_body_bytes: u64,
     /// Tags added by the handler.
     pub tags: &'a [Tag],
     /// Fields added by the handler.
@@ -178,6 +184,8 @@ impl RequestPoint<'_> {
             execution_time: self.execution_time,
             start_unix_nanos: self.start_unix_nanos,
             disconnected: self.disconnected,
+            head_time: self.head_time,
+            response_body_bytes: self.response_body_bytes,
             tags: self.tags.to_vec(),
             fields: self.fields.to_vec(),
         }
@@ -210,6 +218,8 @@ pub struct OwnedRequestPoint {
     pub execution_time: f64,
     pub start_unix_nanos: u64,
     pub disconnected: bool,
+    pub head_time: Option<f64>,
+    pub response_body_bytes: u64,
     pub tags: Vec<Tag>,
     pub fields: Vec<Field>,
 }

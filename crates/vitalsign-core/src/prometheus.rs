@@ -45,6 +45,16 @@ pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 pub const ERRORS: &str = "http_server_errors_total";
 /// Base name of the disconnects counter.
 pub const DISCONNECTS: &str = "http_server_disconnects_total";
+/// Base name of the optional time-to-response-head histogram.
+pub const RESPONSE_HEAD_DURATION: &str = "http_server_response_head_duration_seconds";
+/// Base name of the optional response body size histogram.
+pub const RESPONSE_BODY_SIZE: &str = "http_server_response_body_size_bytes";
+/// Buckets of the response body size histogram, in bytes (64 B to 64 MiB, by 4).
+pub const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
 /// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
 pub const HEALTH_STATUS: &str = "service_health_status";
 /// Name of the thread that folds histogram samples while nothing scrapes (one per monitor).
@@ -91,6 +101,8 @@ pub struct PrometheusSink {
     durations: BoundedSeries<Histogram>,
     errors: BoundedSeries<Counter>,
     disconnects: BoundedSeries<Counter>,
+    heads: Option<BoundedSeries<Histogram>>,
+    sizes: Option<BoundedSeries<Histogram>>,
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
     collector: OnceLock<Collector>,
@@ -136,6 +148,14 @@ impl PrometheusSink {
                     });
                 let recorder = builder
                     .set_buckets(&config.buckets)
+                    .and_then(|b| {
+                        b.set_buckets_for_metric(
+                            metrics_exporter_prometheus::Matcher::Full(
+                                name(RESPONSE_BODY_SIZE).as_str().to_owned(),
+                            ),
+                            SIZE_BUCKETS,
+                        )
+                    })
                     .map_err(|e| ConfigError(format!("buckets: {e}")))?
                     .build_recorder();
                 let handle = recorder.handle();
@@ -188,6 +208,21 @@ impl PrometheusSink {
                 .to_vec(),
             config.max_label_sets,
         );
+        let three = || {
+            [
+                "http_request_method",
+                "http_route",
+                "http_response_status_code",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let heads = config.head_histogram.then(|| {
+            BoundedSeries::new(name(RESPONSE_HEAD_DURATION), three(), config.max_label_sets)
+        });
+        let sizes = config
+            .size_histogram
+            .then(|| BoundedSeries::new(name(RESPONSE_BODY_SIZE), three(), config.max_label_sets));
         let active_name = name(ACTIVE_REQUESTS);
         let health_name = name(HEALTH_STATUS);
 
@@ -207,6 +242,20 @@ impl PrometheusSink {
                 None,
                 "HTTP server requests classified as errors (status >= 500 or an error code attached by the handler).".into(),
             );
+            if let Some(heads) = &heads {
+                r.describe_histogram(
+                    heads.name.clone(),
+                    Some(Unit::Seconds),
+                    "Time from a request's arrival until its response head was ready.".into(),
+                );
+            }
+            if let Some(sizes) = &sizes {
+                r.describe_histogram(
+                    sizes.name.clone(),
+                    Some(Unit::Bytes),
+                    "Response body bytes actually produced.".into(),
+                );
+            }
             r.describe_gauge(
                 health_name.clone(),
                 None,
@@ -246,6 +295,8 @@ impl PrometheusSink {
             durations,
             errors,
             disconnects,
+            heads,
+            sizes,
             health_name,
             health: std::sync::Mutex::new(Vec::new()),
             collector: OnceLock::new(),
@@ -386,6 +437,13 @@ impl Sink for PrometheusSink {
             self.with_series(&self.disconnects, &values[..2], Kind::Counter, |c| {
                 c.increment(1)
             });
+        }
+        if let (Some(heads), Some(head)) = (&self.heads, point.head_time) {
+            self.with_series(heads, &values[..3], Kind::Histogram, |h| h.record(head));
+        }
+        if let Some(sizes) = &self.sizes {
+            let bytes = point.response_body_bytes as f64;
+            self.with_series(sizes, &values[..3], Kind::Histogram, |h| h.record(bytes));
         }
     }
 

@@ -45,6 +45,11 @@ impl<B: Body> Body for ResponseBody<B> {
         let this = self.project();
         let mut inner = this.inner;
         let result = ready!(this.flight.in_body(|| inner.as_mut().poll_frame(cx)));
+        if let Some(Ok(frame)) = &result {
+            if let Some(data) = frame.data_ref() {
+                this.flight.body_bytes(bytes::Buf::remaining(data) as u64);
+            }
+        }
         let ended = match &result {
             None | Some(Err(_)) => true,
             // hyper stops polling a body with an exact length once it reports its end.

@@ -159,6 +159,8 @@ mod tests {
             execution_time: seconds,
             start_unix_nanos: 0,
             disconnected: false,
+            head_time: None,
+            response_body_bytes: 0,
             tags: &[],
             fields: &[],
         }

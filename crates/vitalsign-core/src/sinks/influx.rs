@@ -171,7 +171,7 @@ impl InfluxSink {
     /// let point = RequestPoint {
     ///     service: "shop", route: "/a b", method: Method::Get, status_code: 200,
     ///     request_id: &id, execution_time: 0.5, start_unix_nanos: 1, disconnected: false,
-    ///     tags: &[], fields: &[],
+    ///     head_time: None, response_body_bytes: 0, tags: &[], fields: &[],
     /// };
     /// assert_eq!(
     ///     InfluxSink::line(&point, None),
@@ -523,6 +523,8 @@ mod tests {
             execution_time: 0.25,
             start_unix_nanos: 1_700_000_000_000_000_000,
             disconnected: false,
+            head_time: None,
+            response_body_bytes: 0,
             tags: &tags,
             fields: &fields,
         };
