@@ -487,3 +487,65 @@ scenario!(
         assert!(point.head_time.unwrap() < point.execution_time);
     }
 );
+
+scenario!(
+    path_parameters_as_labels,
+    |b| b.path_label("order").unwrap(),
+    |ctx| {
+        for path in [
+            "/api/v1/orders/7/items/3",
+            "/api/v1/orders/7/items/4",
+            "/api/v1/orders/8/items/1",
+        ] {
+            assert_eq!(ctx.server.get(path).await.0, 200);
+        }
+        assert_eq!(ctx.server.get("/users/1").await.0, 200);
+        let m = ctx.server.metrics().await;
+        let route = "/api/v1/orders/{order}/items/{item}";
+        assert_eq!(
+            m.get(
+                COUNT,
+                &[
+                    ("http_request_method", "GET"),
+                    ("http_route", route),
+                    ("http_response_status_code", "200"),
+                    ("handler_id", ""),
+                    ("order", "7")
+                ]
+            ),
+            Some(2.0),
+            "{:?}",
+            ctx.framework
+        );
+        assert_eq!(
+            m.get(
+                COUNT,
+                &[
+                    ("http_request_method", "GET"),
+                    ("http_route", route),
+                    ("http_response_status_code", "200"),
+                    ("handler_id", ""),
+                    ("order", "8")
+                ]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            m.get(
+                COUNT,
+                &[
+                    ("http_request_method", "GET"),
+                    ("http_route", "/users/{id}"),
+                    ("http_response_status_code", "200"),
+                    ("handler_id", "get_user"),
+                    ("order", "")
+                ]
+            ),
+            Some(1.0)
+        );
+        assert!(
+            !m.text.contains("item=\""),
+            "only allowlisted parameters become labels"
+        );
+    }
+);

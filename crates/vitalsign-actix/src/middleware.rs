@@ -93,7 +93,13 @@ where
             request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
         }));
         let inner = flight.in_scope(|| self.service.call(req));
-        MonitoringFuture { inner, flight }
+        // Path parameters exist once actix has routed: they are read from the response's request.
+        let path_labels = (!self.monitor.path_labels().is_empty()).then(|| self.monitor.clone());
+        MonitoringFuture {
+            inner,
+            flight,
+            path_labels,
+        }
     }
 }
 
@@ -104,6 +110,7 @@ pin_project! {
         #[pin]
         inner: F,
         flight: Flight,
+        path_labels: Option<Monitor>,
     }
 }
 
@@ -129,6 +136,13 @@ where
             // Handler errors arrive here too, inside `response().error()`: their status is the
             // response's status.
             Ok(response) => {
+                if let Some(monitor) = this.path_labels.take() {
+                    for name in monitor.path_labels() {
+                        if let Some(value) = response.request().match_info().get(name) {
+                            this.flight.tag(name.clone(), value);
+                        }
+                    }
+                }
                 let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(
                     response.map_body(move |_, body| MonitoredBody::new(body, flight))

@@ -114,6 +114,7 @@ pub struct MonitorBuilder {
     exclude_own_endpoints: bool,
     pub(crate) max_label_sets: usize,
     pub(crate) label_tags: Vec<Cow<'static, str>>,
+    path_labels: Vec<Cow<'static, str>>,
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
     pub(crate) upkeep_interval: Duration,
@@ -198,6 +199,7 @@ impl MonitorBuilder {
             exclude_own_endpoints: true,
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             label_tags: Vec::new(),
+            path_labels: Vec::new(),
             classifier: BoxedClassifier(Box::new(DefaultClassifier), "DefaultClassifier"),
             sinks: Vec::new(),
             upkeep_interval: Duration::from_secs(5),
@@ -412,6 +414,17 @@ impl MonitorBuilder {
         Ok(self)
     }
 
+    /// Keeps the path parameter `name` (e.g. `tenant` of `/tenants/{tenant}/orders`) as a
+    /// label, like a declared handler tag (see [`MonitorBuilder::label_tag`]): requests whose
+    /// route has no such parameter get an empty value, and values are bounded by the label-set
+    /// cap. Defaults to none.
+    pub fn path_label(mut self, name: impl Into<Cow<'static, str>>) -> Result<Self, ConfigError> {
+        let name = name.into();
+        self = self.label_tag(name.clone())?;
+        self.path_labels.push(name);
+        Ok(self)
+    }
+
     /// Decides which requests are errors. Defaults to [`DefaultClassifier`].
     pub fn classify_errors<C: ClassifyError>(mut self, classifier: C) -> Self {
         self.classifier = BoxedClassifier(Box::new(classifier), std::any::type_name::<C>());
@@ -528,6 +541,7 @@ impl MonitorBuilder {
         Ok(Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
+                path_labels: self.path_labels,
                 clock,
                 version: self.version,
                 token: self.token,
@@ -618,6 +632,8 @@ impl WallClock {
 
 #[derive(Debug)]
 struct Inner {
+    /// Path parameters kept as labels.
+    path_labels: Vec<Cow<'static, str>>,
     clock: Arc<WallClock>,
     /// Some sink reads request ids (else ids are made only when a handler asks).
     needs_request_id: bool,
@@ -674,6 +690,12 @@ impl Monitor {
     /// Requests started and not yet recorded.
     pub fn in_flight(&self) -> i64 {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Path parameters kept as labels ([`MonitorBuilder::path_label`]); adapters hand their
+    /// values to [`InFlight::tag`].
+    pub fn path_labels(&self) -> &[Cow<'static, str>] {
+        &self.inner.path_labels
     }
 
     /// The service version shown by `/health`.
@@ -1060,6 +1082,17 @@ impl InFlight {
         self.head_time = Some(self.start.elapsed());
     }
 
+    /// Adds a tag to this request's point (as a handler would; adapters use it for path
+    /// parameters kept as labels). Allocates, like a handler's tag.
+    pub fn tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        self.scope.enter(|| {
+            if let Some(point) = crate::PointHandle::current() {
+                point.tag(key, value);
+            }
+        });
+    }
+
     /// `n` more bytes of response body were produced.
     pub fn add_body_bytes(&mut self, n: u64) {
         self.body_bytes += n;
@@ -1134,6 +1167,13 @@ impl Flight {
     pub fn body_starts(&mut self, empty: bool) {
         if empty || self.0.as_ref().is_some_and(|f| !f.response_has_body()) {
             self.body_ended();
+        }
+    }
+
+    /// Adds a tag to the request's point (see [`InFlight::tag`]).
+    pub fn tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        if let Some(flight) = &mut self.0 {
+            flight.tag(key, value);
         }
     }
 

@@ -20,6 +20,8 @@
 
 use std::ops::Deref;
 
+use std::future::Future;
+
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -43,6 +45,29 @@ impl ResolveRoute for MatchedPathRoute {
         head.extensions
             .get::<MatchedPath>()
             .map(MatchedPath::as_str)
+    }
+
+    fn path_params(
+        &self,
+        head: &RequestHead<'_>,
+        wanted: &[std::borrow::Cow<'static, str>],
+        found: &mut dyn FnMut(&str, &str),
+    ) {
+        // axum keeps the parameters in a private extension; its `RawPathParams` extractor reads
+        // them from request parts, rebuilt here (only when path labels are set). The extractor
+        // is ready at once.
+        let mut parts = axum::http::Request::new(()).into_parts().0;
+        parts.extensions = head.extensions.clone();
+        let extract = axum::extract::RawPathParams::from_request_parts(&mut parts, &());
+        let mut extract = std::pin::pin!(extract);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(Ok(params)) = extract.as_mut().poll(&mut cx) {
+            for (name, value) in &params {
+                if wanted.iter().any(|w| w == name) {
+                    found(name, value);
+                }
+            }
+        }
     }
 }
 

@@ -28,6 +28,18 @@ pub struct RequestHead<'r> {
 pub trait ResolveRoute: Clone + Send + Sync + 'static {
     /// The route template of this request.
     fn resolve<'r>(&self, head: &RequestHead<'r>) -> Option<&'r str>;
+
+    /// Calls `found` with each path parameter of this request whose name is in `wanted`
+    /// (for [`MonitorBuilder::path_label`](vitalsign_core::MonitorBuilder::path_label)).
+    /// Defaults to none.
+    fn path_params(
+        &self,
+        head: &RequestHead<'_>,
+        wanted: &[std::borrow::Cow<'static, str>],
+        found: &mut dyn FnMut(&str, &str),
+    ) {
+        let _ = (head, wanted, found);
+    }
 }
 
 /// A resolver made from a function; see [`MonitorLayer::route_fn`].

@@ -12,6 +12,15 @@ static REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_H
 use crate::layer::{DefaultResolver, RequestHead, ResolveRoute};
 use crate::{ResponseBody, ResponseFuture};
 
+fn head_of<B>(req: &Request<B>) -> RequestHead<'_> {
+    RequestHead {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        extensions: req.extensions(),
+    }
+}
+
 /// The service made by [`MonitorLayer`](crate::MonitorLayer).
 #[derive(Clone, Debug)]
 #[must_use]
@@ -52,18 +61,20 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         self.monitor.probe_runtime_once();
-        let head = RequestHead {
-            method: req.method(),
-            uri: req.uri(),
-            headers: req.headers(),
-            extensions: req.extensions(),
-        };
+        let head = head_of(&req);
         let mut flight = Flight::from(self.monitor.begin(RequestStart {
             method: req.method().as_str().as_bytes(),
             path: req.uri().path(),
             route: self.resolver.resolve(&head),
             request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
         }));
+        let wanted = self.monitor.path_labels();
+        if !wanted.is_empty() {
+            self.resolver
+                .path_params(&head_of(&req), wanted, &mut |name, value| {
+                    flight.tag(name.to_owned(), value)
+                });
+        }
         let future = flight.in_scope(|| self.inner.call(req));
         ResponseFuture::new(future, flight)
     }
