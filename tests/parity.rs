@@ -549,3 +549,43 @@ scenario!(
         );
     }
 );
+
+scenario!(
+    labels_from_a_function,
+    |b| {
+        b.label_fn("client", |request| {
+            let agent = request.header("user-agent")?;
+            Some(
+                if agent.starts_with(b"curl/") {
+                    "curl"
+                } else {
+                    "other"
+                }
+                .to_owned(),
+            )
+        })
+        .unwrap()
+    },
+    |ctx| {
+        for agent in ["curl/8.0", "curl/7.1", "Mozilla/5.0"] {
+            let response = client()
+                .get(ctx.server.url("/users/1"))
+                .header("user-agent", agent)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        assert_eq!(ctx.server.get("/users/2").await.0, 200); // reqwest sends no user-agent: empty
+        let m = ctx.server.metrics().await;
+        let with = |client: &'static str| {
+            m.sum(COUNT, &[("http_route", "/users/{id}"), ("client", client)])
+        };
+        assert_eq!(
+            (with("curl"), with("other"), with("")),
+            (2.0, 1.0, 1.0),
+            "{:?}",
+            ctx.framework
+        );
+    }
+);

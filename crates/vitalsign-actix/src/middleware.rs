@@ -92,6 +92,16 @@ where
             route: route.as_deref(),
             request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
         }));
+        if self.monitor.has_label_fns() {
+            let headers = req.headers();
+            let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
+            let info = vitalsign_core::RequestInfo::new(
+                req.method().as_str().as_bytes(),
+                req.path(),
+                &lookup,
+            );
+            flight.apply_label_fns(&info);
+        }
         let inner = flight.in_scope(|| self.service.call(req));
         // Path parameters exist once actix has routed: they are read from the response's request.
         let path_labels = (!self.monitor.path_labels().is_empty()).then(|| self.monitor.clone());

@@ -47,8 +47,9 @@ pub use handle::{PointHandle, SectionTimer};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;
 pub use monitor::{
-    ConfigError, Flight, InFlight, Monitor, MonitorBuilder, RequestStart, DEFAULT_DURATION_BUCKETS,
-    DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
+    ConfigError, Flight, InFlight, Monitor, MonitorBuilder, RequestInfo, RequestStart,
+    DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS,
+    OVERFLOW_ROUTE,
 };
 pub use point::{
     AggregatePoint, ErrorPoint, Field, FieldValue, OwnedRequestPoint, RequestPoint, Tag,

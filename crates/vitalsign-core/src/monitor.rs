@@ -115,6 +115,7 @@ pub struct MonitorBuilder {
     pub(crate) max_label_sets: usize,
     pub(crate) label_tags: Vec<Cow<'static, str>>,
     path_labels: Vec<Cow<'static, str>>,
+    label_fns: Vec<(Cow<'static, str>, LabelFn)>,
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
     pub(crate) upkeep_interval: Duration,
@@ -200,6 +201,7 @@ impl MonitorBuilder {
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             label_tags: Vec::new(),
             path_labels: Vec::new(),
+            label_fns: Vec::new(),
             classifier: BoxedClassifier(Box::new(DefaultClassifier), "DefaultClassifier"),
             sinks: Vec::new(),
             upkeep_interval: Duration::from_secs(5),
@@ -425,6 +427,35 @@ impl MonitorBuilder {
         Ok(self)
     }
 
+    /// A label computed from the request by `f` (e.g. a client class from a header), like a
+    /// declared handler tag: `None` leaves it empty, and values are bounded by the label-set cap.
+    /// Runs once per request, before the handler. Defaults to none.
+    ///
+    /// ```
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop")
+    ///     .label_fn("client", |request| {
+    ///         let agent = request.header("user-agent")?;
+    ///         Some(if agent.starts_with(b"curl") { "curl" } else { "other" }.to_owned())
+    ///     })?
+    ///     .build()?;
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    pub fn label_fn<F>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        f: F,
+    ) -> Result<Self, ConfigError>
+    where
+        F: Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        self = self.label_tag(name.clone())?;
+        self.label_fns.push((name, LabelFn(Arc::new(f))));
+        Ok(self)
+    }
+
     /// Decides which requests are errors. Defaults to [`DefaultClassifier`].
     pub fn classify_errors<C: ClassifyError>(mut self, classifier: C) -> Self {
         self.classifier = BoxedClassifier(Box::new(classifier), std::any::type_name::<C>());
@@ -542,6 +573,7 @@ impl MonitorBuilder {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
                 path_labels: self.path_labels,
+                label_fns: self.label_fns,
                 clock,
                 version: self.version,
                 token: self.token,
@@ -572,6 +604,54 @@ impl MonitorBuilder {
                 prometheus,
             }),
         })
+    }
+}
+
+/// What a label function sees of a request.
+pub struct RequestInfo<'a> {
+    /// The method token as received.
+    pub method: &'a [u8],
+    /// The raw path.
+    pub path: &'a str,
+    headers: &'a dyn Fn(&str) -> Option<&'a [u8]>,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// Adapters build it from their request; `headers` looks a header up by name.
+    pub fn new(
+        method: &'a [u8],
+        path: &'a str,
+        headers: &'a dyn Fn(&str) -> Option<&'a [u8]>,
+    ) -> Self {
+        RequestInfo {
+            method,
+            path,
+            headers,
+        }
+    }
+
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        (self.headers)(name)
+    }
+}
+
+impl fmt::Debug for RequestInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestInfo")
+            .field("method", &String::from_utf8_lossy(self.method))
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A label function, printed by name.
+#[derive(Clone)]
+struct LabelFn(Arc<dyn Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync>);
+
+impl fmt::Debug for LabelFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LabelFn")
     }
 }
 
@@ -634,6 +714,8 @@ impl WallClock {
 struct Inner {
     /// Path parameters kept as labels.
     path_labels: Vec<Cow<'static, str>>,
+    /// Labels computed from the request.
+    label_fns: Vec<(Cow<'static, str>, LabelFn)>,
     clock: Arc<WallClock>,
     /// Some sink reads request ids (else ids are made only when a handler asks).
     needs_request_id: bool,
@@ -696,6 +778,12 @@ impl Monitor {
     /// values to [`InFlight::tag`].
     pub fn path_labels(&self) -> &[Cow<'static, str>] {
         &self.inner.path_labels
+    }
+
+    /// Whether label functions are configured ([`MonitorBuilder::label_fn`]); adapters then
+    /// call [`InFlight::apply_label_fns`].
+    pub fn has_label_fns(&self) -> bool {
+        !self.inner.label_fns.is_empty()
     }
 
     /// The service version shown by `/health`.
@@ -1093,6 +1181,16 @@ impl InFlight {
         });
     }
 
+    /// Runs the monitor's label functions on `request` and tags the point with their results.
+    pub fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
+        let monitor = self.monitor.clone();
+        for (name, f) in &monitor.inner.label_fns {
+            if let Some(value) = (f.0)(request) {
+                self.tag(name.clone(), value);
+            }
+        }
+    }
+
     /// `n` more bytes of response body were produced.
     pub fn add_body_bytes(&mut self, n: u64) {
         self.body_bytes += n;
@@ -1167,6 +1265,13 @@ impl Flight {
     pub fn body_starts(&mut self, empty: bool) {
         if empty || self.0.as_ref().is_some_and(|f| !f.response_has_body()) {
             self.body_ended();
+        }
+    }
+
+    /// Runs the label functions (see [`InFlight::apply_label_fns`]).
+    pub fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
+        if let Some(flight) = &mut self.0 {
+            flight.apply_label_fns(request);
         }
     }
 

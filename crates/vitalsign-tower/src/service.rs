@@ -75,6 +75,16 @@ where
                     flight.tag(name.to_owned(), value)
                 });
         }
+        if self.monitor.has_label_fns() {
+            let headers = req.headers();
+            let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
+            let info = vitalsign_core::RequestInfo::new(
+                req.method().as_str().as_bytes(),
+                req.uri().path(),
+                &lookup,
+            );
+            flight.apply_label_fns(&info);
+        }
         let future = flight.in_scope(|| self.inner.call(req));
         ResponseFuture::new(future, flight)
     }
