@@ -645,9 +645,12 @@ impl fmt::Debug for RequestInfo<'_> {
     }
 }
 
+/// The signature of a label function.
+type LabelFnDyn = dyn Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync;
+
 /// A label function, printed by name.
 #[derive(Clone)]
-struct LabelFn(Arc<dyn Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync>);
+struct LabelFn(Arc<LabelFnDyn>);
 
 impl fmt::Debug for LabelFn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
