@@ -51,8 +51,8 @@
 
 pub use vitalsign_core::*;
 pub use vitalsign_tower::{
-    DefaultResolver, MonitorLayer, MonitorService, NoRoute, RequestHead, ResolveRoute,
-    ResponseBody, ResponseFuture, RouteFn, UriPath,
+    DefaultResolver, MonitorLayer, MonitorService, NoRoute, RequestBodySizeLayer, RequestHead,
+    ResolveRoute, ResponseBody, ResponseFuture, RouteFn, UriPath,
 };
 
 /// axum integration: [`axum::Point`] extractor, [`axum::endpoints`] router, `MatchedPath` routes.

@@ -589,3 +589,43 @@ scenario!(
         );
     }
 );
+
+scenario!(
+    request_body_size,
+    |b| b.request_size_histogram(true),
+    |ctx| {
+        for size in [1000usize, 24] {
+            let response = client()
+                .post(ctx.server.url("/echo"))
+                .body(vec![b'x'; size])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().await.unwrap(), format!("{size} bytes\n"));
+        }
+        let m = ctx.server.metrics().await;
+        let echo = [
+            ("http_request_method", "POST"),
+            ("http_route", "/echo"),
+            ("http_response_status_code", "200"),
+        ];
+        assert_eq!(
+            m.get("http_server_request_body_size_bytes_sum", &echo),
+            Some(1024.0),
+            "{:?}",
+            ctx.framework
+        );
+        assert_eq!(
+            m.get("http_server_request_body_size_bytes_count", &echo),
+            Some(2.0)
+        );
+        let sizes: Vec<u64> = ctx
+            .sink
+            .requests_for("/echo")
+            .iter()
+            .map(|p| p.request_body_bytes)
+            .collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 1024);
+    }
+);

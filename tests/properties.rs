@@ -20,6 +20,7 @@ fn point<'a>(id: &'a RequestId, route: &'a str, tags: &'a [Tag]) -> RequestPoint
         disconnected: false,
         head_time: None,
         response_body_bytes: 0,
+        request_body_bytes: 0,
         tags,
         fields: &[],
     }

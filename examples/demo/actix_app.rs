@@ -20,6 +20,7 @@ pub(crate) fn actix_app(
     >,
 > {
     App::new()
+        .wrap(vitalsign_actix::CountRequestBody)
         .wrap(Monitoring::new(monitor))
         .wrap(actix_web_lab::middleware::CatchPanic::default())
         .configure(configure(monitor))
@@ -29,6 +30,10 @@ pub(crate) fn actix_app(
         .service(get("/block", block))
         .service(get("/stream", stream))
         .service(get("/panic", panic))
+        .route(
+            "/echo",
+            web::post().to(|body: web::Bytes| async move { app::echo(&body) }),
+        )
         .service(web::scope("/api/v1").service(get("/orders/{order}/items/{item}", item)))
 }
 

@@ -213,6 +213,11 @@ pub(crate) fn item(order: &str, item: &str) -> Value {
     json!({ "order": order, "item": item })
 }
 
+/// `POST /echo`: answers how many bytes the body had.
+pub(crate) fn echo(body: &[u8]) -> String {
+    format!("{} bytes\n", body.len())
+}
+
 /// `/panic`.
 pub(crate) fn panic_now() -> ! {
     panic!("the demo's /panic handler panics on purpose")
@@ -260,6 +265,7 @@ pub(crate) fn routes() -> Router {
         )
         .route("/stream", get(|| async { axum::body::Body::from_stream(chunks()) }))
         .route("/panic", get(|| async { panic_now() as &'static str }))
+        .route("/echo", axum::routing::post(|body: Bytes| async move { echo(&body) }))
         .nest("/api/v1", api)
 }
 
@@ -270,6 +276,7 @@ pub(crate) fn routes() -> Router {
 pub(crate) fn axum_app(monitor: &Monitor) -> Router {
     routes()
         .merge(endpoints(monitor))
+        .layer(vitalsign::RequestBodySizeLayer)
         .layer(MonitorLayer::new(monitor))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }

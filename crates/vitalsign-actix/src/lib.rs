@@ -44,8 +44,10 @@ mod body;
 mod endpoints;
 mod extract;
 mod middleware;
+mod request_body;
 
 pub use body::MonitoredBody;
 pub use endpoints::configure;
 pub use extract::{MissingPoint, Point};
 pub use middleware::{Monitoring, MonitoringFuture, MonitoringMiddleware};
+pub use request_body::{CountRequestBody, CountRequestBodyMiddleware};

@@ -67,6 +67,7 @@ enum Slot {
 pub(crate) struct Shared {
     request_id: RequestId,
     extras: Mutex<Extras>,
+    request_body_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// What handlers added to a point.
@@ -80,6 +81,11 @@ pub(crate) struct Extras {
 impl Shared {
     pub(crate) fn request_id(&self) -> RequestId {
         self.request_id
+    }
+
+    pub(crate) fn request_body_bytes(&self) -> u64 {
+        self.request_body_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Extras> {
@@ -109,6 +115,7 @@ impl PointHandle {
                 Some(Slot::Lazy(id)) => Arc::new(Shared {
                     request_id: id.unwrap_or_else(RequestId::generate),
                     extras: Mutex::new(Extras::default()),
+                    request_body_bytes: std::sync::atomic::AtomicU64::new(0),
                 }),
             };
             *current = Some(Slot::Ready(shared.clone()));
@@ -146,6 +153,14 @@ impl PointHandle {
             None => Some(value),
         });
         self
+    }
+
+    /// Counts `n` bytes of request body read (used by the request-body counting middleware of
+    /// the adapters; the total is the point's `request_body_bytes`).
+    pub fn count_request_body(&self, n: u64) {
+        self.shared
+            .request_body_bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Attaches an error code: the request is then an error whatever its status (with the default

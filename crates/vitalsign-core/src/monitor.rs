@@ -121,6 +121,7 @@ pub struct MonitorBuilder {
     pub(crate) upkeep_interval: Duration,
     pub(crate) head_histogram: bool,
     pub(crate) size_histogram: bool,
+    pub(crate) request_size_histogram: bool,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: PrometheusSetup,
     version: String,
@@ -207,6 +208,7 @@ impl MonitorBuilder {
             upkeep_interval: Duration::from_secs(5),
             head_histogram: false,
             size_histogram: false,
+            request_size_histogram: false,
             #[cfg(feature = "prometheus")]
             prometheus: PrometheusSetup::Own,
             version: "unknown".to_owned(),
@@ -373,6 +375,14 @@ impl MonitorBuilder {
     /// produced (not size hints), in buckets from 64 B to 64 MiB. Defaults to `false`.
     pub fn response_size_histogram(mut self, on: bool) -> Self {
         self.size_histogram = on;
+        self
+    }
+
+    /// Also exports `http_server_request_body_size_bytes`: request body bytes actually read.
+    /// Needs the adapter's request-body counting middleware (`RequestBodySizeLayer` inside
+    /// `MonitorLayer`, or actix's `CountRequestBody` inside `Monitoring`). Defaults to `false`.
+    pub fn request_size_histogram(mut self, on: bool) -> Self {
+        self.request_size_histogram = on;
         self
     }
 
@@ -1067,6 +1077,11 @@ impl Monitor {
             disconnected: disconnected && !panicked,
             head_time: flight.head_time.map(|d| d.as_secs_f64()),
             response_body_bytes: flight.body_bytes,
+            request_body_bytes: flight
+                .scope
+                .shared
+                .as_ref()
+                .map_or(0, |shared| shared.request_body_bytes()),
             tags,
             fields,
         };

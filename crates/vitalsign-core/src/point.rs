@@ -19,6 +19,7 @@
 //!     disconnected: false,
 //!     head_time: Some(0.004),
 //!     response_body_bytes: 42,
+//!     request_body_bytes: 0,
 //!     tags: &[],
 //!     fields: &[],
 //! };
@@ -148,6 +149,9 @@ pub struct RequestPoint<'a> {
     pub head_time: Option<f64>,
     /// Bytes of response body actually produced (not a size hint).
     pub response_body_bytes: u64,
+    /// Bytes of request body actually read, when the adapter's request-body counting
+    /// middleware is in place (0 otherwise).
+    pub request_body_bytes: u64,
     /// Tags added by the handler.
     pub tags: &'a [Tag],
     /// Fields added by the handler.
@@ -186,6 +190,7 @@ impl RequestPoint<'_> {
             disconnected: self.disconnected,
             head_time: self.head_time,
             response_body_bytes: self.response_body_bytes,
+            request_body_bytes: self.request_body_bytes,
             tags: self.tags.to_vec(),
             fields: self.fields.to_vec(),
         }
@@ -220,6 +225,7 @@ pub struct OwnedRequestPoint {
     pub disconnected: bool,
     pub head_time: Option<f64>,
     pub response_body_bytes: u64,
+    pub request_body_bytes: u64,
     pub tags: Vec<Tag>,
     pub fields: Vec<Field>,
 }

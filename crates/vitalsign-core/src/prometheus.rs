@@ -47,6 +47,8 @@ pub const ERRORS: &str = "http_server_errors_total";
 pub const DISCONNECTS: &str = "http_server_disconnects_total";
 /// Base name of the optional time-to-response-head histogram.
 pub const RESPONSE_HEAD_DURATION: &str = "http_server_response_head_duration_seconds";
+/// Base name of the optional request body size histogram.
+pub const REQUEST_BODY_SIZE: &str = "http_server_request_body_size_bytes";
 /// Base name of the optional response body size histogram.
 pub const RESPONSE_BODY_SIZE: &str = "http_server_response_body_size_bytes";
 /// Buckets of the response body size histogram, in bytes (64 B to 64 MiB, by 4).
@@ -103,6 +105,7 @@ pub struct PrometheusSink {
     disconnects: BoundedSeries<Counter>,
     heads: Option<BoundedSeries<Histogram>>,
     sizes: Option<BoundedSeries<Histogram>>,
+    request_sizes: Option<BoundedSeries<Histogram>>,
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
     collector: OnceLock<Collector>,
@@ -149,12 +152,16 @@ impl PrometheusSink {
                 let recorder = builder
                     .set_buckets(&config.buckets)
                     .and_then(|b| {
-                        b.set_buckets_for_metric(
-                            metrics_exporter_prometheus::Matcher::Full(
-                                name(RESPONSE_BODY_SIZE).as_str().to_owned(),
-                            ),
-                            SIZE_BUCKETS,
-                        )
+                        [RESPONSE_BODY_SIZE, REQUEST_BODY_SIZE]
+                            .into_iter()
+                            .try_fold(b, |b, metric| {
+                                b.set_buckets_for_metric(
+                                    metrics_exporter_prometheus::Matcher::Full(
+                                        name(metric).as_str().to_owned(),
+                                    ),
+                                    SIZE_BUCKETS,
+                                )
+                            })
                     })
                     .map_err(|e| ConfigError(format!("buckets: {e}")))?
                     .build_recorder();
@@ -223,6 +230,9 @@ impl PrometheusSink {
         let sizes = config
             .size_histogram
             .then(|| BoundedSeries::new(name(RESPONSE_BODY_SIZE), three(), config.max_label_sets));
+        let request_sizes = config
+            .request_size_histogram
+            .then(|| BoundedSeries::new(name(REQUEST_BODY_SIZE), three(), config.max_label_sets));
         let active_name = name(ACTIVE_REQUESTS);
         let health_name = name(HEALTH_STATUS);
 
@@ -247,6 +257,13 @@ impl PrometheusSink {
                     heads.name.clone(),
                     Some(Unit::Seconds),
                     "Time from a request's arrival until its response head was ready.".into(),
+                );
+            }
+            if let Some(request_sizes) = &request_sizes {
+                r.describe_histogram(
+                    request_sizes.name.clone(),
+                    Some(Unit::Bytes),
+                    "Request body bytes actually read.".into(),
                 );
             }
             if let Some(sizes) = &sizes {
@@ -297,6 +314,7 @@ impl PrometheusSink {
             disconnects,
             heads,
             sizes,
+            request_sizes,
             health_name,
             health: std::sync::Mutex::new(Vec::new()),
             collector: OnceLock::new(),
@@ -443,6 +461,10 @@ impl Sink for PrometheusSink {
         }
         if let Some(sizes) = &self.sizes {
             let bytes = point.response_body_bytes as f64;
+            self.with_series(sizes, &values[..3], Kind::Histogram, |h| h.record(bytes));
+        }
+        if let Some(sizes) = &self.request_sizes {
+            let bytes = point.request_body_bytes as f64;
             self.with_series(sizes, &values[..3], Kind::Histogram, |h| h.record(bytes));
         }
     }

@@ -42,6 +42,7 @@ pub mod axum;
 mod body;
 mod future;
 mod layer;
+mod request_body;
 mod service;
 
 pub use body::ResponseBody;
@@ -49,4 +50,5 @@ pub use future::ResponseFuture;
 pub use layer::{
     DefaultResolver, MonitorLayer, NoRoute, RequestHead, ResolveRoute, RouteFn, UriPath,
 };
+pub use request_body::{CountingBody, RequestBodySize, RequestBodySizeLayer};
 pub use service::MonitorService;

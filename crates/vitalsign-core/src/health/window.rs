@@ -161,6 +161,7 @@ mod tests {
             disconnected: false,
             head_time: None,
             response_body_bytes: 0,
+            request_body_bytes: 0,
             tags: &[],
             fields: &[],
         }

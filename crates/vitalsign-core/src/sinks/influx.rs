@@ -171,7 +171,8 @@ impl InfluxSink {
     /// let point = RequestPoint {
     ///     service: "shop", route: "/a b", method: Method::Get, status_code: 200,
     ///     request_id: &id, execution_time: 0.5, start_unix_nanos: 1, disconnected: false,
-    ///     head_time: None, response_body_bytes: 0, tags: &[], fields: &[],
+    ///     head_time: None, response_body_bytes: 0, request_body_bytes: 0,
+    ///     tags: &[], fields: &[],
     /// };
     /// assert_eq!(
     ///     InfluxSink::line(&point, None),
@@ -525,6 +526,7 @@ mod tests {
             disconnected: false,
             head_time: None,
             response_body_bytes: 0,
+            request_body_bytes: 0,
             tags: &tags,
             fields: &fields,
         };
