@@ -347,21 +347,26 @@ scenario!(disconnect_mid_stream, |ctx| {
     assert!(ctx.sink.requests_for("/stream")[0].disconnected);
 });
 
-scenario!(exclusions, |b| b.exclude_path("/slow"), |ctx| {
-    assert_eq!(ctx.server.get("/slow?ms=1").await.0, 200);
-    assert_eq!(ctx.server.get("/health/live").await.0, 200);
-    assert_eq!(ctx.server.get("/users/5").await.0, 200);
-    ctx.server.metrics().await;
-    let m = ctx.server.metrics().await;
-    assert_eq!(
-        m.sum(COUNT, &[]),
-        1.0,
-        "{:?}: only /users/5 is recorded",
-        ctx.framework
-    );
-    assert_eq!(ctx.sink.requests().len(), 1);
-    assert_eq!(ctx.sink.started(), 1);
-});
+scenario!(
+    exclusions,
+    |b| b.exclude_path("/slow").exclude_path("/api/*"),
+    |ctx| {
+        assert_eq!(ctx.server.get("/slow?ms=1").await.0, 200);
+        assert_eq!(ctx.server.get("/api/v1/orders/1/items/2").await.0, 200);
+        assert_eq!(ctx.server.get("/health/live").await.0, 200);
+        assert_eq!(ctx.server.get("/users/5").await.0, 200);
+        ctx.server.metrics().await;
+        let m = ctx.server.metrics().await;
+        assert_eq!(
+            m.sum(COUNT, &[]),
+            1.0,
+            "{:?}: only /users/5 is recorded",
+            ctx.framework
+        );
+        assert_eq!(ctx.sink.requests().len(), 1);
+        assert_eq!(ctx.sink.started(), 1);
+    }
+);
 
 scenario!(label_set_overflow, |b| b.max_label_sets(3), |ctx| {
     for path in [
@@ -627,5 +632,21 @@ scenario!(
             .map(|p| p.request_body_bytes)
             .collect();
         assert_eq!(sizes.iter().sum::<u64>(), 1024);
+    }
+);
+
+scenario!(
+    path_parameters_on_listed_routes_only,
+    |b| b.path_label_on(&["/elsewhere/{id}"], "id").unwrap(),
+    |ctx| {
+        assert_eq!(ctx.server.get("/users/5").await.0, 200);
+        let m = ctx.server.metrics().await;
+        assert_eq!(
+            m.sum(COUNT, &[("http_route", "/users/{id}"), ("id", "")]),
+            1.0,
+            "{:?}: not on this route",
+            ctx.framework
+        );
+        assert!(!m.text.contains("id=\"5\""));
     }
 );

@@ -149,7 +149,7 @@ where
                 if let Some(monitor) = this.path_labels.take() {
                     for name in monitor.path_labels() {
                         if let Some(value) = response.request().match_info().get(name) {
-                            this.flight.tag(name.clone(), value);
+                            this.flight.path_param(name, value);
                         }
                     }
                 }

@@ -110,11 +110,13 @@ pub struct MonitorBuilder {
     pub(crate) global_labels: Vec<(String, String)>,
     pub(crate) buckets: Vec<f64>,
     excluded: HashSet<Box<str>>,
+    excluded_prefixes: Vec<Box<str>>,
     excluded_statuses: Vec<bool>,
     exclude_own_endpoints: bool,
     pub(crate) max_label_sets: usize,
     pub(crate) label_tags: Vec<Cow<'static, str>>,
     path_labels: Vec<Cow<'static, str>>,
+    path_label_routes: Vec<(Cow<'static, str>, Vec<Box<str>>)>,
     label_fns: Vec<(Cow<'static, str>, LabelFn)>,
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
@@ -197,11 +199,13 @@ impl MonitorBuilder {
             global_labels: Vec::new(),
             buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             excluded: HashSet::new(),
+            excluded_prefixes: Vec::new(),
             excluded_statuses: vec![false; 600],
             exclude_own_endpoints: true,
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             label_tags: Vec::new(),
             path_labels: Vec::new(),
+            path_label_routes: Vec::new(),
             label_fns: Vec::new(),
             classifier: BoxedClassifier(Box::new(DefaultClassifier), "DefaultClassifier"),
             sinks: Vec::new(),
@@ -346,11 +350,18 @@ impl MonitorBuilder {
         Ok(self)
     }
 
-    /// Does not record requests whose path or route template is `path`. vitalsign's own
-    /// endpoints ([`DEFAULT_EXCLUDED_PATHS`]) are excluded unless
-    /// [`MonitorBuilder::monitor_own_endpoints`] is set.
+    /// Does not record requests whose path or route template is `path`, or, when `path` ends
+    /// with `*`, starts with what comes before it (`/internal/*`). vitalsign's own endpoints
+    /// ([`DEFAULT_EXCLUDED_PATHS`]) are excluded unless [`MonitorBuilder::monitor_own_endpoints`]
+    /// is set.
     pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
-        self.excluded.insert(path.into().into_boxed_str());
+        let path = path.into();
+        match path.strip_suffix('*') {
+            Some(prefix) => self.excluded_prefixes.push(prefix.into()),
+            None => {
+                self.excluded.insert(path.into_boxed_str());
+            }
+        }
         self
     }
 
@@ -434,6 +445,29 @@ impl MonitorBuilder {
         let name = name.into();
         self = self.label_tag(name.clone())?;
         self.path_labels.push(name);
+        Ok(self)
+    }
+
+    /// [`MonitorBuilder::path_label`] on the listed route templates only (an allowlist per
+    /// route): on other routes the label stays empty.
+    ///
+    /// ```
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop")
+    ///     .path_label_on(&["/tenants/{tenant}/orders"], "tenant")?
+    ///     .build()?;
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    pub fn path_label_on(
+        mut self,
+        routes: &[&str],
+        name: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
+        self = self.path_label(name.clone())?;
+        self.path_label_routes
+            .push((name, routes.iter().map(|r| Box::<str>::from(*r)).collect()));
         Ok(self)
     }
 
@@ -583,6 +617,7 @@ impl MonitorBuilder {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
                 path_labels: self.path_labels,
+                path_label_routes: self.path_label_routes,
                 label_fns: self.label_fns,
                 clock,
                 version: self.version,
@@ -599,6 +634,7 @@ impl MonitorBuilder {
                     .any(|b| *b)
                     .then_some(self.excluded_statuses.clone().into_boxed_slice()),
                 excluded_list: self.excluded.iter().cloned().collect(),
+                excluded_prefixes: self.excluded_prefixes,
                 excluded_lengths: self
                     .excluded
                     .iter()
@@ -727,6 +763,8 @@ impl WallClock {
 struct Inner {
     /// Path parameters kept as labels.
     path_labels: Vec<Cow<'static, str>>,
+    /// Route allowlists of some of them.
+    path_label_routes: Vec<(Cow<'static, str>, Vec<Box<str>>)>,
     /// Labels computed from the request.
     label_fns: Vec<(Cow<'static, str>, LabelFn)>,
     clock: Arc<WallClock>,
@@ -744,6 +782,8 @@ struct Inner {
     excluded: HashSet<Box<str>>,
     /// The same, for a linear scan when there are few.
     excluded_list: Vec<Box<str>>,
+    /// Path prefixes not recorded (`exclude_path("/x/*")`).
+    excluded_prefixes: Vec<Box<str>>,
     /// Statuses not recorded (indexed by status, 0..600), if any.
     excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
@@ -959,6 +999,14 @@ impl Monitor {
 
     /// Whether a request to this path / route template is excluded from recording.
     pub fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
+        if self
+            .inner
+            .excluded_prefixes
+            .iter()
+            .any(|p| path.starts_with(&**p))
+        {
+            return true;
+        }
         let excluded = &self.inner.excluded;
         if excluded.len() <= SCAN_EXCLUSIONS {
             // A handful of entries: a bitmask of their lengths rejects most paths at once, then
@@ -1188,6 +1236,23 @@ impl InFlight {
         self.head_time = Some(self.start.elapsed());
     }
 
+    /// A path parameter of this request: kept as a label if [`MonitorBuilder::path_label`]
+    /// asked for it on this request's route.
+    pub fn path_param(&mut self, name: &str, value: &str) {
+        let inner = Arc::clone(&self.monitor.inner);
+        let Some(label) = inner.path_labels.iter().find(|l| **l == *name) else {
+            return;
+        };
+        let allowed = inner
+            .path_label_routes
+            .iter()
+            .filter(|(l, _)| l == label)
+            .all(|(_, routes)| routes.iter().any(|r| **r == *self.route.as_str()));
+        if allowed {
+            self.tag(label.clone(), value);
+        }
+    }
+
     /// Adds a tag to this request's point (as a handler would; adapters use it for path
     /// parameters kept as labels). Allocates, like a handler's tag.
     pub fn tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
@@ -1290,6 +1355,13 @@ impl Flight {
     pub fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
         if let Some(flight) = &mut self.0 {
             flight.apply_label_fns(request);
+        }
+    }
+
+    /// A path parameter (see [`InFlight::path_param`]).
+    pub fn path_param(&mut self, name: &str, value: &str) {
+        if let Some(flight) = &mut self.0 {
+            flight.path_param(name, value);
         }
     }
 
@@ -1427,6 +1499,15 @@ mod tests {
         assert!(monitor
             .begin(start(b"GET", "/metrics", Some("/metrics")))
             .is_some());
+    }
+
+    #[test]
+    fn path_prefixes_are_excluded() {
+        let (monitor, _) = monitor(|b| b.exclude_path("/internal/*"));
+        assert!(monitor.is_excluded("/internal/metrics/x", None));
+        assert!(monitor.is_excluded("/internal/", Some("/internal/{*rest}")));
+        assert!(!monitor.is_excluded("/internals", None));
+        assert!(!monitor.is_excluded("/users/1", Some("/users/{id}")));
     }
 
     #[test]

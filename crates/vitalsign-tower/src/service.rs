@@ -72,7 +72,7 @@ where
         if !wanted.is_empty() {
             self.resolver
                 .path_params(&head_of(&req), wanted, &mut |name, value| {
-                    flight.tag(name.to_owned(), value)
+                    flight.path_param(name, value)
                 });
         }
         if self.monitor.has_label_fns() {
