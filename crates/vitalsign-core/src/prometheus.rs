@@ -31,7 +31,7 @@ use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use hashbrown::{Equivalent, HashMap};
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::monitor::{ConfigError, MonitorBuilder, PrometheusSetup, MAX_LABEL_TAGS};
@@ -100,12 +100,12 @@ pub struct PrometheusSink {
     global_labels: Vec<Label>,
     label_tags: Vec<std::borrow::Cow<'static, str>>,
     active: Vec<Gauge>,
-    durations: BoundedSeries<Histogram>,
+    durations: HistogramFamily,
     errors: BoundedSeries<Counter>,
     disconnects: BoundedSeries<Counter>,
-    heads: Option<BoundedSeries<Histogram>>,
-    sizes: Option<BoundedSeries<Histogram>>,
-    request_sizes: Option<BoundedSeries<Histogram>>,
+    heads: Option<HistogramFamily>,
+    sizes: Option<HistogramFamily>,
+    request_sizes: Option<HistogramFamily>,
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
     collector: OnceLock<Collector>,
@@ -187,7 +187,8 @@ impl PrometheusSink {
             "http_response_status_code",
         ];
         let tag_names: Vec<String> = config.label_tags.iter().map(|t| t.to_string()).collect();
-        let durations = BoundedSeries::new(
+        let global = &config.global_labels;
+        let durations = HistogramFamily::new(
             duration_name,
             duration_labels
                 .drain(..)
@@ -195,6 +196,9 @@ impl PrometheusSink {
                 .chain(tag_names)
                 .collect(),
             config.max_label_sets,
+            &config.buckets,
+            "Duration of HTTP server requests, from arrival until the response body ended or was dropped.",
+            global,
         );
         let errors = BoundedSeries::new(
             name(ERRORS),
@@ -224,24 +228,40 @@ impl PrometheusSink {
             .map(String::from)
             .to_vec()
         };
-        let heads = config.head_histogram.then(|| {
-            BoundedSeries::new(name(RESPONSE_HEAD_DURATION), three(), config.max_label_sets)
-        });
-        let sizes = config
-            .size_histogram
-            .then(|| BoundedSeries::new(name(RESPONSE_BODY_SIZE), three(), config.max_label_sets));
-        let request_sizes = config
-            .request_size_histogram
-            .then(|| BoundedSeries::new(name(REQUEST_BODY_SIZE), three(), config.max_label_sets));
+        let family = |on: bool, base: &str, bounds: &[f64], help: &'static str| {
+            on.then(|| {
+                HistogramFamily::new(
+                    name(base),
+                    three(),
+                    config.max_label_sets,
+                    bounds,
+                    help,
+                    global,
+                )
+            })
+        };
+        let heads = family(
+            config.head_histogram,
+            RESPONSE_HEAD_DURATION,
+            &config.buckets,
+            "Time from a request's arrival until its response head was ready.",
+        );
+        let sizes = family(
+            config.size_histogram,
+            RESPONSE_BODY_SIZE,
+            SIZE_BUCKETS,
+            "Response body bytes actually produced.",
+        );
+        let request_sizes = family(
+            config.request_size_histogram,
+            REQUEST_BODY_SIZE,
+            SIZE_BUCKETS,
+            "Request body bytes actually read.",
+        );
         let active_name = name(ACTIVE_REQUESTS);
         let health_name = name(HEALTH_STATUS);
 
         registrar.with(|r| {
-            r.describe_histogram(
-                durations.name.clone(),
-                Some(Unit::Seconds),
-                "Duration of HTTP server requests, from arrival until the response body ended or was dropped.".into(),
-            );
             r.describe_gauge(
                 active_name.clone(),
                 None,
@@ -252,27 +272,6 @@ impl PrometheusSink {
                 None,
                 "HTTP server requests classified as errors (status >= 500 or an error code attached by the handler).".into(),
             );
-            if let Some(heads) = &heads {
-                r.describe_histogram(
-                    heads.name.clone(),
-                    Some(Unit::Seconds),
-                    "Time from a request's arrival until its response head was ready.".into(),
-                );
-            }
-            if let Some(request_sizes) = &request_sizes {
-                r.describe_histogram(
-                    request_sizes.name.clone(),
-                    Some(Unit::Bytes),
-                    "Request body bytes actually read.".into(),
-                );
-            }
-            if let Some(sizes) = &sizes {
-                r.describe_histogram(
-                    sizes.name.clone(),
-                    Some(Unit::Bytes),
-                    "Response body bytes actually produced.".into(),
-                );
-            }
             r.describe_gauge(
                 health_name.clone(),
                 None,
@@ -331,7 +330,19 @@ impl PrometheusSink {
                 Registrar::Global => collect(),
             }
         }
-        self.handle.render()
+        let mut text = self.handle.render();
+        // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
+        if !text.is_empty() && !text.ends_with("\n\n") {
+            text.push('\n');
+        }
+        self.durations.render_into(&mut text);
+        for family in [&self.heads, &self.sizes, &self.request_sizes]
+            .into_iter()
+            .flatten()
+        {
+            family.render_into(&mut text);
+        }
+        text
     }
 
     pub(crate) fn set_collector(&self, collector: Collector) {
@@ -348,10 +359,8 @@ impl PrometheusSink {
         self.durations.len()
     }
 
-    fn register<H>(&self, series: &BoundedSeries<H>, values: &[&str], kind: Kind) -> H
-    where
-        H: From<Registered>,
-    {
+    /// Registers the counter of one label set with the exporter.
+    fn register(&self, series: &BoundedSeries<Counter>, values: &[&str]) -> Counter {
         let mut labels: Vec<Label> = series
             .label_names
             .iter()
@@ -359,73 +368,27 @@ impl PrometheusSink {
             .map(|(k, v)| Label::new(k.clone(), label_value(v)))
             .collect();
         labels.extend(self.global_labels.iter().cloned());
-        self.register_key(&Key::from_parts(series.name.clone(), labels), kind)
-            .into()
+        self.register_key(&Key::from_parts(series.name.clone(), labels))
     }
 
-    fn register_overflow<H: From<Registered>>(&self, series: &BoundedSeries<H>, kind: Kind) -> H {
-        if !series.overflowed.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                metric = series.name.as_str(),
-                max = series.cap,
-                "vitalsign: label-set cap reached; further label sets are recorded in the series labelled otel_metric_overflow=\"true\""
-            );
-        }
+    fn register_overflow(&self, series: &BoundedSeries<Counter>) -> Counter {
+        warn_overflow(series);
         let mut labels = vec![Label::new(OVERFLOW_LABEL.0, OVERFLOW_LABEL.1)];
         labels.extend(self.global_labels.iter().cloned());
-        self.register_key(&Key::from_parts(series.name.clone(), labels), kind)
-            .into()
+        self.register_key(&Key::from_parts(series.name.clone(), labels))
     }
 
-    fn register_key(&self, key: &Key, kind: Kind) -> Registered {
-        self.registrar.with(|r| match kind {
-            Kind::Histogram => Registered::Histogram(r.register_histogram(key, &METADATA)),
-            Kind::Counter => Registered::Counter(r.register_counter(key, &METADATA)),
-        })
+    fn register_key(&self, key: &Key) -> Counter {
+        self.registrar.with(|r| r.register_counter(key, &METADATA))
     }
 
-    fn with_series<H: Clone + From<Registered>>(
-        &self,
-        series: &BoundedSeries<H>,
-        values: &[&str],
-        kind: Kind,
-        f: impl FnOnce(&H),
-    ) {
+    fn count(&self, series: &BoundedSeries<Counter>, values: &[&str]) {
         series.with(
             values,
-            || self.register(series, values, kind),
-            || self.register_overflow(series, kind),
-            f,
+            || self.register(series, values),
+            || self.register_overflow(series),
+            |c| c.increment(1),
         )
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Histogram,
-    Counter,
-}
-
-enum Registered {
-    Histogram(Histogram),
-    Counter(Counter),
-}
-
-impl From<Registered> for Histogram {
-    fn from(r: Registered) -> Self {
-        match r {
-            Registered::Histogram(h) => h,
-            Registered::Counter(_) => Histogram::noop(),
-        }
-    }
-}
-
-impl From<Registered> for Counter {
-    fn from(r: Registered) -> Self {
-        match r {
-            Registered::Counter(c) => c,
-            Registered::Histogram(_) => Counter::noop(),
-        }
     }
 }
 
@@ -448,24 +411,18 @@ impl Sink for PrometheusSink {
             *slot = point.tag(key).unwrap_or("");
         }
         let values = &values[..3 + self.label_tags.len()];
-        self.with_series(&self.durations, values, Kind::Histogram, |h| {
-            h.record(point.execution_time)
-        });
+        self.durations.record(values, point.execution_time);
         if point.disconnected {
-            self.with_series(&self.disconnects, &values[..2], Kind::Counter, |c| {
-                c.increment(1)
-            });
+            self.count(&self.disconnects, &values[..2]);
         }
         if let (Some(heads), Some(head)) = (&self.heads, point.head_time) {
-            self.with_series(heads, &values[..3], Kind::Histogram, |h| h.record(head));
+            heads.record(&values[..3], head);
         }
         if let Some(sizes) = &self.sizes {
-            let bytes = point.response_body_bytes as f64;
-            self.with_series(sizes, &values[..3], Kind::Histogram, |h| h.record(bytes));
+            sizes.record(&values[..3], point.response_body_bytes as f64);
         }
         if let Some(sizes) = &self.request_sizes {
-            let bytes = point.request_body_bytes as f64;
-            self.with_series(sizes, &values[..3], Kind::Histogram, |h| h.record(bytes));
+            sizes.record(&values[..3], point.request_body_bytes as f64);
         }
     }
 
@@ -481,7 +438,7 @@ impl Sink for PrometheusSink {
             status.format(point.request.status_code),
             point.error_code,
         ];
-        self.with_series(&self.errors, &values, Kind::Counter, |c| c.increment(1));
+        self.count(&self.errors, &values);
     }
 
     fn health_changed(&self, component: &str, level: crate::health::Level) {
@@ -645,6 +602,14 @@ impl<H: Clone> BoundedSeries<H> {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Every handle, the overflow series last.
+    fn all(&self) -> Vec<H> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<H> = map.values().cloned().collect();
+        all.extend(self.overflow.get().cloned());
+        all
+    }
+
     fn with(
         &self,
         values: &[&str],
@@ -673,6 +638,176 @@ impl<H: Clone> BoundedSeries<H> {
         map.insert(
             values.iter().map(|v| Box::<str>::from(*v)).collect(),
             handle,
+        );
+    }
+}
+
+/// A histogram of fixed buckets kept in atomics: recording is a few atomic additions, nothing
+/// is buffered (so nothing can be lost to a concurrent drain, and memory does not grow), and
+/// rendering reads the counters.
+#[derive(Debug)]
+pub(crate) struct AtomicHistogram {
+    bounds: std::sync::Arc<[f64]>,
+    /// Non-cumulative counts: `buckets[i]` counts values in `(bounds[i-1], bounds[i]]`; the last
+    /// one counts values above every bound.
+    buckets: Box<[std::sync::atomic::AtomicU64]>,
+    sum_bits: std::sync::atomic::AtomicU64,
+    /// The series' labels, rendered once: `k="v",k2="v2"` (escaped).
+    labels: String,
+}
+
+impl AtomicHistogram {
+    fn new(bounds: std::sync::Arc<[f64]>, labels: String) -> Self {
+        let buckets = (0..=bounds.len())
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        AtomicHistogram {
+            bounds,
+            buckets,
+            sum_bits: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
+            labels,
+        }
+    }
+
+    pub(crate) fn record(&self, value: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let index = self.bounds.partition_point(|bound| *bound < value);
+        self.buckets[index].fetch_add(1, Relaxed);
+        let _ = self.sum_bits.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + value).to_bits())
+        });
+    }
+
+    /// Appends `name_bucket`, `name_sum` and `name_count` lines.
+    fn render_into(&self, name: &str, out: &mut String) {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        let sep = if self.labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0u64;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Relaxed);
+            let _ = match self.bounds.get(i) {
+                // f64's Display is the shortest text that reads back exactly ("0.005", "10").
+                Some(bound) => writeln!(
+                    out,
+                    "{name}_bucket{{{}{sep}le=\"{bound}\"}} {cumulative}",
+                    self.labels
+                ),
+                None => writeln!(
+                    out,
+                    "{name}_bucket{{{}{sep}le=\"+Inf\"}} {cumulative}",
+                    self.labels
+                ),
+            };
+        }
+        let sum = f64::from_bits(self.sum_bits.load(Relaxed));
+        if self.labels.is_empty() {
+            let _ = writeln!(out, "{name}_sum {sum}");
+            let _ = writeln!(out, "{name}_count {cumulative}");
+        } else {
+            let _ = writeln!(out, "{name}_sum{{{}}} {sum}", self.labels);
+            let _ = writeln!(out, "{name}_count{{{}}} {cumulative}", self.labels);
+        }
+    }
+}
+
+/// Escapes a label value for the text format.
+fn escape_label(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `k="v",…` for these label names and values, then the global labels.
+fn render_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (key, value) in pairs {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(key);
+        out.push_str("=\"");
+        escape_label(value, &mut out);
+        out.push('"');
+    }
+    out
+}
+
+/// A histogram metric: bounded series of [`AtomicHistogram`]s plus what its text needs.
+struct HistogramFamily {
+    series: BoundedSeries<std::sync::Arc<AtomicHistogram>>,
+    bounds: std::sync::Arc<[f64]>,
+    help: &'static str,
+    global: Vec<(String, String)>,
+}
+
+impl HistogramFamily {
+    fn new(
+        name: KeyName,
+        label_names: Vec<String>,
+        cap: usize,
+        bounds: &[f64],
+        help: &'static str,
+        global: &[(String, String)],
+    ) -> Self {
+        HistogramFamily {
+            series: BoundedSeries::new(name, label_names, cap),
+            bounds: bounds.into(),
+            help,
+            global: global.to_vec(),
+        }
+    }
+
+    fn record(&self, values: &[&str], value: f64) {
+        let series = &self.series;
+        let global = self.global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        series.with(
+            values,
+            || {
+                let names = series.label_names.iter().map(String::as_str);
+                let labels = render_labels(names.zip(values.iter().copied()).chain(global.clone()));
+                std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
+            },
+            || {
+                warn_overflow(series);
+                let labels = render_labels(std::iter::once(OVERFLOW_LABEL).chain(global.clone()));
+                std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
+            },
+            |h| h.record(value),
+        );
+    }
+
+    fn render_into(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = self.series.name.as_str();
+        let all = self.series.all();
+        if all.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {name} {}", self.help);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for histogram in all {
+            histogram.render_into(name, out);
+        }
+        out.push('\n');
+    }
+
+    fn len(&self) -> usize {
+        self.series.len()
+    }
+}
+
+fn warn_overflow<H>(series: &BoundedSeries<H>) {
+    if !series.overflowed.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            metric = series.name.as_str(),
+            max = series.cap,
+            "vitalsign: label-set cap reached; further label sets are recorded in the series labelled otel_metric_overflow=\"true\""
         );
     }
 }
