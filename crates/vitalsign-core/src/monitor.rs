@@ -512,8 +512,9 @@ impl MonitorBuilder {
         self
     }
 
-    /// How often histogram samples are folded into buckets when nothing scrapes (keeps memory
-    /// bounded). Defaults to 5 s.
+    /// How often the exporter's upkeep runs (idle-series bookkeeping, and folding the samples of
+    /// histograms the application records itself through a shared recorder). vitalsign's own
+    /// histograms need none: they are fixed atomic buckets. Defaults to 5 s.
     pub fn upkeep_interval(mut self, interval: Duration) -> Self {
         self.upkeep_interval = interval.max(Duration::from_millis(10));
         self
@@ -534,8 +535,8 @@ impl MonitorBuilder {
     /// Uses the recorder the application already installed as the global `metrics` recorder;
     /// `handle` is its handle. vitalsign's series then sit beside the application's own
     /// `metrics::counter!`s on one `/metrics`. Set buckets for
-    /// `http_server_request_duration_seconds` on that builder (`set_buckets_for_metric`),
-    /// e.g. to [`DEFAULT_DURATION_BUCKETS`].
+    /// vitalsign's histograms are its own (atomic buckets, rendered after the recorder's
+    /// series), so [`MonitorBuilder::buckets`] applies whatever the recorder's settings.
     #[cfg(feature = "prometheus")]
     pub fn prometheus_handle(
         mut self,
