@@ -678,35 +678,44 @@ impl AtomicHistogram {
         });
     }
 
-    /// Appends `name_bucket`, `name_sum` and `name_count` lines.
-    fn render_into(&self, name: &str, out: &mut String) {
-        use std::fmt::Write;
+    /// Appends `name_bucket`, `name_sum` and `name_count` lines; `le` holds the rendered
+    /// bounds (`le="0.005"`, …, `le="+Inf"`).
+    fn render_into(&self, name: &str, le: &[String], out: &mut String) {
         use std::sync::atomic::Ordering::Relaxed;
-        let sep = if self.labels.is_empty() { "" } else { "," };
+        let mut number = itoa::Buffer::new();
         let mut cumulative = 0u64;
-        for (i, bucket) in self.buckets.iter().enumerate() {
+        for (bucket, le) in self.buckets.iter().zip(le) {
             cumulative += bucket.load(Relaxed);
-            let _ = match self.bounds.get(i) {
-                // f64's Display is the shortest text that reads back exactly ("0.005", "10").
-                Some(bound) => writeln!(
-                    out,
-                    "{name}_bucket{{{}{sep}le=\"{bound}\"}} {cumulative}",
-                    self.labels
-                ),
-                None => writeln!(
-                    out,
-                    "{name}_bucket{{{}{sep}le=\"+Inf\"}} {cumulative}",
-                    self.labels
-                ),
-            };
+            out.push_str(name);
+            out.push_str("_bucket{");
+            if !self.labels.is_empty() {
+                out.push_str(&self.labels);
+                out.push(',');
+            }
+            out.push_str(le);
+            out.push_str("} ");
+            out.push_str(number.format(cumulative));
+            out.push('\n');
         }
         let sum = f64::from_bits(self.sum_bits.load(Relaxed));
-        if self.labels.is_empty() {
-            let _ = writeln!(out, "{name}_sum {sum}");
-            let _ = writeln!(out, "{name}_count {cumulative}");
-        } else {
-            let _ = writeln!(out, "{name}_sum{{{}}} {sum}", self.labels);
-            let _ = writeln!(out, "{name}_count{{{}}} {cumulative}", self.labels);
+        for (suffix, value) in [("_sum", None), ("_count", Some(cumulative))] {
+            out.push_str(name);
+            out.push_str(suffix);
+            if !self.labels.is_empty() {
+                out.push('{');
+                out.push_str(&self.labels);
+                out.push('}');
+            }
+            out.push(' ');
+            match value {
+                Some(count) => out.push_str(number.format(count)),
+                // f64's Display is the shortest text that reads back exactly.
+                None => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{sum}");
+                }
+            }
+            out.push('\n');
         }
     }
 }
@@ -791,8 +800,15 @@ impl HistogramFamily {
         }
         let _ = writeln!(out, "# HELP {name} {}", self.help);
         let _ = writeln!(out, "# TYPE {name} histogram");
+        let le: Vec<String> = self
+            .bounds
+            .iter()
+            .map(|b| format!("le=\"{b}\""))
+            .chain(std::iter::once("le=\"+Inf\"".to_owned()))
+            .collect();
+        out.reserve(all.len() * (self.bounds.len() + 3) * 96);
         for histogram in all {
-            histogram.render_into(name, out);
+            histogram.render_into(name, &le, out);
         }
         out.push('\n');
     }
