@@ -31,7 +31,7 @@ use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use hashbrown::{Equivalent, HashMap};
-use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::monitor::{ConfigError, MonitorBuilder, PrometheusSetup, MAX_LABEL_TAGS};
@@ -528,7 +528,7 @@ pub(crate) fn stats_collector(
         metrics::gauge!(queue.clone()).set(q as f64);
         metrics::describe_gauge!(
             delay.clone(),
-            Unit::Seconds,
+            metrics::Unit::Seconds,
             "Mean scheduling delay of a probe task on the Tokio runtime (event-loop delay), last collection interval."
         );
         metrics::gauge!(delay.clone()).set(stats.event_loop_delay_ms() / 1000.0);
