@@ -150,3 +150,54 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn the_push_flags_reach_a_statsd_server() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let statsd = udp.local_addr().unwrap().to_string();
+    let child = Command::new(demo_binary())
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--statsd",
+            &statsd,
+            "--statsd-prefix",
+            "demo",
+            "--flush-ms",
+            "50",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.rsplit(' ').next().unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                client
+                    .get(format!("{base}/users/1"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                200
+            );
+        }
+    });
+    let mut received = String::new();
+    let mut buf = [0u8; 65536];
+    while received.matches("demo.requests:1|c").count() < 3 {
+        let n = udp.recv(&mut buf).expect("StatsD datagrams from the demo");
+        received.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(received.contains("route:/users/{id}"), "{received}");
+}
