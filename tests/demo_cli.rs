@@ -66,24 +66,19 @@ fn the_demo_process_serves_routes_and_metrics_on_actix() {
 }
 
 fn demo_process_serves_routes_and_metrics(framework: &str) {
-    let child = Command::new(demo_binary())
-        .args(["--addr", "127.0.0.1:0", "--framework", framework])
-        // Port 1 on loopback refuses connections: the dependency is down.
-        .args([
-            "--dependency",
-            "127.0.0.1:1",
-            "--check-interval-ms",
-            "100",
-            "--token",
-            "demo-token",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    // Port 1 on loopback refuses connections: the dependency is down.
+    let (_child, first, mut lines) = spawn_demo(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--framework",
+        framework,
+        "--dependency",
+        "127.0.0.1:1",
+        "--check-interval-ms",
+        "100",
+        "--token",
+        "demo-token",
+    ]);
     let base = first.rsplit(' ').next().unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
     assert!(first.contains(&format!("({framework})")), "{first}");
@@ -141,6 +136,27 @@ fn demo_process_serves_routes_and_metrics(framework: &str) {
     });
 }
 
+/// Starts the demo with `args`; returns the process, its first output line (the address) and
+/// the rest of its output.
+fn spawn_demo(
+    args: &[&str],
+) -> (
+    KillOnDrop,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let child = Command::new(demo_binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    (child, first, lines)
+}
+
 /// Stops the demo process whatever the test's outcome.
 struct KillOnDrop(std::process::Child);
 
@@ -156,24 +172,16 @@ fn the_push_flags_reach_a_statsd_server() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let statsd = udp.local_addr().unwrap().to_string();
-    let child = Command::new(demo_binary())
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--statsd",
-            &statsd,
-            "--statsd-prefix",
-            "demo",
-            "--flush-ms",
-            "50",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let (_child, first, _lines) = spawn_demo(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--statsd",
+        &statsd,
+        "--statsd-prefix",
+        "demo",
+        "--flush-ms",
+        "50",
+    ]);
     let base = first.rsplit(' ').next().unwrap().to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
