@@ -149,22 +149,9 @@ impl PrometheusSink {
                     .fold(PrometheusBuilder::new(), |b, (k, v)| {
                         b.add_global_label(k, label_value(v))
                     });
-                let recorder = builder
-                    .set_buckets(&config.buckets)
-                    .and_then(|b| {
-                        [RESPONSE_BODY_SIZE, REQUEST_BODY_SIZE]
-                            .into_iter()
-                            .try_fold(b, |b, metric| {
-                                b.set_buckets_for_metric(
-                                    metrics_exporter_prometheus::Matcher::Full(
-                                        name(metric).as_str().to_owned(),
-                                    ),
-                                    SIZE_BUCKETS,
-                                )
-                            })
-                    })
-                    .map_err(|e| ConfigError(format!("buckets: {e}")))?
-                    .build_recorder();
+                // vitalsign's histograms are its own (`HistogramFamily`): the recorder holds
+                // only counters and gauges, so it needs no bucket settings.
+                let recorder = builder.build_recorder();
                 let handle = recorder.handle();
                 (Registrar::Own(recorder), handle)
             }

@@ -346,15 +346,20 @@ async fn task_statuses_count_toward_a_threshold() {
     );
 }
 
-fn request(monitor: &Monitor, status: u16) {
-    let mut flight = monitor
+/// A request to `/x` in flight.
+fn begin(monitor: &Monitor) -> vitalsign_core::InFlight {
+    monitor
         .begin(RequestStart {
             method: b"GET",
             path: "/x",
             route: Some("/x"),
             request_id: None,
         })
-        .unwrap();
+        .unwrap()
+}
+
+fn request(monitor: &Monitor, status: u16) {
+    let mut flight = begin(monitor);
     flight.set_status(status);
     flight.complete();
 }
@@ -419,14 +424,7 @@ async fn absent_latency_and_rate_rules() {
         Rule::new(Signal::LatencyQuantile(0.9), Condition::Above(0.05))
             .window(Duration::from_secs(5)),
     );
-    let mut flight = slow
-        .begin(RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        })
-        .unwrap();
+    let mut flight = begin(&slow);
     std::thread::sleep(Duration::from_millis(120));
     flight.set_status(200);
     flight.complete();
@@ -450,14 +448,7 @@ async fn absent_latency_and_rate_rules() {
 async fn shutdown_flips_readiness_first_then_waits_for_in_flight_requests() {
     let monitor = Monitor::builder("s").build().unwrap();
     assert!(monitor.is_ready());
-    let mut flight = monitor
-        .begin(RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        })
-        .unwrap();
+    let mut flight = begin(&monitor);
     let drain = tokio::spawn({
         let monitor = monitor.clone();
         async move { monitor.shutdown(Duration::from_secs(10)).await }
@@ -481,14 +472,7 @@ async fn shutdown_flips_readiness_first_then_waits_for_in_flight_requests() {
     assert!(report.waited >= Duration::from_millis(100));
 
     let cut_short = Monitor::builder("s").build().unwrap();
-    let _stuck = cut_short
-        .begin(RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        })
-        .unwrap();
+    let _stuck = begin(&cut_short);
     let report = cut_short.shutdown(Duration::from_millis(50)).await;
     assert_eq!(report.cut, 1);
 }

@@ -71,7 +71,7 @@ where
         let wanted = self.monitor.path_labels();
         if !wanted.is_empty() {
             self.resolver
-                .path_params(&head_of(&req), wanted, &mut |name, value| {
+                .path_params(&head, wanted, &mut |name, value| {
                     flight.path_param(name, value)
                 });
         }
