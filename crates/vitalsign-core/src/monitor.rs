@@ -825,7 +825,7 @@ impl Monitor {
 
     /// Requests started and not yet recorded.
     pub fn in_flight(&self) -> i64 {
-        self.inner.in_flight.load(Ordering::Relaxed)
+        self.inner.in_flight.load(Ordering::Acquire)
     }
 
     /// Path parameters kept as labels ([`MonitorBuilder::path_label`]); adapters hand their
@@ -1088,11 +1088,6 @@ impl Monitor {
     }
 
     fn record(&self, flight: &InFlight, disconnected: bool) {
-        if self.inner.in_flight.fetch_sub(1, Ordering::Relaxed) == 1
-            && self.inner.health.is_draining()
-        {
-            self.inner.drained.notify_waiters();
-        }
         let request_id = flight
             .scope
             .shared
@@ -1144,6 +1139,13 @@ impl Monitor {
         }
         for sink in &self.inner.sinks {
             sink.request_finished(point.method);
+        }
+        // Only now, with every sink holding the point, does the request stop being in flight:
+        // whoever waits for zero in flight (a drain, a test) then finds it recorded.
+        if self.inner.in_flight.fetch_sub(1, Ordering::Release) == 1
+            && self.inner.health.is_draining()
+        {
+            self.inner.drained.notify_waiters();
         }
     }
 
