@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench compare            # full run (a few minutes)
 //! VITALSIGN_BENCH_QUICK=1 cargo bench --bench compare
+//! VITALSIGN_BENCH_ONLY=core cargo bench --bench compare   # one part: axum, actix, core, render
 //! ```
 
 use std::hint::black_box;
@@ -45,11 +46,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs each variant `per_round` requests per round, alternating; returns median ns/request.
+/// `VITALSIGN_BENCH_VARIANT=<part of a name>` and `VITALSIGN_BENCH_N=<requests>`: run just
+/// that variant, once, without warm-up: for instruction counts under
+/// `valgrind --tool=callgrind` (`scripts/bench-instructions.sh`), steady where timings are not.
+fn single_variant() -> Option<(String, u32)> {
+    let name = std::env::var("VITALSIGN_BENCH_VARIANT").ok()?;
+    let n = std::env::var("VITALSIGN_BENCH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    Some((name, n))
+}
+
 /// A named variant: runs `n` requests, returns the time taken.
 type Variant<'a> = (&'a str, Box<dyn FnMut(u32) -> Duration + 'a>);
 
 fn alternate(variants: &mut [Variant<'_>]) -> Vec<(String, f64)> {
+    if let Some(one) = single_variant() {
+        return variants
+            .iter_mut()
+            .filter(|(name, _)| name.contains(&one.0))
+            .map(|(name, run)| (name.to_string(), run(one.1).as_nanos() as f64))
+            .collect();
+    }
     let mut samples: Vec<Vec<f64>> = variants.iter().map(|_| Vec::new()).collect();
     for (_, run) in variants.iter_mut() {
         run(per_round() / 10); // warm-up
@@ -90,24 +109,29 @@ fn axum_runner(
     router: Router,
 ) -> impl FnMut(u32) -> Duration {
     let mut router = router;
-    move |n| {
-        runtime.block_on(async {
-            let started = Instant::now();
-            for i in 0..n {
-                let request = Request::get(PATHS[(i % 8 == 7) as usize])
-                    .body(Body::empty())
-                    .unwrap();
-                let response = ServiceExt::<Request<Body>>::ready(&mut router)
-                    .await
-                    .unwrap()
-                    .call(request)
-                    .await
-                    .unwrap();
-                black_box(response.into_body().collect().await.unwrap());
-            }
-            started.elapsed()
-        })
-    }
+    move |n| drive_axum(&runtime, &mut router, n)
+}
+
+// The `drive_*` functions are the measured loops (`scripts/bench-instructions.sh` counts
+// instructions inside them only).
+#[inline(never)]
+fn drive_axum(runtime: &tokio::runtime::Runtime, router: &mut Router, n: u32) -> Duration {
+    runtime.block_on(async {
+        let started = Instant::now();
+        for i in 0..n {
+            let request = Request::get(PATHS[(i % 8 == 7) as usize])
+                .body(Body::empty())
+                .unwrap();
+            let response = ServiceExt::<Request<Body>>::ready(&mut *router)
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap();
+            black_box(response.into_body().collect().await.unwrap());
+        }
+        started.elapsed()
+    })
 }
 
 fn bench_axum() -> Vec<(String, f64)> {
@@ -152,6 +176,33 @@ fn bench_axum() -> Vec<(String, f64)> {
     alternate(&mut variants)
 }
 
+#[inline(never)]
+fn drive_actix<S, R, B>(
+    runtime: &actix_web::rt::SystemRunner,
+    app: &S,
+    request: impl Fn(&str) -> R,
+    n: u32,
+) -> Duration
+where
+    S: actix_web::dev::Service<
+        R,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    use actix_web::test;
+    runtime.block_on(async {
+        let started = Instant::now();
+        for i in 0..n {
+            let request = request(PATHS[(i % 8 == 7) as usize]);
+            let response = test::call_service(app, request).await;
+            black_box(test::read_body(response).await);
+        }
+        started.elapsed()
+    })
+}
+
 fn bench_actix() -> Vec<(String, f64)> {
     use actix_web::{test, web, App};
     let monitor = Monitor::builder("bench-actix").build().unwrap();
@@ -160,19 +211,9 @@ fn bench_actix() -> Vec<(String, f64)> {
         ($app:expr) => {{
             let app = runtime.block_on(test::init_service($app));
             let runtime = &runtime;
-            Box::new(move |n: u32| {
-                runtime.block_on(async {
-                    let started = Instant::now();
-                    for i in 0..n {
-                        let request = test::TestRequest::get()
-                            .uri(PATHS[(i % 8 == 7) as usize])
-                            .to_request();
-                        let response = test::call_service(&app, request).await;
-                        black_box(test::read_body(response).await);
-                    }
-                    started.elapsed()
-                })
-            }) as Box<dyn FnMut(u32) -> Duration>
+            let request = |path: &str| test::TestRequest::get().uri(path).to_request();
+            Box::new(move |n: u32| drive_actix(runtime, &app, request, n))
+                as Box<dyn FnMut(u32) -> Duration>
         }};
     }
     let prom = actix_web_prom::PrometheusMetricsBuilder::new("bench")
@@ -207,21 +248,29 @@ fn bench_core() {
         route: Some("/users/{id}"),
         request_id: None,
     };
-    let n = per_round() * 5;
+    let (rounds, n) = match single_variant() {
+        Some((_, n)) => (1, n),
+        None => (rounds(), per_round() * 5),
+    };
     let mut samples = Vec::new();
-    for _ in 0..rounds() {
-        let started = Instant::now();
-        for _ in 0..n {
-            let mut flight = monitor.begin(start).unwrap();
-            flight.set_status(200);
-            flight.complete();
-        }
-        samples.push(started.elapsed().as_nanos() as f64 / f64::from(n));
+    for _ in 0..rounds {
+        samples.push(drive_core(&monitor, start, n).as_nanos() as f64 / f64::from(n));
     }
     println!(
         "\ncore: begin + complete of one request through the default sinks: {:.0} ns (median)",
         median(samples)
     );
+}
+
+#[inline(never)]
+fn drive_core(monitor: &Monitor, start: RequestStart<'_>, n: u32) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut flight = monitor.begin(start).unwrap();
+        flight.set_status(200);
+        flight.complete();
+    }
+    started.elapsed()
 }
 
 fn bench_render() {
@@ -260,8 +309,19 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo test --benches lists; nothing to list
     }
-    print_table("axum", &bench_axum());
-    print_table("actix-web", &bench_actix());
-    bench_core();
-    bench_render();
+    // `VITALSIGN_BENCH_ONLY=core` (or axum, actix, render) runs one part, e.g. under a profiler.
+    let only = std::env::var("VITALSIGN_BENCH_ONLY").ok();
+    let run = |part: &str| only.as_deref().is_none_or(|only| only == part);
+    if run("axum") {
+        print_table("axum", &bench_axum());
+    }
+    if run("actix") {
+        print_table("actix-web", &bench_actix());
+    }
+    if run("core") {
+        bench_core();
+    }
+    if run("render") {
+        bench_render();
+    }
 }

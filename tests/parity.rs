@@ -308,6 +308,55 @@ scenario!(panics, |ctx| {
     assert_eq!(m.get(ERRORS, &panic_labels), Some(1.0));
 });
 
+scenario!(panics_after_every_worker_answered, |ctx| {
+    // Fresh connections, so that every actix worker has answered a request first: actix then
+    // reads routes from responses, and a request that ends without one (a panic) is matched
+    // by its path.
+    let close = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    for _ in 0..6 {
+        let answer = ctx
+            .server
+            .raw(close("/users/7").as_bytes(), Duration::from_secs(5))
+            .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{:?}: {answer}",
+            ctx.framework
+        );
+    }
+    for _ in 0..4 {
+        ctx.server
+            .raw(close("/panic").as_bytes(), Duration::from_secs(5))
+            .await;
+        // Excluded by its route template (a default exclusion), which actix now learns late.
+        let answer = ctx
+            .server
+            .raw(close("/health/nothing").as_bytes(), Duration::from_secs(5))
+            .await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    }
+    let monitor = ctx.monitor.clone();
+    eventually("the panics are recorded", || {
+        let monitor = monitor.clone();
+        async move { monitor.in_flight() == 0 }
+    })
+    .await;
+    let m = ctx.server.metrics().await;
+    assert_eq!(
+        m.get(COUNT, &duration_labels("GET", "/panic", "500", "")),
+        Some(4.0),
+        "{:?}",
+        ctx.framework
+    );
+    assert_eq!(ctx.sink.requests_for("/panic").len(), 4);
+    assert_eq!(
+        ctx.sink.requests().len(),
+        10,
+        "{:?}: /health/{{component}} is not recorded",
+        ctx.framework
+    );
+});
+
 scenario!(disconnect_mid_stream, |ctx| {
     let mut stream = tokio::net::TcpStream::connect(ctx.server.addr)
         .await

@@ -1,16 +1,25 @@
 //! [`Monitoring`]: the actix-web `Transform`, its `Service` and response future.
 
+use std::cell::RefCell;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::Error;
+use actix_web::http::header::HeaderName;
+use actix_web::{Error, HttpRequest};
 use pin_project_lite::pin_project;
 use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
 
 use crate::MonitoredBody;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+
+/// Paths up to this long are kept inline in the response future, so that a request that ends
+/// before its response can still be matched to its route; longer ones are matched on arrival.
+const INLINE_PATH: usize = 64;
 
 /// actix-web middleware that records every request through a [`Monitor`].
 ///
@@ -61,6 +70,7 @@ where
         ready(Ok(MonitoringMiddleware {
             service,
             monitor: self.monitor.clone(),
+            routes: Rc::new(RouteMap(RefCell::new(None))),
         }))
     }
 }
@@ -70,6 +80,66 @@ where
 pub struct MonitoringMiddleware<S> {
     service: S,
     monitor: Monitor,
+    /// Where routes are looked up for requests that end before their response.
+    routes: Rc<RouteMap>,
+}
+
+/// The application's resource map, reached through a request that already went through
+/// routing (actix lends the map only through a request): the first request of the worker that
+/// got a response is kept for the life of the worker (actix does not pool it then).
+///
+/// Why: before routing, `match_pattern()` matches the path against every resource again
+/// (regular expressions and two allocations); after routing, actix walks straight to the
+/// resource that matched. So the route is read from the response, and only a request that
+/// ends without one (a panic, a hang-up, an error) is matched by path, through this map.
+#[derive(Debug)]
+struct RouteMap(RefCell<Option<HttpRequest>>);
+
+impl RouteMap {
+    fn is_ready(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
+    fn learn(&self, request: &HttpRequest) {
+        if self.is_ready() {
+            return;
+        }
+        *self.0.borrow_mut() = Some(request.clone());
+    }
+
+    fn match_pattern(&self, path: &str) -> Option<String> {
+        let holder = self.0.borrow();
+        holder.as_ref()?.resource_map().match_pattern(path)
+    }
+}
+
+/// The path of a request whose route is read from its response, kept for the case where there
+/// is none.
+struct PendingRoute {
+    path: [u8; INLINE_PATH],
+    len: u8,
+    routes: Rc<RouteMap>,
+}
+
+impl PendingRoute {
+    fn new(path: &str, routes: &Rc<RouteMap>) -> Option<Self> {
+        if path.len() > INLINE_PATH || !routes.is_ready() {
+            return None;
+        }
+        let mut inline = [0; INLINE_PATH];
+        inline[..path.len()].copy_from_slice(path.as_bytes());
+        Some(PendingRoute {
+            path: inline,
+            len: path.len() as u8,
+            routes: Rc::clone(routes),
+        })
+    }
+
+    /// The route of the kept path, matched against the resource map.
+    fn resolve(&self) -> Option<String> {
+        let path = std::str::from_utf8(&self.path[..usize::from(self.len)]).ok()?;
+        self.routes.match_pattern(path)
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for MonitoringMiddleware<S>
@@ -84,13 +154,18 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // Before routing, actix finds the pattern from the resource map (nested scopes joined).
-        let route = req.match_pattern();
+        // The route is read from the response when the path can be kept for a request that
+        // ends without one; otherwise actix matches the path now (nested scopes joined).
+        let pending = PendingRoute::new(req.path(), &self.routes);
+        let route = match pending {
+            Some(_) => None,
+            None => req.match_pattern(),
+        };
         let mut flight = Flight::from(self.monitor.begin(RequestStart {
             method: req.method().as_str().as_bytes(),
             path: req.path(),
             route: route.as_deref(),
-            request_id: req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
+            request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
         }));
         if self.monitor.has_label_fns() {
             let headers = req.headers();
@@ -109,6 +184,9 @@ where
             inner,
             flight,
             path_labels,
+            pending,
+            // Until the map is known, a response lends it.
+            routes: (!self.routes.is_ready()).then(|| Rc::clone(&self.routes)),
         }
     }
 }
@@ -121,6 +199,17 @@ pin_project! {
         inner: F,
         flight: Flight,
         path_labels: Option<Monitor>,
+        pending: Option<PendingRoute>,
+        routes: Option<Rc<RouteMap>>,
+    }
+    impl<F> PinnedDrop for MonitoringFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Ended before a response (a hang-up, or a panic unwinding): match the kept path.
+            let this = this.project();
+            if let Some(pending) = this.pending.take() {
+                this.flight.set_route(pending.resolve().as_deref());
+            }
+        }
     }
 }
 
@@ -146,6 +235,14 @@ where
             // Handler errors arrive here too, inside `response().error()`: their status is the
             // response's status.
             Ok(response) => {
+                if this.pending.take().is_some() {
+                    // Routed: actix walks straight to the matched resource.
+                    this.flight
+                        .set_route(response.request().match_pattern().as_deref());
+                }
+                if let Some(routes) = this.routes.take() {
+                    routes.learn(response.request());
+                }
                 if let Some(monitor) = this.path_labels.take() {
                     for name in monitor.path_labels() {
                         if let Some(value) = response.request().match_info().get(name) {
@@ -160,6 +257,9 @@ where
             }
             // An error actix turns into a response after the middleware: record its status now.
             Err(error) => {
+                if let Some(pending) = this.pending.take() {
+                    this.flight.set_route(pending.resolve().as_deref());
+                }
                 this.flight
                     .failed(error.as_response_error().status_code().as_u16());
                 Poll::Ready(Err(error))

@@ -42,7 +42,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -52,13 +52,16 @@ use crate::point::{Field, FieldValue, Tag};
 use crate::RequestId;
 
 thread_local! {
-    static CURRENT: RefCell<Option<Slot>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<Slot>> = const { Cell::new(None) };
+    /// The id of the current request while its handle does not exist yet, if it has one. Kept
+    /// apart so that entering a request without an id moves no more than a pointer.
+    static CURRENT_ID: Cell<Option<RequestId>> = const { Cell::new(None) };
 }
 
 enum Slot {
-    /// In a monitored request whose handler has not asked for its handle yet (its id, if
-    /// one exists yet).
-    Lazy(Option<RequestId>),
+    /// In a monitored request whose handler has not asked for its handle yet; its id, if it
+    /// has one yet, is in `CURRENT_ID`.
+    Lazy { with_id: bool },
     /// The handle exists.
     Ready(Arc<Shared>),
 }
@@ -79,8 +82,8 @@ pub(crate) struct Extras {
 }
 
 impl Shared {
-    pub(crate) fn request_id(&self) -> RequestId {
-        self.request_id
+    pub(crate) fn request_id(&self) -> &RequestId {
+        &self.request_id
     }
 
     pub(crate) fn request_body_bytes(&self) -> u64 {
@@ -107,20 +110,19 @@ pub struct PointHandle {
 impl PointHandle {
     /// The handle of the request being processed on this thread, if a monitor is running one.
     pub fn current() -> Option<PointHandle> {
-        CURRENT.with(|current| {
-            let mut current = current.borrow_mut();
-            let shared = match &*current {
-                None => return None,
-                Some(Slot::Ready(shared)) => shared.clone(),
-                Some(Slot::Lazy(id)) => Arc::new(Shared {
-                    request_id: id.unwrap_or_else(RequestId::generate),
-                    extras: Mutex::new(Extras::default()),
-                    request_body_bytes: std::sync::atomic::AtomicU64::new(0),
-                }),
-            };
-            *current = Some(Slot::Ready(shared.clone()));
-            Some(PointHandle { shared })
-        })
+        let shared = match CURRENT.take()? {
+            Slot::Ready(shared) => shared,
+            Slot::Lazy { with_id } => Arc::new(Shared {
+                request_id: with_id
+                    .then(|| CURRENT_ID.get())
+                    .flatten()
+                    .unwrap_or_else(RequestId::generate),
+                extras: Mutex::new(Extras::default()),
+                request_body_bytes: std::sync::atomic::AtomicU64::new(0),
+            }),
+        };
+        CURRENT.set(Some(Slot::Ready(shared.clone())));
+        Some(PointHandle { shared })
     }
 
     /// This request's id.
@@ -293,25 +295,33 @@ impl HandlerScope {
 
     /// Runs `f` with this request as the thread's current request.
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let slot = match self.shared.take() {
-            Some(shared) => Slot::Ready(shared),
-            None => Slot::Lazy(self.request_id),
+        let mut previous_id = None;
+        let slot = match (self.shared.take(), &self.request_id) {
+            (Some(shared), _) => Slot::Ready(shared),
+            (None, Some(id)) => {
+                previous_id = Some(CURRENT_ID.replace(Some(*id)));
+                Slot::Lazy { with_id: true }
+            }
+            (None, None) => Slot::Lazy { with_id: false },
         };
-        let previous = CURRENT.with(|current| current.replace(Some(slot)));
+        let previous = CURRENT.replace(Some(slot));
         // Restores the previous request (nested monitors) even if `f` unwinds.
         struct Restore<'a> {
             shared: &'a mut Option<Arc<Shared>>,
             panicked: &'a mut bool,
             previous: Option<Slot>,
+            previous_id: Option<Option<RequestId>>,
         }
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 if std::thread::panicking() {
                     *self.panicked = true;
                 }
-                let mine = CURRENT.with(|current| current.replace(self.previous.take()));
-                if let Some(Slot::Ready(shared)) = mine {
+                if let Some(Slot::Ready(shared)) = CURRENT.replace(self.previous.take()) {
                     *self.shared = Some(shared);
+                }
+                if let Some(id) = self.previous_id.take() {
+                    CURRENT_ID.set(id);
                 }
             }
         }
@@ -319,6 +329,7 @@ impl HandlerScope {
             shared: &mut self.shared,
             panicked: &mut self.panicked,
             previous,
+            previous_id,
         };
         f()
     }

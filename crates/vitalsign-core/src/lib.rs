@@ -26,6 +26,7 @@
 //! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
 
+mod cache;
 mod classify;
 pub mod endpoint;
 mod handle;

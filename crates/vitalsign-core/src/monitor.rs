@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cache::OnceCache;
 use crate::classify::{BoxedClassifier, ClassifyError, DefaultClassifier};
 use crate::handle::HandlerScope;
 use crate::health::{
@@ -46,6 +47,9 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
     "/health/{component}",
     "/stats",
 ];
+
+/// Routes kept in the lock-free route cache; further ones are looked up under a lock.
+const ROUTE_CACHE_ROUTES: usize = 1024;
 
 /// Route value used for route templates beyond the cap of distinct routes.
 pub const OVERFLOW_ROUTE: &str = "__overflow__";
@@ -643,6 +647,7 @@ impl MonitorBuilder {
                 excluded: self.excluded,
                 max_routes: self.max_label_sets,
                 routes: RwLock::new(HashSet::new()),
+                route_cache: OnceCache::new(self.max_label_sets.min(ROUTE_CACHE_ROUTES) * 2),
                 routes_overflowed: AtomicBool::new(false),
                 classifier: self.classifier,
                 sinks,
@@ -729,15 +734,19 @@ pub struct Monitor {
 /// offset is re-measured on every health tick (100 ms), so clock adjustments show at once.
 #[derive(Debug)]
 struct WallClock {
-    anchor: Instant,
+    /// The request clock: the TSC where it is reliable (calibrated once per process).
+    clock: quanta::Clock,
+    anchor: quanta::Instant,
     /// Unix time of `anchor`, in nanoseconds, as last measured.
     anchor_unix_nanos: AtomicU64,
 }
 
 impl WallClock {
     fn new() -> Self {
+        let source = quanta::Clock::new();
         let clock = WallClock {
-            anchor: Instant::now(),
+            anchor: source.now(),
+            clock: source,
             anchor_unix_nanos: AtomicU64::new(0),
         };
         clock.resync();
@@ -745,7 +754,7 @@ impl WallClock {
     }
 
     fn resync(&self) {
-        let now = Instant::now();
+        let now = self.now();
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -754,7 +763,16 @@ impl WallClock {
             .store(unix.saturating_sub(since_anchor), Ordering::Relaxed);
     }
 
-    fn unix_nanos(&self, at: Instant) -> u64 {
+    fn now(&self) -> quanta::Instant {
+        self.clock.now()
+    }
+
+    /// Time since `start`.
+    fn since(&self, start: quanta::Instant) -> Duration {
+        self.now().saturating_duration_since(start)
+    }
+
+    fn unix_nanos(&self, at: quanta::Instant) -> u64 {
         self.anchor_unix_nanos.load(Ordering::Relaxed)
             + at.saturating_duration_since(self.anchor).as_nanos() as u64
     }
@@ -791,6 +809,8 @@ struct Inner {
     excluded_lengths: u64,
     max_routes: usize,
     routes: RwLock<HashSet<Arc<str>>>,
+    /// Lock-free front of `routes` for the hot path (a request names its route by slot).
+    route_cache: OnceCache<Box<str>>,
     routes_overflowed: AtomicBool,
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
@@ -1008,21 +1028,22 @@ impl Monitor {
         {
             return true;
         }
-        let excluded = &self.inner.excluded;
-        if excluded.len() <= SCAN_EXCLUSIONS {
-            // A handful of entries: a bitmask of their lengths rejects most paths at once, then
-            // a scan compares lengths before bytes; no hashing.
-            let matches = |candidate: &str| {
-                self.inner.excluded_lengths & (1u64 << (candidate.len() % 64)) != 0
-                    && self
-                        .inner
-                        .excluded_list
-                        .iter()
-                        .any(|e| e.len() == candidate.len() && **e == *candidate)
-            };
-            return matches(path) || route.is_some_and(matches);
+        self.excluded_exactly(path) || route.is_some_and(|r| self.excluded_exactly(r))
+    }
+
+    /// Whether `candidate` (a path or a route) is one of the excluded paths.
+    fn excluded_exactly(&self, candidate: &str) -> bool {
+        if self.inner.excluded.len() > SCAN_EXCLUSIONS {
+            return self.inner.excluded.contains(candidate);
         }
-        excluded.contains(path) || route.is_some_and(|r| excluded.contains(r))
+        // A handful of entries: a bitmask of their lengths rejects most candidates at once,
+        // then a scan compares lengths before bytes; no hashing.
+        self.inner.excluded_lengths & (1u64 << (candidate.len() % 64)) != 0
+            && self
+                .inner
+                .excluded_list
+                .iter()
+                .any(|e| e.len() == candidate.len() && **e == *candidate)
     }
 
     /// Called by adapters when a request arrives. Returns `None` for an excluded request;
@@ -1044,7 +1065,7 @@ impl Monitor {
         for sink in &self.inner.sinks {
             sink.request_started(method);
         }
-        let start = Instant::now();
+        let start = self.inner.clock.now();
         Some(InFlight {
             monitor: self.clone(),
             method,
@@ -1055,11 +1076,27 @@ impl Monitor {
             status: None,
             head_time: None,
             body_bytes: 0,
+            route_excluded: false,
             done: false,
         })
     }
 
     fn intern(&self, route: &str) -> Route {
+        let cache = &self.inner.route_cache;
+        let hash = cache.hash(route);
+        if let Some((slot, _)) = cache.find(hash, |known| **known == *route) {
+            return Route::Cached(slot);
+        }
+        let interned = self.intern_locked(route);
+        match interned {
+            Route::Interned(_) => cache
+                .insert(hash, route.into())
+                .map_or(interned, Route::Cached),
+            other => other,
+        }
+    }
+
+    fn intern_locked(&self, route: &str) -> Route {
         if let Some(known) = self
             .inner
             .routes
@@ -1088,13 +1125,11 @@ impl Monitor {
     }
 
     fn record(&self, flight: &InFlight, disconnected: bool) {
-        let request_id = flight
-            .scope
-            .shared
-            .as_ref()
-            .map(|shared| shared.request_id())
-            .or(flight.scope.request_id)
-            .unwrap_or(RequestId::EMPTY);
+        let request_id = match (&flight.scope.shared, &flight.scope.request_id) {
+            (Some(shared), _) => shared.request_id(),
+            (None, Some(id)) => id,
+            (None, None) => &RequestId::EMPTY,
+        };
         let panicked = flight.scope.panicked;
         let status = if panicked {
             500
@@ -1112,11 +1147,11 @@ impl Monitor {
         };
         let point = RequestPoint {
             service: &self.inner.service,
-            route: flight.route.as_str(),
+            route: flight.route(),
             method: flight.method,
             status_code: status,
-            request_id: &request_id,
-            execution_time: flight.start.elapsed().as_secs_f64(),
+            request_id,
+            execution_time: self.inner.clock.since(flight.start).as_secs_f64(),
             start_unix_nanos: flight.start_unix_nanos,
             disconnected: disconnected && !panicked,
             head_time: flight.head_time.map(|d| d.as_secs_f64()),
@@ -1134,7 +1169,7 @@ impl Monitor {
             .excluded_statuses
             .as_ref()
             .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
-        if !status_excluded {
+        if !status_excluded && !flight.route_excluded {
             self.send(&point, attached_code.or(panicked.then_some("panic")));
         }
         for sink in &self.inner.sinks {
@@ -1167,19 +1202,13 @@ impl Monitor {
     }
 }
 
+/// A request's route label: a constant, a slot of the monitor's route cache, or (past the
+/// cache) a shared copy from the route set.
 #[derive(Debug)]
 enum Route {
     Static(&'static str),
+    Cached(usize),
     Interned(Arc<str>),
-}
-
-impl Route {
-    fn as_str(&self) -> &str {
-        match self {
-            Route::Static(s) => s,
-            Route::Interned(s) => s,
-        }
-    }
 }
 
 /// One request being served: the completion guard that adapters carry from the request to the
@@ -1195,12 +1224,14 @@ pub struct InFlight {
     monitor: Monitor,
     method: Method,
     route: Route,
-    start: Instant,
+    start: quanta::Instant,
     start_unix_nanos: u64,
     scope: HandlerScope,
     status: Option<u16>,
     head_time: Option<Duration>,
     body_bytes: u64,
+    /// The route set after the start is excluded: nothing is recorded.
+    route_excluded: bool,
     done: bool,
 }
 
@@ -1212,7 +1243,11 @@ impl InFlight {
 
     /// The route label this request is recorded under.
     pub fn route(&self) -> &str {
-        self.route.as_str()
+        match &self.route {
+            Route::Static(route) => route,
+            Route::Cached(slot) => self.monitor.inner.route_cache.get(*slot).map_or("", |r| r),
+            Route::Interned(route) => route,
+        }
     }
 
     /// The method label this request is recorded under.
@@ -1236,7 +1271,22 @@ impl InFlight {
     /// The response head is known (its time is noted as the time to the response head).
     pub fn set_status(&mut self, status: u16) {
         self.status = Some(status);
-        self.head_time = Some(self.start.elapsed());
+        self.head_time = Some(self.monitor.inner.clock.since(self.start));
+    }
+
+    /// Sets the route template, for an adapter that learns it only after the request began
+    /// (actix-web knows the matched resource cheaply once it has routed). `None` is
+    /// [`UNMATCHED_ROUTE`]. A route that is excluded from recording (an excluded path that is
+    /// a route template, such as `/health/{component}`) makes the request unrecorded; it still
+    /// counted in flight while it ran, as a request with an excluded status does.
+    pub fn set_route(&mut self, route: Option<&str>) {
+        self.route = match route {
+            None => Route::Static(UNMATCHED_ROUTE),
+            Some(route) => {
+                self.route_excluded = self.monitor.excluded_exactly(route);
+                self.monitor.intern(route)
+            }
+        };
     }
 
     /// A path parameter of this request: kept as a label if [`MonitorBuilder::path_label`]
@@ -1250,7 +1300,7 @@ impl InFlight {
             .path_label_routes
             .iter()
             .filter(|(l, _)| l == label)
-            .all(|(_, routes)| routes.iter().any(|r| **r == *self.route.as_str()));
+            .all(|(_, routes)| routes.iter().any(|r| **r == *self.route()));
         if allowed {
             self.tag(label.clone(), value);
         }
@@ -1365,6 +1415,13 @@ impl Flight {
     pub fn path_param(&mut self, name: &str, value: &str) {
         if let Some(flight) = &mut self.0 {
             flight.path_param(name, value);
+        }
+    }
+
+    /// The route became known after the request began (see [`InFlight::set_route`]).
+    pub fn set_route(&mut self, route: Option<&str>) {
+        if let Some(flight) = &mut self.0 {
+            flight.set_route(route);
         }
     }
 

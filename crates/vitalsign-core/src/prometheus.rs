@@ -64,6 +64,9 @@ pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
 /// Label of the one series that takes every label set past the cap.
 pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
 
+/// Label sets kept in the lock-free series cache; further ones are looked up under a lock.
+const SERIES_CACHE_SETS: usize = 1024;
+
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -99,8 +102,13 @@ pub struct PrometheusSink {
     handle: PrometheusHandle,
     global_labels: Vec<Label>,
     label_tags: Vec<std::borrow::Cow<'static, str>>,
-    active: Vec<Gauge>,
+    /// `http_server_active_requests`, one per method: vitalsign's own atomics (one addition
+    /// a request each way), rendered with the histograms.
+    active: ActiveGauge,
     durations: HistogramFamily,
+    /// Lock-free front of the histogram families, keyed by method, status and route; `None`
+    /// when handler tags are labels.
+    cells: Option<crate::cache::OnceCache<Box<SeriesCell>>>,
     errors: BoundedSeries<Counter>,
     disconnects: BoundedSeries<Counter>,
     heads: Option<HistogramFamily>,
@@ -249,11 +257,6 @@ impl PrometheusSink {
         let health_name = name(HEALTH_STATUS);
 
         registrar.with(|r| {
-            r.describe_gauge(
-                active_name.clone(),
-                None,
-                "Number of HTTP server requests in flight (response body not yet ended).".into(),
-            );
             r.describe_counter(
                 errors.name.clone(),
                 None,
@@ -270,16 +273,7 @@ impl PrometheusSink {
                 "HTTP server requests whose client hung up before the response body ended.".into(),
             );
         });
-        let active = registrar.with(|r| {
-            Method::ALL
-                .iter()
-                .map(|m| {
-                    let mut labels = vec![Label::new("http_request_method", m.as_str())];
-                    labels.extend(global_labels.iter().cloned());
-                    r.register_gauge(&Key::from_parts(active_name.clone(), labels), &METADATA)
-                })
-                .collect()
-        });
+        let active = ActiveGauge::new(active_name, global);
 
         let (stop, stopped) = mpsc::channel::<()>();
         let upkeep_handle = handle.clone();
@@ -296,6 +290,9 @@ impl PrometheusSink {
             label_tags: config.label_tags.clone(),
             active,
             durations,
+            cells: config.label_tags.is_empty().then(|| {
+                crate::cache::OnceCache::new(config.max_label_sets.min(SERIES_CACHE_SETS) * 2)
+            }),
             errors,
             disconnects,
             heads,
@@ -322,6 +319,7 @@ impl PrometheusSink {
         if !text.is_empty() && !text.ends_with("\n\n") {
             text.push('\n');
         }
+        self.active.render_into(&mut text);
         self.durations.render_into(&mut text);
         for family in [&self.heads, &self.sizes, &self.request_sizes]
             .into_iter()
@@ -379,16 +377,114 @@ impl PrometheusSink {
     }
 }
 
-impl Sink for PrometheusSink {
-    fn needs_request_id(&self) -> bool {
-        false
+/// The in-flight gauge: a count per method.
+struct ActiveGauge {
+    name: KeyName,
+    counts: [std::sync::atomic::AtomicI64; Method::ALL.len()],
+    /// Each method's labels, rendered once.
+    labels: Vec<String>,
+}
+
+impl ActiveGauge {
+    fn new(name: KeyName, global: &[(String, String)]) -> Self {
+        let labels = Method::ALL
+            .iter()
+            .map(|method| {
+                let own = std::iter::once(("http_request_method", method.as_str()));
+                render_labels(own.chain(global.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            })
+            .collect();
+        ActiveGauge {
+            name,
+            counts: Default::default(),
+            labels,
+        }
     }
 
-    fn request_started(&self, method: Method) {
-        self.active[method.index()].increment(1.0);
+    fn render_into(&self, out: &mut String) {
+        let name = self.name.as_str();
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push_str(
+            " Number of HTTP server requests in flight (response body not yet ended).\n# TYPE ",
+        );
+        out.push_str(name);
+        out.push_str(" gauge\n");
+        let mut number = itoa::Buffer::new();
+        for (count, labels) in self.counts.iter().zip(&self.labels) {
+            out.push_str(name);
+            out.push('{');
+            out.push_str(labels);
+            out.push_str("} ");
+            out.push_str(number.format(count.load(Ordering::Relaxed)));
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+}
+
+/// The histograms of one label set: the duration, and the optional head time and body sizes.
+struct SeriesHistograms {
+    duration: std::sync::Arc<AtomicHistogram>,
+    head: Option<std::sync::Arc<AtomicHistogram>>,
+    size: Option<std::sync::Arc<AtomicHistogram>>,
+    request_size: Option<std::sync::Arc<AtomicHistogram>>,
+}
+
+impl SeriesHistograms {
+    fn record(&self, point: &RequestPoint<'_>) {
+        self.duration.record(point.execution_time);
+        if let (Some(heads), Some(head)) = (&self.head, point.head_time) {
+            heads.record(head);
+        }
+        if let Some(sizes) = &self.size {
+            sizes.record(point.response_body_bytes as f64);
+        }
+        if let Some(sizes) = &self.request_size {
+            sizes.record(point.request_body_bytes as f64);
+        }
+    }
+}
+
+/// A cached label set without handler-tag labels: method, status and route.
+struct SeriesCell {
+    method: Method,
+    status: u16,
+    route: Box<str>,
+    histograms: SeriesHistograms,
+}
+
+impl PrometheusSink {
+    /// Records the point in the histograms of its label set: found in the lock-free cache,
+    /// or (on first sight, or when handler tags are labels) under the families' locks.
+    fn record_histograms(&self, point: &RequestPoint<'_>) {
+        let Some(cells) = &self.cells else {
+            return self.series_of(point).record(point);
+        };
+        let hash = cells.hash((point.method, point.status_code, point.route));
+        let found = cells.find(hash, |cell| {
+            cell.method == point.method
+                && cell.status == point.status_code
+                && *cell.route == *point.route
+        });
+        if let Some((_, cell)) = found {
+            return cell.histograms.record(point);
+        }
+        let histograms = self.series_of(point);
+        histograms.record(point);
+        cells.insert(
+            hash,
+            Box::new(SeriesCell {
+                method: point.method,
+                status: point.status_code,
+                route: point.route.into(),
+                histograms,
+            }),
+        );
     }
 
-    fn record_request(&self, point: &RequestPoint<'_>) {
+    /// The histograms of `point`'s label set, registered on first sight (or the overflow ones).
+    fn series_of(&self, point: &RequestPoint<'_>) -> SeriesHistograms {
         let mut status = itoa::Buffer::new();
         let mut values = [""; 3 + MAX_LABEL_TAGS];
         values[0] = point.method.as_str();
@@ -398,23 +494,37 @@ impl Sink for PrometheusSink {
             *slot = point.tag(key).unwrap_or("");
         }
         let values = &values[..3 + self.label_tags.len()];
-        self.durations.record(values, point.execution_time);
+        let optional = |family: &Option<HistogramFamily>| {
+            family.as_ref().map(|family| family.handle(&values[..3]))
+        };
+        SeriesHistograms {
+            duration: self.durations.handle(values),
+            head: optional(&self.heads),
+            size: optional(&self.sizes),
+            request_size: optional(&self.request_sizes),
+        }
+    }
+}
+
+impl Sink for PrometheusSink {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
+    fn request_started(&self, method: Method) {
+        self.active.counts[method.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record_request(&self, point: &RequestPoint<'_>) {
+        self.record_histograms(point);
         if point.disconnected {
-            self.count(&self.disconnects, &values[..2]);
-        }
-        if let (Some(heads), Some(head)) = (&self.heads, point.head_time) {
-            heads.record(&values[..3], head);
-        }
-        if let Some(sizes) = &self.sizes {
-            sizes.record(&values[..3], point.response_body_bytes as f64);
-        }
-        if let Some(sizes) = &self.request_sizes {
-            sizes.record(&values[..3], point.request_body_bytes as f64);
+            let values = [point.method.as_str(), point.route];
+            self.count(&self.disconnects, &values);
         }
     }
 
     fn request_finished(&self, method: Method) {
-        self.active[method.index()].decrement(1.0);
+        self.active.counts[method.index()].fetch_sub(1, Ordering::Relaxed);
     }
 
     fn record_error(&self, point: &ErrorPoint<'_>) {
@@ -597,13 +707,13 @@ impl<H: Clone> BoundedSeries<H> {
         all
     }
 
-    fn with(
+    fn with<R>(
         &self,
         values: &[&str],
         register: impl FnOnce() -> H,
         register_overflow: impl FnOnce() -> H,
-        f: impl FnOnce(&H),
-    ) {
+        f: impl FnOnce(&H) -> R,
+    ) -> R {
         if let Some(handle) = self
             .map
             .read()
@@ -621,11 +731,12 @@ impl<H: Clone> BoundedSeries<H> {
             return f(self.overflow.get_or_init(register_overflow));
         }
         let handle = register();
-        f(&handle);
+        let result = f(&handle);
         map.insert(
             values.iter().map(|v| Box::<str>::from(*v)).collect(),
             handle,
         );
+        result
     }
 }
 
@@ -759,7 +870,8 @@ impl HistogramFamily {
         }
     }
 
-    fn record(&self, values: &[&str], value: f64) {
+    /// The histogram of this label set, registered on first sight (or the overflow one).
+    fn handle(&self, values: &[&str]) -> std::sync::Arc<AtomicHistogram> {
         let series = &self.series;
         let global = self.global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         series.with(
@@ -774,8 +886,8 @@ impl HistogramFamily {
                 let labels = render_labels(std::iter::once(OVERFLOW_LABEL).chain(global.clone()));
                 std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
             },
-            |h| h.record(value),
-        );
+            std::sync::Arc::clone,
+        )
     }
 
     fn render_into(&self, out: &mut String) {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Instructions per request of each variant of `benches/compare.rs`, counted by callgrind on the
+# thread that serves the requests: steady where timings on a shared machine are not. Each
+# variant runs twice (SMALL and LARGE requests, no warm-up); the difference divided by
+# LARGE - SMALL is the per-request count, set-up and warm-up cancelling out.
+#
+#   scripts/bench-instructions.sh                 # every variant (about 5 minutes)
+#   scripts/bench-instructions.sh axum vitalsign  # one part, one variant
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SMALL="${SMALL:-500}"
+LARGE="${LARGE:-2500}"
+command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
+cargo bench --bench compare --no-run >&2
+BIN=$(ls -t target/release/deps/compare-* | grep -v '\.d$' | head -1)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+# count PART VARIANT N -> instructions executed by the main thread
+count() {
+    VITALSIGN_BENCH_ONLY="$1" VITALSIGN_BENCH_VARIANT="$2" VITALSIGN_BENCH_N="$3" \
+        valgrind --tool=callgrind --separate-threads=yes --toggle-collect="compare::drive_*" --callgrind-out-file="$OUT/cg.%p" \
+        "$BIN" --bench >/dev/null 2>&1
+    local file
+    file=$(ls "$OUT"/cg.*-01 | head -1)
+    awk '/^summary:/ { print $2 }' "$file"
+    rm -f "$OUT"/cg.*
+}
+
+per_request() {
+    local small large
+    small=$(count "$1" "$2" "$SMALL")
+    large=$(count "$1" "$2" "$LARGE")
+    awk -v s="$small" -v l="$large" -v n=$((LARGE - SMALL)) 'BEGIN { printf "%.0f", (l - s) / n }'
+}
+
+if [ $# -eq 2 ]; then
+    echo "$1 $2: $(per_request "$1" "$2") instructions/request"
+    exit 0
+fi
+for part in axum actix; do
+    if [ "$part" = axum ]; then
+        variants=("bare axum" "identity layer" "vitalsign" "axum-prometheus")
+    else
+        variants=("bare actix-web" "vitalsign" "actix-web-prom")
+    fi
+    bare=""
+    echo
+    echo "$part: instructions per request (callgrind, main thread, $((LARGE - SMALL)) requests)"
+    echo "| variant | instructions/request | added over bare |"
+    echo "|---|---:|---:|"
+    for variant in "${variants[@]}"; do
+        n=$(per_request "$part" "$variant")
+        [ -z "$bare" ] && bare=$n
+        echo "| $variant | $n | $((n - bare)) |"
+    done
+done
+echo
+echo "core: begin + complete: $(per_request core core) instructions/request"
