@@ -1055,7 +1055,7 @@ impl Monitor {
         }
         let method = Method::from_bytes(start.method);
         let route = match start.route {
-            None => Route::Static(UNMATCHED_ROUTE),
+            None => Route::UNMATCHED,
             Some(route) => self.intern(route),
         };
         // Generated only if a sink reads ids (Prometheus and `/stats` do not), or a handler asks.
@@ -1071,10 +1071,9 @@ impl Monitor {
             method,
             route,
             start,
-            start_unix_nanos: self.inner.clock.unix_nanos(start),
             scope: HandlerScope::new(request_id),
             status: None,
-            head_time: None,
+            head_nanos: NO_HEAD,
             body_bytes: 0,
             route_excluded: false,
             done: false,
@@ -1085,13 +1084,13 @@ impl Monitor {
         let cache = &self.inner.route_cache;
         let hash = cache.hash(route);
         if let Some((slot, _)) = cache.find(hash, |known| **known == *route) {
-            return Route::Cached(slot);
+            return Route::Slot(slot as u32);
         }
         let interned = self.intern_locked(route);
         match interned {
             Route::Interned(_) => cache
                 .insert(hash, route.into())
-                .map_or(interned, Route::Cached),
+                .map_or(interned, |slot| Route::Slot(slot as u32)),
             other => other,
         }
     }
@@ -1117,7 +1116,7 @@ impl Monitor {
                     "vitalsign: more distinct routes than the label-set cap; further routes are recorded as {OVERFLOW_ROUTE:?}"
                 );
             }
-            return Route::Static(OVERFLOW_ROUTE);
+            return Route::OVERFLOW;
         }
         let interned: Arc<str> = route.into();
         routes.insert(interned.clone());
@@ -1152,9 +1151,9 @@ impl Monitor {
             status_code: status,
             request_id,
             execution_time: self.inner.clock.since(flight.start).as_secs_f64(),
-            start_unix_nanos: flight.start_unix_nanos,
+            start_unix_nanos: self.inner.clock.unix_nanos(flight.start),
             disconnected: disconnected && !panicked,
-            head_time: flight.head_time.map(|d| d.as_secs_f64()),
+            head_time: (flight.head_nanos != NO_HEAD).then(|| flight.head_nanos as f64 / 1e9),
             response_body_bytes: flight.body_bytes,
             request_body_bytes: flight
                 .scope
@@ -1202,14 +1201,24 @@ impl Monitor {
     }
 }
 
-/// A request's route label: a constant, a slot of the monitor's route cache, or (past the
-/// cache) a shared copy from the route set.
+/// A request's route label: a slot of the monitor's route cache (or one of two constants), or
+/// (past the cache) a shared copy from the route set. Two words, so that an [`InFlight`] stays
+/// small enough to be moved without a call to `memcpy`.
 #[derive(Debug)]
 enum Route {
-    Static(&'static str),
-    Cached(usize),
+    Slot(u32),
     Interned(Arc<str>),
 }
+
+impl Route {
+    const UNMATCHED_SLOT: u32 = u32::MAX;
+    const OVERFLOW_SLOT: u32 = u32::MAX - 1;
+    const UNMATCHED: Route = Route::Slot(Self::UNMATCHED_SLOT);
+    const OVERFLOW: Route = Route::Slot(Self::OVERFLOW_SLOT);
+}
+
+/// [`InFlight::head_nanos`] before the response head.
+const NO_HEAD: u64 = u64::MAX;
 
 /// One request being served: the completion guard that adapters carry from the request to the
 /// end of the response body.
@@ -1225,10 +1234,10 @@ pub struct InFlight {
     method: Method,
     route: Route,
     start: quanta::Instant,
-    start_unix_nanos: u64,
     scope: HandlerScope,
     status: Option<u16>,
-    head_time: Option<Duration>,
+    /// Nanoseconds from the start to the response head ([`NO_HEAD`] before it).
+    head_nanos: u64,
     body_bytes: u64,
     /// The route set after the start is excluded: nothing is recorded.
     route_excluded: bool,
@@ -1244,8 +1253,14 @@ impl InFlight {
     /// The route label this request is recorded under.
     pub fn route(&self) -> &str {
         match &self.route {
-            Route::Static(route) => route,
-            Route::Cached(slot) => self.monitor.inner.route_cache.get(*slot).map_or("", |r| r),
+            Route::Slot(Route::UNMATCHED_SLOT) => UNMATCHED_ROUTE,
+            Route::Slot(Route::OVERFLOW_SLOT) => OVERFLOW_ROUTE,
+            Route::Slot(slot) => self
+                .monitor
+                .inner
+                .route_cache
+                .get(*slot as usize)
+                .map_or("", |r| r),
             Route::Interned(route) => route,
         }
     }
@@ -1271,7 +1286,8 @@ impl InFlight {
     /// The response head is known (its time is noted as the time to the response head).
     pub fn set_status(&mut self, status: u16) {
         self.status = Some(status);
-        self.head_time = Some(self.monitor.inner.clock.since(self.start));
+        let head = self.monitor.inner.clock.since(self.start).as_nanos();
+        self.head_nanos = u64::try_from(head).unwrap_or(NO_HEAD - 1).min(NO_HEAD - 1);
     }
 
     /// Sets the route template, for an adapter that learns it only after the request began
@@ -1281,7 +1297,7 @@ impl InFlight {
     /// counted in flight while it ran, as a request with an excluded status does.
     pub fn set_route(&mut self, route: Option<&str>) {
         self.route = match route {
-            None => Route::Static(UNMATCHED_ROUTE),
+            None => Route::UNMATCHED,
             Some(route) => {
                 self.route_excluded = self.monitor.excluded_exactly(route);
                 self.monitor.intern(route)
@@ -1441,8 +1457,9 @@ impl Flight {
 
     /// The body yielded its last frame, an error, or the end: the request is recorded now.
     pub fn body_ended(&mut self) {
-        if let Some(mut flight) = self.0.take() {
+        if let Some(flight) = &mut self.0 {
             flight.complete();
+            self.0 = None;
         }
     }
 }
@@ -1462,6 +1479,17 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
     use crate::{FieldValue, MemorySink, PointHandle};
+
+    #[test]
+    fn an_in_flight_request_fits_in_two_cache_lines() {
+        // Adapters move it from the request to the response future to the body; at this size
+        // the compiler moves it with a few vector stores rather than a call to `memcpy`.
+        assert!(std::mem::size_of::<InFlight>() <= 128);
+        assert_eq!(
+            std::mem::size_of::<Flight>(),
+            std::mem::size_of::<InFlight>()
+        );
+    }
 
     fn monitor(build: impl FnOnce(MonitorBuilder) -> MonitorBuilder) -> (Monitor, Arc<MemorySink>) {
         let sink = Arc::new(MemorySink::new(1000));

@@ -26,7 +26,7 @@ pub struct RequestId {
 
 impl RequestId {
     /// The longest incoming id that is kept as is.
-    pub const MAX_LEN: usize = 64;
+    pub const MAX_LEN: usize = 56;
 
     /// No id: what points carry when no sink reads ids, no header gave one and the handler
     /// asked for none (none was generated, to save the work).
