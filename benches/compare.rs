@@ -241,7 +241,6 @@ fn bench_actix() -> Vec<(String, f64)> {
 }
 
 fn bench_core() {
-    let monitor = Monitor::builder("core").build().unwrap();
     let start = RequestStart {
         method: b"GET",
         path: "/users/42",
@@ -252,14 +251,47 @@ fn bench_core() {
         Some((_, n)) => (1, n),
         None => (rounds(), per_round() * 5),
     };
-    let mut samples = Vec::new();
-    for _ in 0..rounds {
-        samples.push(drive_core(&monitor, start, n).as_nanos() as f64 / f64::from(n));
+    let only = single_variant().map(|(name, _)| name);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    // The InfluxDB sink (to a UDP port nobody listens on) instead of Prometheus: the request
+    // path encodes the line and queues it.
+    let influx = vitalsign_core::sinks::InfluxSink::udp("127.0.0.1:9")
+        .queue_capacity(1 << 16)
+        .build()
+        .unwrap();
+    let monitors = [
+        (
+            "core",
+            "the default sinks (Prometheus, /stats)",
+            Monitor::builder("core").build().unwrap(),
+        ),
+        (
+            "influx",
+            "the InfluxDB queue and /stats",
+            Monitor::builder("core")
+                .without_prometheus()
+                .sink(influx as std::sync::Arc<dyn vitalsign::Sink>)
+                .build()
+                .unwrap(),
+        ),
+    ];
+    for (name, what, monitor) in monitors {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            samples.push(drive_core(&monitor, start, n).as_nanos() as f64 / f64::from(n));
+        }
+        println!(
+            "\ncore: begin + complete of one request through {what}: {:.0} ns (median)",
+            median(samples)
+        );
     }
-    println!(
-        "\ncore: begin + complete of one request through the default sinks: {:.0} ns (median)",
-        median(samples)
-    );
 }
 
 #[inline(never)]

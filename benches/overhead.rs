@@ -1,23 +1,33 @@
-//! Per-request cost of `MonitorLayer` against the same axum router without it, in process, no
-//! sockets, response bodies fully collected. (Peer crates join this bench in the performance
-//! issue.)
+//! Criterion benches of vitalsign's per-request cost, in process, no sockets, response bodies
+//! fully collected:
+//!
+//! - `axum_request/{bare,vitalsign,axum-prometheus}`: the same router, as `axum::serve` runs it;
+//! - `actix_request/{bare,vitalsign,actix-web-prom}`: the same app;
+//! - `core/prometheus`: one request through `Monitor::begin` + `complete` into the Prometheus
+//!   sink (cached handles) and `/stats`; `core/influx_queue`: the same into the InfluxDB sink's
+//!   queue (and `/stats`) instead of Prometheus;
+//! - `render/{1000,10000}`: `/metrics` with that many label sets.
+//!
+//! `cargo bench --bench overhead`. `benches/compare.rs` runs the request variants alternating
+//! round by round and prints the added cost per request; `scripts/bench-instructions.sh`
+//! counts instructions.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
 use axum::Router;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
-use vitalsign::{Monitor, MonitorLayer};
+use vitalsign::{Monitor, MonitorLayer, RequestStart};
 
 /// The router as `axum::serve` runs it: state applied once (calling a `Router<()>` that was
 /// never given its state rebuilds handlers and layers on every request).
-fn app() -> Router {
-    Router::new()
-        .route("/users/{id}", get(|| async { "user" }))
-        .with_state(())
+fn app() -> Router<()> {
+    Router::new().route("/users/{id}", get(|| async { "user" }))
 }
 
 async fn one(router: &mut Router) {
@@ -32,20 +42,129 @@ async fn one(router: &mut Router) {
     std::hint::black_box(body);
 }
 
-fn bench(c: &mut Criterion) {
+fn axum_request(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("axum_request");
-    let mut bare = app();
-    group.bench_function("bare", |b| b.iter(|| runtime.block_on(one(&mut bare))));
+    let _entered = runtime.enter(); // axum-prometheus spawns its upkeep task here
     let monitor = Monitor::builder("bench").build().unwrap();
-    let mut monitored = app().layer(MonitorLayer::new(&monitor)).with_state(());
-    group.bench_function("vitalsign", |b| {
-        b.iter(|| runtime.block_on(one(&mut monitored)))
-    });
+    let (prom_layer, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+    let variants = [
+        ("bare", app().with_state(())),
+        (
+            "vitalsign",
+            app().layer(MonitorLayer::new(&monitor)).with_state(()),
+        ),
+        ("axum-prometheus", app().layer(prom_layer).with_state(())),
+    ];
+    let mut group = c.benchmark_group("axum_request");
+    for (name, mut router) in variants {
+        group.bench_function(name, |b| b.iter(|| runtime.block_on(one(&mut router))));
+    }
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn actix_request(c: &mut Criterion) {
+    use actix_web::{test, web, App};
+    let monitor = Monitor::builder("bench-actix").build().unwrap();
+    let prom = actix_web_prom::PrometheusMetricsBuilder::new("bench")
+        .build()
+        .unwrap();
+    let system = actix_web::rt::System::new();
+    let mut group = c.benchmark_group("actix_request");
+    macro_rules! variant {
+        ($name:expr, $app:expr) => {{
+            let app = system.block_on(test::init_service($app));
+            group.bench_function($name, |b| {
+                b.iter(|| {
+                    system.block_on(async {
+                        let request = test::TestRequest::get().uri("/users/42").to_request();
+                        let response = test::call_service(&app, request).await;
+                        std::hint::black_box(test::read_body(response).await);
+                    })
+                })
+            });
+        }};
+    }
+    let user = || web::get().to(|| async { "user" });
+    variant!("bare", App::new().route("/users/{id}", user()));
+    variant!(
+        "vitalsign",
+        App::new()
+            .wrap(vitalsign_actix::Monitoring::new(&monitor))
+            .route("/users/{id}", user())
+    );
+    variant!(
+        "actix-web-prom",
+        App::new().wrap(prom.clone()).route("/users/{id}", user())
+    );
+    group.finish();
+}
+
+const START: RequestStart<'static> = RequestStart {
+    method: b"GET",
+    path: "/users/42",
+    route: Some("/users/{id}"),
+    request_id: None,
+};
+
+fn record(monitor: &Monitor) {
+    let mut flight = monitor.begin(START).unwrap();
+    flight.set_status(200);
+    flight.complete();
+}
+
+fn core(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core");
+    let monitor = Monitor::builder("core").build().unwrap();
+    group.bench_function("prometheus", |b| b.iter(|| record(&monitor)));
+    // The InfluxDB sink instead of Prometheus, sending to a UDP port nobody listens on: the
+    // request path encodes the line and queues it; a background task sends.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let influx = vitalsign_core::sinks::InfluxSink::udp("127.0.0.1:9")
+        .queue_capacity(1 << 16)
+        .build()
+        .unwrap();
+    let monitor = Monitor::builder("core")
+        .without_prometheus()
+        .sink(influx as Arc<dyn vitalsign::Sink>)
+        .build()
+        .unwrap();
+    group.bench_function("influx_queue", |b| b.iter(|| record(&monitor)));
+    group.finish();
+}
+
+fn render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("render");
+    group.sample_size(10);
+    for sets in [1_000usize, 10_000] {
+        let monitor = Monitor::builder("render")
+            .max_label_sets(sets + 10)
+            .build()
+            .unwrap();
+        for i in 0..sets {
+            let route = format!("/r/{i}");
+            let mut flight = monitor
+                .begin(RequestStart {
+                    route: Some(&route),
+                    path: &route,
+                    ..START
+                })
+                .unwrap();
+            flight.set_status(200);
+            flight.complete();
+        }
+        group.bench_with_input(BenchmarkId::from_parameter(sets), &monitor, |b, m| {
+            b.iter(|| std::hint::black_box(m.render_metrics()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, axum_request, actix_request, core, render);
 criterion_main!(benches);

@@ -295,22 +295,31 @@ impl HandlerScope {
 
     /// Runs `f` with this request as the thread's current request.
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let mut previous_id = None;
-        let slot = match (self.shared.take(), &self.request_id) {
-            (Some(shared), _) => Slot::Ready(shared),
+        match (self.shared.take(), self.request_id) {
+            (Some(shared), _) => self.enter_slot(Slot::Ready(shared), f),
             (None, Some(id)) => {
-                previous_id = Some(CURRENT_ID.replace(Some(*id)));
-                Slot::Lazy { with_id: true }
+                // The id goes to its own thread-local while the handle does not exist.
+                struct RestoreId(Option<RequestId>);
+                impl Drop for RestoreId {
+                    fn drop(&mut self) {
+                        CURRENT_ID.set(self.0.take());
+                    }
+                }
+                let _id = RestoreId(CURRENT_ID.replace(Some(id)));
+                self.enter_slot(Slot::Lazy { with_id: true }, f)
             }
-            (None, None) => Slot::Lazy { with_id: false },
-        };
+            (None, None) => self.enter_slot(Slot::Lazy { with_id: false }, f),
+        }
+    }
+
+    fn enter_slot<R>(&mut self, slot: Slot, f: impl FnOnce() -> R) -> R {
         let previous = CURRENT.replace(Some(slot));
-        // Restores the previous request (nested monitors) even if `f` unwinds.
+        // Restores the previous request (nested monitors) even if `f` unwinds, and keeps the
+        // handle if the handler made one.
         struct Restore<'a> {
             shared: &'a mut Option<Arc<Shared>>,
             panicked: &'a mut bool,
             previous: Option<Slot>,
-            previous_id: Option<Option<RequestId>>,
         }
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
@@ -320,16 +329,12 @@ impl HandlerScope {
                 if let Some(Slot::Ready(shared)) = CURRENT.replace(self.previous.take()) {
                     *self.shared = Some(shared);
                 }
-                if let Some(id) = self.previous_id.take() {
-                    CURRENT_ID.set(id);
-                }
             }
         }
         let _restore = Restore {
             shared: &mut self.shared,
             panicked: &mut self.panicked,
             previous,
-            previous_id,
         };
         f()
     }
