@@ -100,6 +100,7 @@ impl InfluxSinkBuilder {
         Ok(Arc::new(InfluxSink {
             queue,
             flushes,
+            prefixes: Prefixes::new(),
             _stop: stop,
         }))
     }
@@ -133,6 +134,7 @@ impl InfluxSinkBuilder {
 pub struct InfluxSink {
     queue: Arc<Queue>,
     flushes: Arc<Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
+    prefixes: Prefixes,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -233,6 +235,21 @@ struct Line<'a> {
 
 impl Line<'_> {
     fn encode(&self) -> Vec<u8> {
+        self.fields_of()
+            .timestamp(self.timestamp as i64)
+            .close_line()
+            .build()
+    }
+
+    /// The line without a timestamp.
+    fn encode_untimed(&self) -> Vec<u8> {
+        self.fields_of().close_line().build()
+    }
+
+    /// Series, tags and fields.
+    fn fields_of(
+        &self,
+    ) -> LineProtocolBuilder<Vec<u8>, influxdb_line_protocol::builder::AfterField> {
         let mut builder =
             LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement(self.series);
         for (key, value) in self.tags {
@@ -266,7 +283,7 @@ impl Line<'_> {
                 FieldValue::Str(v) => line.field(&field.key, &*one_line(v)),
             };
         }
-        line.timestamp(self.timestamp as i64).close_line().build()
+        line
     }
 }
 
@@ -274,11 +291,7 @@ impl Line<'_> {
 pub(crate) fn encode_point(point: &RequestPoint<'_>, error_code: Option<&str>) -> Vec<u8> {
     let tags = super::tag_set(point, error_code);
     Line {
-        series: if error_code.is_some() {
-            "errors"
-        } else {
-            "requests"
-        },
+        series: series_of(error_code),
         tags: &tags,
         first: ("execution_time", point.execution_time),
         ints: &[],
@@ -288,6 +301,112 @@ pub(crate) fn encode_point(point: &RequestPoint<'_>, error_code: Option<&str>) -
         timestamp: point.start_unix_nanos,
     }
     .encode()
+}
+
+/// Label sets whose encoded `series,tags` prefix is cached.
+const CACHED_PREFIXES: usize = 1024;
+
+/// The encoded `series,tags` of the label sets seen (points without handler tags), so that the
+/// crate escapes each label set once, not once per point.
+struct Prefixes(crate::cache::OnceCache<Box<Prefix>>);
+
+/// One cached label set and its encoded prefix.
+struct Prefix {
+    method: crate::Method,
+    status: u16,
+    route: Box<str>,
+    error_code: Option<Box<str>>,
+    /// `series,tag=value,…` as the crate writes it.
+    bytes: Box<[u8]>,
+}
+
+impl Prefixes {
+    fn new() -> Self {
+        Prefixes(crate::cache::OnceCache::new(CACHED_PREFIXES * 2))
+    }
+
+    /// The line of a request (or, with `error_code`, an error) point, as [`encode_point`]
+    /// writes it. Points without handler tags or fields reuse their label set's prefix; the
+    /// fields then need no escaping: constant keys, a number, and a request id (its characters
+    /// exclude `"` and `\`, the only ones a string field escapes).
+    fn encode(&self, point: &RequestPoint<'_>, error_code: Option<&str>) -> Vec<u8> {
+        if !point.tags.is_empty() || !point.fields.is_empty() {
+            return encode_point(point, error_code);
+        }
+        let hash = self
+            .0
+            .hash((point.method, point.status_code, point.route, error_code));
+        let found = self.0.find(hash, |p| {
+            p.method == point.method
+                && p.status == point.status_code
+                && *p.route == *point.route
+                && p.error_code.as_deref() == error_code
+        });
+        let prefix = match found {
+            Some((_, prefix)) => prefix,
+            None => {
+                let Some(prefix) = Prefix::of(point, error_code) else {
+                    return encode_point(point, error_code);
+                };
+                match self.0.insert(hash, Box::new(prefix)) {
+                    Some(slot) => self.0.get(slot).expect("just filled"),
+                    None => return encode_point(point, error_code),
+                }
+            }
+        };
+        use std::io::Write;
+        let id = point.request_id.as_str();
+        let mut line = Vec::with_capacity(prefix.bytes.len() + id.len() + 80);
+        line.extend_from_slice(&prefix.bytes);
+        line.extend_from_slice(b" execution_time=");
+        let _ = write!(line, "{}", point.execution_time);
+        line.extend_from_slice(b",request_id=\"");
+        line.extend_from_slice(id.as_bytes());
+        line.extend_from_slice(b"\" ");
+        line.extend_from_slice(
+            itoa::Buffer::new()
+                .format(point.start_unix_nanos as i64)
+                .as_bytes(),
+        );
+        line.push(b'\n');
+        line
+    }
+}
+
+impl Prefix {
+    /// Encodes the point's `series,tags` with the crate: the line it writes with
+    /// `execution_time=0` as the only field and no timestamp, less that field.
+    fn of(point: &RequestPoint<'_>, error_code: Option<&str>) -> Option<Prefix> {
+        const SUFFIX: &[u8] = b" execution_time=0\n";
+        let tags = super::tag_set(point, error_code);
+        let line = Line {
+            series: series_of(error_code),
+            tags: &tags,
+            first: ("execution_time", 0.0),
+            ints: &[],
+            floats: &[],
+            request_id: None,
+            fields: &[],
+            timestamp: 0,
+        }
+        .encode_untimed();
+        let bytes = line.strip_suffix(SUFFIX)?;
+        Some(Prefix {
+            method: point.method,
+            status: point.status_code,
+            route: point.route.into(),
+            error_code: error_code.map(Into::into),
+            bytes: bytes.into(),
+        })
+    }
+}
+
+fn series_of(error_code: Option<&str>) -> &'static str {
+    if error_code.is_some() {
+        "errors"
+    } else {
+        "requests"
+    }
 }
 
 /// Encodes an aggregate point: fields `sum`, `count`, `min`, `max`.
@@ -461,12 +580,12 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 impl Sink for InfluxSink {
     fn record_request(&self, point: &RequestPoint<'_>) {
-        self.queue.push(encode_point(point, None));
+        self.queue.push(self.prefixes.encode(point, None));
     }
 
     fn record_error(&self, point: &ErrorPoint<'_>) {
         self.queue
-            .push(encode_point(point.request, Some(point.error_code)));
+            .push(self.prefixes.encode(point.request, Some(point.error_code)));
     }
 
     fn record_aggregate(&self, point: &AggregatePoint<'_>) {
@@ -497,6 +616,60 @@ impl Sink for InfluxSink {
 mod tests {
     use super::*;
     use crate::{Method, RequestId, Tag};
+
+    #[test]
+    fn cached_prefixes_write_the_lines_the_crate_writes() {
+        let prefixes = Prefixes::new();
+        let ids = [
+            RequestId::EMPTY,
+            RequestId::generate(),
+            RequestId::from_header(Some(b"a-Z_0.9:+=/@")).unwrap(),
+        ];
+        let routes = [
+            "/users/{id}",
+            "/a b,c=d",
+            "/quote\"and\\slash\\",
+            "/line\nbreak\ttab",
+            "/ünïcödé/日本",
+            "",
+        ];
+        for (i, route) in routes.iter().enumerate() {
+            for (method, status, code) in [
+                (Method::Get, 200, None),
+                (Method::Other, 503, Some("db down, \"really\"")),
+                (Method::Post, 499, None),
+            ] {
+                for id in &ids {
+                    let point = RequestPoint {
+                        service: "svc one",
+                        route,
+                        method,
+                        status_code: status,
+                        request_id: id,
+                        execution_time: 0.000_123 * (i + 1) as f64,
+                        start_unix_nanos: 1_700_000_000_123_456_789 + i as u64,
+                        disconnected: false,
+                        head_time: None,
+                        response_body_bytes: 0,
+                        request_body_bytes: 0,
+                        tags: &[],
+                        fields: &[],
+                    };
+                    // First sight fills the cache, the second reads it.
+                    for _ in 0..2 {
+                        assert_eq!(
+                            String::from_utf8(prefixes.encode(&point, code)).unwrap(),
+                            String::from_utf8(encode_point(&point, code)).unwrap(),
+                        );
+                    }
+                }
+            }
+        }
+        let cached = (0..CACHED_PREFIXES * 2)
+            .filter(|i| prefixes.0.get(*i).is_some())
+            .count();
+        assert_eq!(cached, routes.len() * 3, "one prefix per label set");
+    }
 
     #[test]
     fn points_encode_with_escaping() {
