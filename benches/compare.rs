@@ -263,6 +263,9 @@ fn bench_core() {
         .queue_capacity(1 << 16)
         .build()
         .unwrap();
+    let statsd = vitalsign_core::sinks::StatsdSink::udp("127.0.0.1:9")
+        .build()
+        .unwrap();
     let monitors = [
         (
             "core",
@@ -275,6 +278,15 @@ fn bench_core() {
             Monitor::builder("core")
                 .without_prometheus()
                 .sink(influx as std::sync::Arc<dyn vitalsign::Sink>)
+                .build()
+                .unwrap(),
+        ),
+        (
+            "statsd",
+            "the StatsD sink and /stats",
+            Monitor::builder("core")
+                .without_prometheus()
+                .sink(statsd as std::sync::Arc<dyn vitalsign::Sink>)
                 .build()
                 .unwrap(),
         ),
