@@ -56,4 +56,4 @@ for part in axum actix; do
     done
 done
 echo
-echo "core: begin + complete: $(per_request core core) instructions/request (Prometheus), $(per_request core influx) (InfluxDB queue)"
+echo "core: begin + complete: $(per_request core core) instructions/request (Prometheus), $(per_request core influx) (InfluxDB queue), $(per_request core statsd) (StatsD)"
