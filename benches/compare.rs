@@ -19,6 +19,8 @@ use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
 use vitalsign::{Monitor, MonitorLayer, RequestStart};
 
+mod common;
+
 const PATHS: [&str; 2] = ["/users/42", "/no/such/route"];
 
 fn quick() -> bool {
@@ -241,12 +243,6 @@ fn bench_actix() -> Vec<(String, f64)> {
 }
 
 fn bench_core() {
-    let start = RequestStart {
-        method: b"GET",
-        path: "/users/42",
-        route: Some("/users/{id}"),
-        request_id: None,
-    };
     let (rounds, n) = match single_variant() {
         Some((_, n)) => (1, n),
         None => (rounds(), per_round() * 5),
@@ -257,15 +253,6 @@ fn bench_core() {
         .build()
         .unwrap();
     let _entered = runtime.enter();
-    // The InfluxDB sink (to a UDP port nobody listens on) instead of Prometheus: the request
-    // path encodes the line and queues it.
-    let influx = vitalsign_core::sinks::InfluxSink::udp("127.0.0.1:9")
-        .queue_capacity(1 << 16)
-        .build()
-        .unwrap();
-    let statsd = vitalsign_core::sinks::StatsdSink::udp("127.0.0.1:9")
-        .build()
-        .unwrap();
     let monitors = [
         (
             "core",
@@ -275,20 +262,12 @@ fn bench_core() {
         (
             "influx",
             "the InfluxDB queue and /stats",
-            Monitor::builder("core")
-                .without_prometheus()
-                .sink(influx as std::sync::Arc<dyn vitalsign::Sink>)
-                .build()
-                .unwrap(),
+            common::influx_monitor(),
         ),
         (
             "statsd",
             "the StatsD sink and /stats",
-            Monitor::builder("core")
-                .without_prometheus()
-                .sink(statsd as std::sync::Arc<dyn vitalsign::Sink>)
-                .build()
-                .unwrap(),
+            common::statsd_monitor(),
         ),
     ];
     for (name, what, monitor) in monitors {
@@ -297,7 +276,7 @@ fn bench_core() {
         }
         let mut samples = Vec::new();
         for _ in 0..rounds {
-            samples.push(drive_core(&monitor, start, n).as_nanos() as f64 / f64::from(n));
+            samples.push(drive_core(&monitor, common::START, n).as_nanos() as f64 / f64::from(n));
         }
         println!(
             "\ncore: begin + complete of one request through {what}: {:.0} ns (median)",
@@ -319,23 +298,7 @@ fn drive_core(monitor: &Monitor, start: RequestStart<'_>, n: u32) -> Duration {
 
 fn bench_render() {
     for sets in [1_000usize, 10_000] {
-        let monitor = Monitor::builder("render")
-            .max_label_sets(sets + 10)
-            .build()
-            .unwrap();
-        for i in 0..sets {
-            let route = format!("/r/{i}");
-            let mut flight = monitor
-                .begin(RequestStart {
-                    method: b"GET",
-                    path: &route,
-                    route: Some(&route),
-                    request_id: None,
-                })
-                .unwrap();
-            flight.set_status(200);
-            flight.complete();
-        }
+        let monitor = common::monitor_with_label_sets(sets);
         let mut samples = Vec::new();
         for _ in 0..rounds() {
             let started = Instant::now();

@@ -13,8 +13,6 @@
 //! counts instructions.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
@@ -22,7 +20,9 @@ use axum::Router;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
-use vitalsign::{Monitor, MonitorLayer, RequestStart};
+use vitalsign::{Monitor, MonitorLayer};
+
+mod common;
 
 /// The router as `axum::serve` runs it: state applied once (calling a `Router<()>` that was
 /// never given its state rebuilds handlers and layers on every request).
@@ -102,15 +102,8 @@ fn actix_request(c: &mut Criterion) {
     group.finish();
 }
 
-const START: RequestStart<'static> = RequestStart {
-    method: b"GET",
-    path: "/users/42",
-    route: Some("/users/{id}"),
-    request_id: None,
-};
-
 fn record(monitor: &Monitor) {
-    let mut flight = monitor.begin(START).unwrap();
+    let mut flight = monitor.begin(common::START).unwrap();
     flight.set_status(200);
     flight.complete();
 }
@@ -119,22 +112,12 @@ fn core(c: &mut Criterion) {
     let mut group = c.benchmark_group("core");
     let monitor = Monitor::builder("core").build().unwrap();
     group.bench_function("prometheus", |b| b.iter(|| record(&monitor)));
-    // The InfluxDB sink instead of Prometheus, sending to a UDP port nobody listens on: the
-    // request path encodes the line and queues it; a background task sends.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let _entered = runtime.enter();
-    let influx = vitalsign_core::sinks::InfluxSink::udp("127.0.0.1:9")
-        .queue_capacity(1 << 16)
-        .build()
-        .unwrap();
-    let monitor = Monitor::builder("core")
-        .without_prometheus()
-        .sink(influx as Arc<dyn vitalsign::Sink>)
-        .build()
-        .unwrap();
+    let monitor = common::influx_monitor();
     group.bench_function("influx_queue", |b| b.iter(|| record(&monitor)));
     group.finish();
 }
@@ -143,22 +126,7 @@ fn render(c: &mut Criterion) {
     let mut group = c.benchmark_group("render");
     group.sample_size(10);
     for sets in [1_000usize, 10_000] {
-        let monitor = Monitor::builder("render")
-            .max_label_sets(sets + 10)
-            .build()
-            .unwrap();
-        for i in 0..sets {
-            let route = format!("/r/{i}");
-            let mut flight = monitor
-                .begin(RequestStart {
-                    route: Some(&route),
-                    path: &route,
-                    ..START
-                })
-                .unwrap();
-            flight.set_status(200);
-            flight.complete();
-        }
+        let monitor = common::monitor_with_label_sets(sets);
         group.bench_with_input(BenchmarkId::from_parameter(sets), &monitor, |b, m| {
             b.iter(|| std::hint::black_box(m.render_metrics()))
         });

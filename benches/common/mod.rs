@@ -1,0 +1,63 @@
+//! Set-up shared by the benches.
+#![allow(dead_code, unreachable_pub)] // each bench uses its part
+
+use std::sync::Arc;
+
+use vitalsign::{Monitor, RequestStart, Sink};
+
+/// A known route, as the request loops send it.
+pub const START: RequestStart<'static> = RequestStart {
+    method: b"GET",
+    path: "/users/42",
+    route: Some("/users/{id}"),
+    request_id: None,
+};
+
+/// A monitor recording into the InfluxDB sink instead of Prometheus, sending to a UDP port
+/// nobody listens on: the request path encodes the line and queues it; a background task
+/// sends. Call it inside a Tokio runtime.
+pub fn influx_monitor() -> Monitor {
+    let influx = vitalsign_core::sinks::InfluxSink::udp("127.0.0.1:9")
+        .queue_capacity(1 << 16)
+        .build()
+        .unwrap();
+    without_prometheus(influx)
+}
+
+/// A monitor recording into the StatsD sink instead of Prometheus (to a UDP port nobody
+/// listens on).
+pub fn statsd_monitor() -> Monitor {
+    let statsd = vitalsign_core::sinks::StatsdSink::udp("127.0.0.1:9")
+        .build()
+        .unwrap();
+    without_prometheus(statsd)
+}
+
+fn without_prometheus(sink: Arc<dyn Sink>) -> Monitor {
+    Monitor::builder("core")
+        .without_prometheus()
+        .sink(sink)
+        .build()
+        .unwrap()
+}
+
+/// A monitor holding `sets` label sets (one request on each of `sets` routes).
+pub fn monitor_with_label_sets(sets: usize) -> Monitor {
+    let monitor = Monitor::builder("render")
+        .max_label_sets(sets + 10)
+        .build()
+        .unwrap();
+    for i in 0..sets {
+        let route = format!("/r/{i}");
+        let mut flight = monitor
+            .begin(RequestStart {
+                path: &route,
+                route: Some(&route),
+                ..START
+            })
+            .unwrap();
+        flight.set_status(200);
+        flight.complete();
+    }
+    monitor
+}
