@@ -38,6 +38,13 @@ const INLINE_PATH: usize = 64;
 /// The route is the pattern actix matched (`/users/{id}`, nested scopes joined), `unmatched`
 /// when none did. Register it with `App::wrap` so that it sees every request, the default
 /// service (404) included.
+///
+/// The route is read from the response, once actix has routed (cheap: actix walks straight to
+/// the resource that matched). For a request that ends without a response (a panic), the path
+/// is matched against the application's resource map, which actix lends only through a
+/// request: each worker keeps the first request it answered for that purpose (until the
+/// worker stops). Until a worker has answered once, and for paths longer than 64 bytes, the
+/// route is matched on arrival instead.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Monitoring {
