@@ -1481,6 +1481,55 @@ mod tests {
     use crate::{FieldValue, MemorySink, PointHandle};
 
     #[test]
+    fn routes_and_label_sets_past_the_lock_free_caches_are_recorded_alike() {
+        // More routes than the route cache and the series cache hold: the rest go through the
+        // locked maps, with the same results.
+        let routes = ROUTE_CACHE_ROUTES * 3;
+        let sink = Arc::new(MemorySink::new(2 * routes));
+        let monitor = Monitor::builder("svc")
+            .max_label_sets(routes + 10)
+            .sink(sink.clone())
+            .build()
+            .unwrap();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let monitor = monitor.clone();
+                std::thread::spawn(move || {
+                    for i in 0..routes {
+                        let route = format!("/r/{i}");
+                        let mut flight =
+                            monitor.begin(start(b"GET", &route, Some(&route))).unwrap();
+                        assert_eq!(flight.route(), route);
+                        flight.set_status(200 + (i % 2) as u16);
+                        flight.complete();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let points = sink.requests();
+        assert_eq!(points.len(), 2 * routes);
+        for point in &points {
+            let i: usize = point.route["/r/".len()..].parse().unwrap();
+            assert_eq!(point.status_code, 200 + (i % 2) as u16);
+        }
+        #[cfg(feature = "prometheus")]
+        {
+            let text = monitor.render_metrics().unwrap();
+            for i in [0, ROUTE_CACHE_ROUTES + 1, routes - 1] {
+                let line = format!(
+                    "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"/r/{i}\",http_response_status_code=\"{}\"}} 2",
+                    200 + i % 2
+                );
+                assert!(text.contains(&line), "{line}");
+            }
+            assert_eq!(monitor.prometheus().unwrap().label_sets(), routes);
+        }
+    }
+
+    #[test]
     fn an_in_flight_request_fits_in_two_cache_lines() {
         // Adapters move it from the request to the response future to the body; at this size
         // the compiler moves it with a few vector stores rather than a call to `memcpy`.
