@@ -25,7 +25,9 @@ pub struct RequestId {
 }
 
 impl RequestId {
-    /// The longest incoming id that is kept as is.
+    /// The longest incoming id that is kept as is: room for UUIDs (36), ULIDs (26), AWS trace
+    /// ids (40) and W3C `traceparent` values (55), while a request in flight stays small enough
+    /// to be moved without a call to `memcpy`.
     pub const MAX_LEN: usize = 56;
 
     /// No id: what points carry when no sink reads ids, no header gave one and the handler
