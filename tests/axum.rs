@@ -257,10 +257,7 @@ async fn client_hang_up_mid_stream_is_a_disconnect_with_the_sent_status() {
     let (server, monitor, sink) = demo().await;
     let seen = hang_up(&server, "/stream", Duration::from_millis(80)).await;
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    eventually("the disconnect is recorded", || async {
-        monitor.in_flight() == 0
-    })
-    .await;
+    all_recorded(&monitor, "the disconnect is recorded").await;
     let m = server.metrics().await;
     assert_eq!(
         m.get(
@@ -472,7 +469,7 @@ async fn head_requests_and_empty_bodies_complete_at_once() {
     let (server, monitor, _sink) = demo().await;
     let response = client().head(server.url("/users/5")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    eventually("HEAD recorded", || async { monitor.in_flight() == 0 }).await;
+    all_recorded(&monitor, "HEAD recorded").await;
     let m = server.metrics().await;
     assert_eq!(
         m.get(COUNT, &series("HEAD", "/users/{id}", "200", "get_user")),

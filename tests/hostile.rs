@@ -200,12 +200,7 @@ async fn hostile(framework: Framework) {
 
     // Still serving, everything accounted for.
     assert_eq!(server.get("/users/11").await.0, 200);
-    let monitor_for_wait = monitor.clone();
-    eventually("all recorded", || {
-        let m = monitor_for_wait.clone();
-        async move { m.in_flight() == 0 }
-    })
-    .await;
+    all_recorded(&monitor, "all recorded").await;
     let m = server.metrics().await;
     promtool_check(&m.text);
     let unmatched = m.matching(COUNT, &[("http_route", "unmatched")]);

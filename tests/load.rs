@@ -74,12 +74,7 @@ async fn load(framework: Framework) {
     let elapsed = started.elapsed();
     let total: u64 = sent.values().sum();
     assert_eq!(total as usize, CLIENTS * n);
-    let monitor = ctx.monitor.clone();
-    eventually("all recorded", || {
-        let monitor = monitor.clone();
-        async move { monitor.in_flight() == 0 }
-    })
-    .await;
+    all_recorded(&ctx.monitor, "all recorded").await;
     let m = ctx.server.metrics().await;
     for ((route, status), count) in &sent {
         let got = m.sum(

@@ -37,12 +37,7 @@ struct Snapshot {
 }
 
 async fn snapshot(ctx: &Ctx) -> Snapshot {
-    let monitor = ctx.monitor.clone();
-    eventually("every request recorded", || {
-        let monitor = monitor.clone();
-        async move { monitor.in_flight() == 0 }
-    })
-    .await;
+    all_recorded(&ctx.monitor, "every request recorded").await;
     let m = ctx.server.metrics().await;
     assert_eq!(
         active(&m),
@@ -335,12 +330,7 @@ scenario!(panics_after_every_worker_answered, |ctx| {
             .await;
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     }
-    let monitor = ctx.monitor.clone();
-    eventually("the panics are recorded", || {
-        let monitor = monitor.clone();
-        async move { monitor.in_flight() == 0 }
-    })
-    .await;
+    all_recorded(&ctx.monitor, "the panics are recorded").await;
     let m = ctx.server.metrics().await;
     assert_eq!(
         m.get(COUNT, &duration_labels("GET", "/panic", "500", "")),
@@ -373,12 +363,7 @@ scenario!(disconnect_mid_stream, |ctx| {
         ctx.framework
     );
     drop(stream);
-    let monitor = ctx.monitor.clone();
-    eventually("the hang-up is recorded", || {
-        let monitor = monitor.clone();
-        async move { monitor.in_flight() == 0 }
-    })
-    .await;
+    all_recorded(&ctx.monitor, "the hang-up is recorded").await;
     let m = ctx.server.metrics().await;
     assert_eq!(
         m.get(
@@ -463,12 +448,7 @@ fn hang_up_during_a_slow_handler_differs_by_framework() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(stream);
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let monitor = ctx.monitor.clone();
-        eventually("recorded", || {
-            let monitor = monitor.clone();
-            async move { monitor.in_flight() == 0 }
-        })
-        .await;
+        all_recorded(&ctx.monitor, "recorded").await;
         let point = ctx.sink.requests_for("/slow").pop().unwrap();
         assert_eq!((point.status_code, point.disconnected), (200, false));
     });

@@ -100,12 +100,7 @@ async fn known_mix(ctx: &Ctx) {
     let mut head = [0u8; 512];
     let _ = stream.read(&mut head).await.unwrap();
     drop(stream);
-    let monitor = ctx.monitor.clone();
-    eventually("the mix is recorded", || {
-        let monitor = monitor.clone();
-        async move { monitor.in_flight() == 0 }
-    })
-    .await;
+    all_recorded(&ctx.monitor, "the mix is recorded").await;
 }
 
 /// Response times agree to the last few bits (serde_json's float parsing is not always

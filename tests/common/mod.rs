@@ -115,6 +115,12 @@ where
     }
 }
 
+/// Waits (as [`eventually`]) until `monitor` has no request in flight: every request it began
+/// has reached its sinks.
+pub async fn all_recorded(monitor: &Monitor, what: &str) {
+    eventually(what, || async { monitor.in_flight() == 0 }).await;
+}
+
 /// One sample line of the Prometheus text format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
