@@ -496,9 +496,7 @@ async fn two_monitors_in_one_process_do_not_conflict() {
 async fn namespace_and_global_labels_apply_to_every_series() {
     let (monitor, _sink) = monitor_with_sink(|b| {
         b.namespace("shop")
-            .unwrap()
             .global_label("region", "eu \"west\"\n\\")
-            .unwrap()
     });
     let app = Router::new()
         .route("/x", get(|| async { "x" }))

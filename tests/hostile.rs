@@ -34,10 +34,9 @@ const HOSTILE: [&str; 5] = [
 fn monitor(sinks: Vec<Arc<dyn Sink>>) -> Monitor {
     sinks
         .into_iter()
-        .fold(
-            Monitor::builder("hostile").label_tag("tenant").unwrap(),
-            |b, s| b.sink(s),
-        )
+        .fold(Monitor::builder("hostile").label_tag("tenant"), |b, s| {
+            b.sink(s)
+        })
         .max_label_sets(200)
         .build()
         .unwrap()

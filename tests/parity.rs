@@ -524,7 +524,7 @@ scenario!(
 
 scenario!(
     path_parameters_as_labels,
-    |b| b.path_label("order").unwrap(),
+    |b| b.path_label("order"),
     |ctx| {
         for path in [
             "/api/v1/orders/7/items/3",
@@ -598,7 +598,6 @@ scenario!(
                 .to_owned(),
             )
         })
-        .unwrap()
     },
     |ctx| {
         for agent in ["curl/8.0", "curl/7.1", "Mozilla/5.0"] {
@@ -666,7 +665,7 @@ scenario!(
 
 scenario!(
     path_parameters_on_listed_routes_only,
-    |b| b.path_label_on(&["/elsewhere/{id}"], "id").unwrap(),
+    |b| b.path_label_on(&["/elsewhere/{id}"], "id"),
     |ctx| {
         assert_eq!(ctx.server.get("/users/5").await.0, 200);
         let m = ctx.server.metrics().await;

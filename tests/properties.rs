@@ -41,7 +41,7 @@ proptest! {
 
     #[test]
     fn any_tag_value_survives_the_exposition(value in "\\PC{0,40}|[\"\\\\\n\t ,=]{0,10}") {
-        let monitor = Monitor::builder("p").label_tag("tenant").unwrap().build().unwrap();
+        let monitor = Monitor::builder("p").label_tag("tenant").build().unwrap();
         let mut flight = monitor
             .begin(RequestStart { method: b"GET", path: "/x", route: Some("/x"), request_id: None })
             .unwrap();

@@ -108,14 +108,14 @@ pub(crate) const DEPENDENCY_TIMEOUT: Duration = Duration::from_millis(200);
 pub(crate) fn monitor_builder_with(options: &HealthOptions) -> Result<MonitorBuilder, ConfigError> {
     let mut builder = Monitor::builder(SERVICE)
         .version(env!("CARGO_PKG_VERSION"))
-        .label_tag("handler_id")?
+        .label_tag("handler_id")
         .rule(
             "http",
             Rule::new(Signal::ServerErrorRatio, Condition::Above(0.5))
                 .window(Duration::from_secs(10))
                 .min_requests(10)
                 .level(Level::Degraded),
-        )?;
+        );
     if let Some(dependency) = options.dependency.clone() {
         let check = Check::new(move || {
             let dependency = dependency.clone();
@@ -129,10 +129,10 @@ pub(crate) fn monitor_builder_with(options: &HealthOptions) -> Result<MonitorBui
         .interval(options.check_interval)
         .timeout(DEPENDENCY_TIMEOUT)
         .critical(true);
-        builder = builder.check("dependency", check)?;
+        builder = builder.check("dependency", check);
     }
     if let Some(token) = &options.token {
-        builder = builder.token(token.clone())?;
+        builder = builder.token(token.clone());
     }
     Ok(builder)
 }

@@ -29,6 +29,7 @@
 mod cache;
 mod classify;
 pub mod endpoint;
+mod error;
 mod handle;
 pub mod health;
 mod memory;
@@ -48,9 +49,9 @@ pub use handle::{PointHandle, SectionTimer};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;
 pub use monitor::{
-    ConfigError, Flight, InFlight, Monitor, MonitorBuilder, RequestInfo, RequestStart,
-    DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS,
-    OVERFLOW_ROUTE,
+    ConfigError, ConfigErrorKind, Flight, InFlight, Monitor, MonitorBuilder, RequestInfo,
+    RequestStart, DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS,
+    MAX_LABEL_TAGS, OVERFLOW_ROUTE, RESERVED_LABEL_NAMES,
 };
 pub use point::{
     AggregatePoint, ErrorPoint, Field, FieldValue, OwnedRequestPoint, RequestPoint, Tag,

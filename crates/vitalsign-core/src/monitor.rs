@@ -4,11 +4,11 @@
 //! use vitalsign_core::Monitor;
 //!
 //! let monitor = Monitor::builder("shop")
-//!     .namespace("shop")?
-//!     .global_label("region", "eu-west")?
+//!     .namespace("shop")
+//!     .global_label("region", "eu-west")
 //!     .exclude_path("/internal/ping")
 //!     .max_label_sets(2_000)
-//!     .label_tag("tenant")?
+//!     .label_tag("tenant")
 //!     .build()?;
 //! assert_eq!(monitor.service(), "shop");
 //! # Ok::<(), vitalsign_core::ConfigError>(())
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::OnceCache;
 use crate::classify::{BoxedClassifier, ClassifyError, DefaultClassifier};
+pub use crate::error::{ConfigError, ConfigErrorKind};
 use crate::handle::HandlerScope;
 use crate::health::{
     Check, ClassifyTaskError, ComponentKind, ComponentSpec, Condition, DefaultTaskClassifier,
@@ -63,20 +64,23 @@ pub const DEFAULT_MAX_LABEL_SETS: usize = 10_000;
 /// Most handler tags that can be declared as labels.
 pub const MAX_LABEL_TAGS: usize = 8;
 
-/// A configuration value was refused; the message says which and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub(crate) String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// Label names that Prometheus or vitalsign itself writes: no label source may use them.
+pub const RESERVED_LABEL_NAMES: &[&str] = &[
+    "le",
+    "quantile",
+    "http_request_method",
+    "http_route",
+    "http_response_status_code",
+    "error_code",
+    "component",
+    "otel_metric_overflow",
+    "sink",
+    "section",
+    "key",
+];
 
 /// Checks a Prometheus metric or label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_name(setting: &'static str, what: &str, name: &str) -> Result<(), ConfigError> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -84,9 +88,13 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError(format!(
-            "{what} {name:?} is not a valid Prometheus name: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with \"__\""
-        )))
+        Err(ConfigError::new(
+            ConfigErrorKind::InvalidName,
+            setting,
+            format!(
+                "{what} {name:?} is not a valid Prometheus name: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with \"__\""
+            ),
+        ))
     }
 }
 
@@ -115,7 +123,7 @@ pub struct MonitorBuilder {
     pub(crate) buckets: Vec<f64>,
     excluded: HashSet<Box<str>>,
     excluded_prefixes: Vec<Box<str>>,
-    excluded_statuses: Vec<bool>,
+    excluded_statuses: Vec<u16>,
     exclude_own_endpoints: bool,
     pub(crate) max_label_sets: usize,
     pub(crate) label_tags: Vec<Cow<'static, str>>,
@@ -135,7 +143,9 @@ pub struct MonitorBuilder {
     collection_interval: Duration,
     health: HealthConfig,
     task_classifier: BoxedTaskClassifier,
-    token: Option<Secret>,
+    token: Option<String>,
+    /// Which setting added each entry of `label_tags`, for error messages.
+    label_sources: Vec<&'static str>,
 }
 
 /// A task classifier, printed by type name.
@@ -176,7 +186,7 @@ impl Secret {
 }
 
 /// Checks a health component name: 1 to 64 of `A-Z a-z 0-9 _ - .`, not `overall`.
-fn check_component_name(name: &str) -> Result<(), ConfigError> {
+fn check_component_name(setting: &'static str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -187,10 +197,14 @@ fn check_component_name(name: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError(format!(
-            "health component name {name:?} is not valid: use 1 to 64 of A-Z a-z 0-9 _ - ., \
-             and not overall, live or ready (they are taken)"
-        )))
+        Err(ConfigError::new(
+            ConfigErrorKind::InvalidName,
+            setting,
+            format!(
+                "health component name {name:?} is not valid: use 1 to 64 of A-Z a-z 0-9 _ - ., \
+                 and not overall, live or ready (they are taken)"
+            ),
+        ))
     }
 }
 
@@ -204,7 +218,7 @@ impl MonitorBuilder {
             buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             excluded: HashSet::new(),
             excluded_prefixes: Vec::new(),
-            excluded_statuses: vec![false; 600],
+            excluded_statuses: Vec::new(),
             exclude_own_endpoints: true,
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             label_tags: Vec::new(),
@@ -228,6 +242,7 @@ impl MonitorBuilder {
                 "DefaultTaskClassifier",
             ),
             token: None,
+            label_sources: Vec::new(),
         }
     }
 
@@ -245,50 +260,30 @@ impl MonitorBuilder {
         self
     }
 
-    fn component(
-        mut self,
-        name: impl Into<String>,
-        kind: ComponentKind,
-    ) -> Result<Self, ConfigError> {
-        let name = name.into();
-        check_component_name(&name)?;
-        if self.health.components.iter().any(|c| c.name == name) {
-            return Err(ConfigError(format!(
-                "health component {name:?} is registered twice"
-            )));
-        }
-        self.health.components.push(ComponentSpec { name, kind });
-        Ok(self)
+    fn component(mut self, name: impl Into<String>, kind: ComponentKind) -> Self {
+        self.health.components.push(ComponentSpec {
+            name: name.into(),
+            kind,
+        });
+        self
     }
 
-    /// Registers a component checked by `check` in the background.
-    pub fn check(self, name: impl Into<String>, check: Check) -> Result<Self, ConfigError> {
+    /// Registers a component checked by `check` in the background. Its name is 1 to 64 of
+    /// `A-Z a-z 0-9 _ - .` (not `overall`, `live` or `ready`), unique among components;
+    /// [`MonitorBuilder::build`] says otherwise.
+    pub fn check(self, name: impl Into<String>, check: Check) -> Self {
         self.component(name, ComponentKind::Check(check))
     }
 
-    /// Registers a component fed by [`Monitor::report_task`].
-    pub fn task(self, name: impl Into<String>, task: Task) -> Result<Self, ConfigError> {
+    /// Registers a component fed by [`Monitor::report_task`] (names as for
+    /// [`MonitorBuilder::check`]).
+    pub fn task(self, name: impl Into<String>, task: Task) -> Self {
         self.component(name, ComponentKind::Task(task))
     }
 
-    /// Registers a component set by a rule on the request stream.
-    pub fn rule(self, name: impl Into<String>, rule: Rule) -> Result<Self, ConfigError> {
-        if let Condition::Above(v) | Condition::Below(v) = rule.condition {
-            if !v.is_finite() {
-                return Err(ConfigError(format!(
-                    "rule {:?}: threshold {v} is not finite",
-                    name.into()
-                )));
-            }
-        }
-        if let Signal::LatencyQuantile(q) = rule.signal {
-            if !(0.0..=1.0).contains(&q) {
-                return Err(ConfigError(format!(
-                    "rule {:?}: quantile {q} is not within 0..=1",
-                    name.into()
-                )));
-            }
-        }
+    /// Registers a component set by a rule on the request stream (names as for
+    /// [`MonitorBuilder::check`]; thresholds finite, quantiles within `0..=1`).
+    pub fn rule(self, name: impl Into<String>, rule: Rule) -> Self {
         self.component(name, ComponentKind::Rule(rule))
     }
 
@@ -304,54 +299,36 @@ impl MonitorBuilder {
     /// `Authorization: Bearer <token>` (compared in constant time). Anonymous callers get only
     /// the overall level from `/health`, and 401 elsewhere. `/health/live` and `/health/ready`
     /// stay open for probes. Defaults to no token (all open).
-    pub fn token(mut self, token: impl Into<String>) -> Result<Self, ConfigError> {
-        let token = token.into();
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError(
-                "token must be non-empty visible ASCII (it travels in an Authorization header)"
-                    .into(),
-            ));
-        }
-        self.token = Some(Secret(token.into_bytes().into_boxed_slice()));
-        Ok(self)
+    ///
+    /// The token must be non-empty visible ASCII (it travels in a header).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     /// Prefixes every metric name with `namespace_`. Defaults to no prefix.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Result<Self, ConfigError> {
-        let namespace = namespace.into();
-        check_name("namespace", &namespace)?;
-        self.namespace = Some(namespace);
-        Ok(self)
+    ///
+    /// The namespace must be a valid Prometheus name. It does not prefix the standard
+    /// `process_*` series, which keep the names every dashboard and alert expects.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
     }
 
     /// Adds a label to every exported series (e.g. `service`, `region`). Defaults to none.
-    pub fn global_label(
-        mut self,
-        key: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<Self, ConfigError> {
-        let key = key.into();
-        check_name("global label", &key)?;
-        if self.global_labels.iter().any(|(k, _)| *k == key) {
-            return Err(ConfigError(format!("global label {key:?} is set twice")));
-        }
-        self.global_labels.push((key, value.into()));
-        Ok(self)
+    ///
+    /// The name must be a valid Prometheus label name, not one of [`RESERVED_LABEL_NAMES`], and
+    /// used by no other label source (global labels, label tags, path labels, label functions).
+    pub fn global_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.global_labels.push((key.into(), value.into()));
+        self
     }
 
     /// Histogram buckets of `http_server_request_duration_seconds`, in seconds, strictly
     /// increasing. Defaults to [`DEFAULT_DURATION_BUCKETS`] (OpenTelemetry's 0.005 … 10 s).
-    pub fn buckets(mut self, buckets: &[f64]) -> Result<Self, ConfigError> {
-        if buckets.is_empty()
-            || buckets.iter().any(|b| !b.is_finite())
-            || buckets.windows(2).any(|w| w[0] >= w[1])
-        {
-            return Err(ConfigError(format!(
-                "buckets {buckets:?} must be finite, non-empty and strictly increasing"
-            )));
-        }
+    pub fn buckets(mut self, buckets: &[f64]) -> Self {
         self.buckets = buckets.to_vec();
-        Ok(self)
+        self
     }
 
     /// Does not record requests whose path or route template is `path`, or, when `path` ends
@@ -370,11 +347,10 @@ impl MonitorBuilder {
     }
 
     /// Does not record requests answered with `status` (e.g. 404 from scanners). They still
-    /// count in the in-flight gauge while they run. Defaults to none.
+    /// count in the in-flight gauge while they run. `status` must be within `100..=599`.
+    /// Defaults to none.
     pub fn exclude_status(mut self, status: u16) -> Self {
-        if let Some(bit) = self.excluded_statuses.get_mut(usize::from(status).min(599)) {
-            *bit = true;
-        }
+        self.excluded_statuses.push(status);
         self
     }
 
@@ -419,37 +395,30 @@ impl MonitorBuilder {
     /// Declares a handler tag whose values become a label on
     /// `http_server_request_duration_seconds` (empty when a request lacks the tag). Values are
     /// bounded by the label-set cap. At most [`MAX_LABEL_TAGS`]; defaults to none.
-    pub fn label_tag(mut self, key: impl Into<Cow<'static, str>>) -> Result<Self, ConfigError> {
-        let key = key.into();
-        check_name("label tag", &key)?;
-        if matches!(
-            &*key,
-            "http_request_method" | "http_route" | "http_response_status_code" | "error_code"
-        ) || self.global_labels.iter().any(|(k, _)| *k == key)
-            || self.label_tags.contains(&key)
-        {
-            return Err(ConfigError(format!(
-                "label tag {key:?} collides with another label"
-            )));
-        }
-        if self.label_tags.len() == MAX_LABEL_TAGS {
-            return Err(ConfigError(format!(
-                "at most {MAX_LABEL_TAGS} label tags can be declared"
-            )));
-        }
+    ///
+    /// Names follow the rules of [`MonitorBuilder::global_label`].
+    pub fn label_tag(self, key: impl Into<Cow<'static, str>>) -> Self {
+        self.declare_label("label_tag", key.into())
+    }
+
+    fn declare_label(mut self, setting: &'static str, key: Cow<'static, str>) -> Self {
         self.label_tags.push(key);
-        Ok(self)
+        self.label_sources.push(setting);
+        self
     }
 
     /// Keeps the path parameter `name` (e.g. `tenant` of `/tenants/{tenant}/orders`) as a
     /// label, like a declared handler tag (see [`MonitorBuilder::label_tag`]): requests whose
     /// route has no such parameter get an empty value, and values are bounded by the label-set
     /// cap. Defaults to none.
-    pub fn path_label(mut self, name: impl Into<Cow<'static, str>>) -> Result<Self, ConfigError> {
-        let name = name.into();
-        self = self.label_tag(name.clone())?;
+    pub fn path_label(self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.add_path_label("path_label", name.into())
+    }
+
+    fn add_path_label(mut self, setting: &'static str, name: Cow<'static, str>) -> Self {
+        self = self.declare_label(setting, name.clone());
         self.path_labels.push(name);
-        Ok(self)
+        self
     }
 
     /// [`MonitorBuilder::path_label`] on the listed route templates only (an allowlist per
@@ -459,20 +428,16 @@ impl MonitorBuilder {
     /// use vitalsign_core::Monitor;
     ///
     /// let monitor = Monitor::builder("shop")
-    ///     .path_label_on(&["/tenants/{tenant}/orders"], "tenant")?
+    ///     .path_label_on(&["/tenants/{tenant}/orders"], "tenant")
     ///     .build()?;
     /// # Ok::<(), vitalsign_core::ConfigError>(())
     /// ```
-    pub fn path_label_on(
-        mut self,
-        routes: &[&str],
-        name: impl Into<Cow<'static, str>>,
-    ) -> Result<Self, ConfigError> {
+    pub fn path_label_on(mut self, routes: &[&str], name: impl Into<Cow<'static, str>>) -> Self {
         let name = name.into();
-        self = self.path_label(name.clone())?;
+        self = self.add_path_label("path_label_on", name.clone());
         self.path_label_routes
             .push((name, routes.iter().map(|r| Box::<str>::from(*r)).collect()));
-        Ok(self)
+        self
     }
 
     /// A label computed from the request by `f` (e.g. a client class from a header), like a
@@ -486,22 +451,18 @@ impl MonitorBuilder {
     ///     .label_fn("client", |request| {
     ///         let agent = request.header("user-agent")?;
     ///         Some(if agent.starts_with(b"curl") { "curl" } else { "other" }.to_owned())
-    ///     })?
+    ///     })
     ///     .build()?;
     /// # Ok::<(), vitalsign_core::ConfigError>(())
     /// ```
-    pub fn label_fn<F>(
-        mut self,
-        name: impl Into<Cow<'static, str>>,
-        f: F,
-    ) -> Result<Self, ConfigError>
+    pub fn label_fn<F>(mut self, name: impl Into<Cow<'static, str>>, f: F) -> Self
     where
         F: Fn(&RequestInfo<'_>) -> Option<String> + Send + Sync + 'static,
     {
         let name = name.into();
-        self = self.label_tag(name.clone())?;
+        self = self.declare_label("label_fn", name.clone());
         self.label_fns.push((name, LabelFn(Arc::new(f))));
-        Ok(self)
+        self
     }
 
     /// Decides which requests are errors. Defaults to [`DefaultClassifier`].
@@ -557,8 +518,14 @@ impl MonitorBuilder {
         self
     }
 
-    /// Builds the monitor.
+    /// Checks every setting, whatever the order they were given in, and builds the monitor.
+    ///
+    /// The error says which setting is wrong and why: invalid or reserved names
+    /// ([`RESERVED_LABEL_NAMES`]), one label name used by two label sources, duplicate health
+    /// components, buckets that are not strictly increasing, statuses outside `100..=599`, a
+    /// token that cannot travel in a header, or a thread that could not be started.
     pub fn build(mut self) -> Result<Monitor, ConfigError> {
+        self.validate()?;
         if self.exclude_own_endpoints {
             for path in DEFAULT_EXCLUDED_PATHS {
                 self.excluded.insert((*path).into());
@@ -616,8 +583,14 @@ impl MonitorBuilder {
             }));
         }
         health.set_sinks(sinks.clone());
-        let health_thread = HealthThread::spawn(Arc::clone(&health), tickers)
-            .map_err(|e| ConfigError(format!("cannot start the health thread: {e}")))?;
+        let health_thread = HealthThread::spawn(Arc::clone(&health), tickers).map_err(|e| {
+            ConfigError::new(
+                ConfigErrorKind::Resource,
+                "build",
+                format!("cannot start the health thread: {e}"),
+            )
+            .with_source(e)
+        })?;
         Ok(Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
@@ -626,18 +599,22 @@ impl MonitorBuilder {
                 label_fns: self.label_fns,
                 clock,
                 version: self.version,
-                token: self.token,
+                token: self
+                    .token
+                    .map(|t| Secret(t.into_bytes().into_boxed_slice())),
                 health,
                 _health_thread: health_thread,
                 drained: tokio::sync::Notify::new(),
                 #[cfg(feature = "stats")]
                 stats,
                 service: self.service,
-                excluded_statuses: self
-                    .excluded_statuses
-                    .iter()
-                    .any(|b| *b)
-                    .then_some(self.excluded_statuses.clone().into_boxed_slice()),
+                excluded_statuses: (!self.excluded_statuses.is_empty()).then(|| {
+                    let mut table = vec![false; 600];
+                    for status in &self.excluded_statuses {
+                        table[usize::from(*status)] = true;
+                    }
+                    table.into_boxed_slice()
+                }),
                 excluded_list: self.excluded.iter().cloned().collect(),
                 excluded_prefixes: self.excluded_prefixes,
                 excluded_lengths: self
@@ -656,6 +633,131 @@ impl MonitorBuilder {
                 prometheus,
             }),
         })
+    }
+}
+
+impl MonitorBuilder {
+    /// Every check of [`MonitorBuilder::build`], independent of the order of the settings.
+    fn validate(&self) -> Result<(), ConfigError> {
+        use ConfigErrorKind::*;
+        if let Some(namespace) = &self.namespace {
+            check_name("namespace", "namespace", namespace)?;
+        }
+        if self.buckets.is_empty()
+            || self.buckets.iter().any(|b| !b.is_finite())
+            || self.buckets.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(ConfigError::new(
+                InvalidValue,
+                "buckets",
+                format!(
+                    "buckets {:?} must be finite, non-empty and strictly increasing",
+                    self.buckets
+                ),
+            ));
+        }
+        if let Some(status) = self
+            .excluded_statuses
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            return Err(ConfigError::new(
+                OutOfRange,
+                "exclude_status",
+                format!("exclude_status({status}) is not an HTTP status: use 100..=599"),
+            ));
+        }
+        if let Some(token) = &self.token {
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::new(
+                    InvalidValue,
+                    "token",
+                    "token must be non-empty visible ASCII (it travels in an Authorization header)",
+                ));
+            }
+        }
+        // Every label source in one list: (setting, name).
+        let labels = self
+            .global_labels
+            .iter()
+            .map(|(k, _)| ("global_label", k.as_str()))
+            .chain(
+                self.label_sources
+                    .iter()
+                    .zip(&self.label_tags)
+                    .map(|(setting, k)| (*setting, &**k)),
+            );
+        let mut seen: Vec<(&'static str, &str)> = Vec::new();
+        for (setting, name) in labels {
+            check_name(setting, "label", name)?;
+            if RESERVED_LABEL_NAMES.contains(&name) {
+                return Err(ConfigError::new(
+                    ReservedName,
+                    setting,
+                    format!(
+                        "{setting}: label {name:?} is reserved (Prometheus or vitalsign writes it); \
+                         choose another name"
+                    ),
+                ));
+            }
+            if let Some((first, _)) = seen.iter().find(|(_, n)| *n == name) {
+                return Err(ConfigError::new(
+                    DuplicateName,
+                    setting,
+                    format!("{setting}: label {name:?} is already set by {first}"),
+                ));
+            }
+            seen.push((setting, name));
+        }
+        if self.label_tags.len() > MAX_LABEL_TAGS {
+            return Err(ConfigError::new(
+                OutOfRange,
+                self.label_sources[MAX_LABEL_TAGS],
+                format!(
+                    "{} label tags, path labels and label functions are declared; at most {MAX_LABEL_TAGS} can be",
+                    self.label_tags.len()
+                ),
+            ));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for spec in &self.health.components {
+            let setting = match spec.kind {
+                ComponentKind::Check(_) => "check",
+                ComponentKind::Task(_) => "task",
+                ComponentKind::Rule(_) => "rule",
+            };
+            let name = spec.name.as_str();
+            check_component_name(setting, name)?;
+            if names.contains(&name) {
+                return Err(ConfigError::new(
+                    DuplicateName,
+                    setting,
+                    format!("health component {name:?} is registered twice"),
+                ));
+            }
+            names.push(name);
+            if let ComponentKind::Rule(rule) = &spec.kind {
+                if let Condition::Above(v) | Condition::Below(v) = rule.condition {
+                    if !v.is_finite() {
+                        return Err(ConfigError::new(
+                            InvalidValue,
+                            "rule",
+                            format!("rule {name:?}: threshold {v} is not finite"),
+                        ));
+                    }
+                }
+                if let Signal::LatencyQuantile(q) = rule.signal {
+                    if !(0.0..=1.0).contains(&q) {
+                        return Err(ConfigError::new(
+                            OutOfRange,
+                            "rule",
+                            format!("rule {name:?}: quantile {q} is not within 0..=1"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1649,7 +1751,7 @@ mod tests {
 
     #[test]
     fn excluded_statuses_are_not_recorded() {
-        let (monitor, sink) = monitor(|b| b.exclude_status(404).exclude_status(999));
+        let (monitor, sink) = monitor(|b| b.exclude_status(404));
         for status in [404, 200, 404] {
             let mut flight = monitor.begin(start(b"GET", "/x", Some("/x"))).unwrap();
             flight.set_status(status);
@@ -1776,26 +1878,115 @@ mod tests {
 
     #[test]
     fn builder_refuses_bad_values_with_a_reason() {
-        let err = Monitor::builder("s").namespace("my-app").unwrap_err();
+        let fails = |b: MonitorBuilder| b.build().unwrap_err();
+        let err = fails(Monitor::builder("s").namespace("my-app"));
         assert!(err.to_string().contains("my-app"), "{err}");
-        assert!(Monitor::builder("s").buckets(&[1.0, 0.5]).is_err());
-        assert!(Monitor::builder("s").buckets(&[]).is_err());
-        assert!(Monitor::builder("s").buckets(&[f64::NAN]).is_err());
-        assert!(Monitor::builder("s").label_tag("http_route").is_err());
-        assert!(Monitor::builder("s").label_tag("__x").is_err());
-        assert!(Monitor::builder("s")
-            .global_label("a", "1")
-            .unwrap()
-            .global_label("a", "2")
-            .is_err());
+        assert_eq!(
+            (err.kind(), err.setting()),
+            (ConfigErrorKind::InvalidName, "namespace")
+        );
+        for buckets in [&[1.0, 0.5][..], &[], &[f64::NAN]] {
+            let err = fails(Monitor::builder("s").buckets(buckets));
+            assert_eq!(err.setting(), "buckets", "{err}");
+        }
+        assert_eq!(
+            fails(Monitor::builder("s").label_tag("__x")).kind(),
+            ConfigErrorKind::InvalidName
+        );
         let mut b = Monitor::builder("s");
         for i in 0..MAX_LABEL_TAGS {
-            b = b.label_tag(format!("t{i}")).unwrap();
+            b = b.label_tag(format!("t{i}"));
         }
-        assert!(b
-            .label_tag("one_more")
-            .unwrap_err()
-            .to_string()
-            .contains("at most"));
+        let err = fails(b.label_tag("one_more"));
+        assert!(err.to_string().contains("at most"), "{err}");
+        assert_eq!(err.kind(), ConfigErrorKind::OutOfRange);
+    }
+
+    /// Regression (review item 4): `global_label("le", …)` was accepted and corrupted every
+    /// histogram line; label sources could share a name depending on call order;
+    /// `exclude_status(700)` silently excluded 599.
+    #[test]
+    fn build_validates_the_whole_configuration_in_any_order() {
+        let fails = |b: MonitorBuilder| b.build().unwrap_err();
+        for reserved in RESERVED_LABEL_NAMES {
+            let err = fails(Monitor::builder("s").global_label(*reserved, "x"));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+            assert_eq!(err.setting(), "global_label");
+            let err = fails(Monitor::builder("s").label_tag(*reserved));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+            let err = fails(Monitor::builder("s").path_label(*reserved));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+            let err = fails(Monitor::builder("s").label_fn(*reserved, |_| None));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+        }
+        // Every pair of label sources, in both orders, refuses a shared name.
+        type Source = fn(MonitorBuilder) -> MonitorBuilder;
+        let sources: [(&str, Source); 5] = [
+            ("global_label", |b| b.global_label("tenant", "a")),
+            ("label_tag", |b| b.label_tag("tenant")),
+            ("path_label", |b| b.path_label("tenant")),
+            ("path_label_on", |b| {
+                b.path_label_on(&["/t/{tenant}"], "tenant")
+            }),
+            ("label_fn", |b| b.label_fn("tenant", |_| None)),
+        ];
+        for (first_name, first) in sources {
+            for (second_name, second) in sources {
+                let err = fails(second(first(Monitor::builder("s"))));
+                assert_eq!(
+                    err.kind(),
+                    ConfigErrorKind::DuplicateName,
+                    "{first_name} then {second_name}: {err}"
+                );
+                assert!(err.to_string().contains("tenant"), "{err}");
+            }
+            assert!(first(Monitor::builder("s")).build().is_ok(), "{first_name}");
+        }
+        for status in [0, 99, 600, 700, u16::MAX] {
+            let err = fails(Monitor::builder("s").exclude_status(status));
+            assert_eq!(err.kind(), ConfigErrorKind::OutOfRange, "{status}");
+            assert!(err.to_string().contains(&status.to_string()), "{err}");
+        }
+        // 599 is a valid status: excluding it works, and 700 never excluded it.
+        let (monitor, sink) = monitor(|b| b.exclude_status(599));
+        let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+        flight.set_status(599);
+        flight.complete();
+        assert!(sink.requests().is_empty());
+        let err = fails(Monitor::builder("s").token(""));
+        assert_eq!(
+            (err.kind(), err.setting()),
+            (ConfigErrorKind::InvalidValue, "token")
+        );
+        let err = fails(
+            Monitor::builder("s")
+                .task("db", crate::health::Task::new())
+                .check(
+                    "db",
+                    crate::health::Check::new(|| async { Ok::<(), String>(()) }),
+                ),
+        );
+        assert_eq!(
+            (err.kind(), err.setting()),
+            (ConfigErrorKind::DuplicateName, "check")
+        );
+        let err = fails(Monitor::builder("s").task("live", crate::health::Task::new()));
+        assert_eq!(err.kind(), ConfigErrorKind::InvalidName);
     }
 }

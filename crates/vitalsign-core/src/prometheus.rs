@@ -34,7 +34,9 @@ use hashbrown::{Equivalent, HashMap};
 use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::monitor::{ConfigError, MonitorBuilder, PrometheusSetup, MAX_LABEL_TAGS};
+use crate::monitor::{
+    ConfigError, ConfigErrorKind, MonitorBuilder, PrometheusSetup, MAX_LABEL_TAGS,
+};
 use crate::{ErrorPoint, Method, RequestPoint, Sink};
 
 /// Base name of the request duration histogram.
@@ -281,7 +283,14 @@ impl PrometheusSink {
         std::thread::Builder::new()
             .name(UPKEEP_THREAD.into())
             .spawn(move || upkeep(upkeep_handle, stopped, interval))
-            .map_err(|e| ConfigError(format!("cannot start the histogram upkeep thread: {e}")))?;
+            .map_err(|e| {
+                ConfigError::new(
+                    ConfigErrorKind::Resource,
+                    "upkeep_interval",
+                    format!("cannot start the histogram upkeep thread: {e}"),
+                )
+                .with_source(e)
+            })?;
 
         Ok(PrometheusSink {
             registrar,

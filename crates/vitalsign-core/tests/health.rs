@@ -54,7 +54,6 @@ async fn a_check_flips_the_service_and_readiness_and_recovers() {
     let up = Arc::new(AtomicBool::new(true));
     let monitor = Monitor::builder("s")
         .check("db", flag_check(&up))
-        .unwrap()
         .build()
         .unwrap();
     wait_level(&monitor, "db", Level::Available).await;
@@ -119,7 +118,6 @@ async fn readiness_waits_for_the_first_result_of_critical_checks() {
             .interval(FAST)
             .timeout(Duration::from_secs(30)),
         )
-        .unwrap()
         .build()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -156,11 +154,7 @@ async fn fall_and_rise_need_consecutive_results() {
     .interval(FAST)
     .fall(3)
     .rise(2);
-    let monitor = Monitor::builder("s")
-        .check("db", check)
-        .unwrap()
-        .build()
-        .unwrap();
+    let monitor = Monitor::builder("s").check("db", check).build().unwrap();
     wait_level(&monitor, "db", Level::Available).await;
     let mut watch = monitor.watch_level(Some("db")).unwrap();
     watch.borrow_and_update();
@@ -198,12 +192,10 @@ async fn a_panicking_check_is_contained_and_reported() {
             })
             .interval(FAST),
         )
-        .unwrap()
         .check(
             "fine",
             Check::new(|| async { Ok::<(), String>(()) }).interval(FAST),
         )
-        .unwrap()
         .build()
         .unwrap();
     wait_level(&monitor, "boom", Level::Unavailable).await;
@@ -230,7 +222,6 @@ async fn a_hanging_check_times_out_and_never_delays_a_probe() {
             .interval(Duration::from_millis(200))
             .timeout(Duration::from_millis(300)),
         )
-        .unwrap()
         .build()
         .unwrap();
     // While the check hangs, probes answer from the snapshot.
@@ -277,7 +268,6 @@ async fn a_check_that_blocks_its_thread_goes_stale() {
     .interval(Duration::from_millis(50));
     let monitor = Monitor::builder("s")
         .check("blocker", check)
-        .unwrap()
         .build()
         .unwrap();
     wait_level(&monitor, "blocker", Level::Available).await;
@@ -290,7 +280,6 @@ async fn a_check_that_blocks_its_thread_goes_stale() {
 async fn task_statuses_count_toward_a_threshold() {
     let monitor = Monitor::builder("s")
         .task("ingest", Task::new().threshold(3))
-        .unwrap()
         .task_classifier(|e: &(dyn std::error::Error + 'static)| {
             if e.to_string().contains("schema") {
                 TaskStatus::Fatal
@@ -365,11 +354,7 @@ fn request(monitor: &Monitor, status: u16) {
 }
 
 fn rule_monitor(rule: Rule) -> Monitor {
-    Monitor::builder("s")
-        .rule("http", rule)
-        .unwrap()
-        .build()
-        .unwrap()
+    Monitor::builder("s").rule("http", rule).build().unwrap()
 }
 
 #[tokio::test]
@@ -482,9 +467,7 @@ async fn a_token_guards_details_metrics_and_components() {
     let monitor = Monitor::builder("s")
         .version("1.2.3")
         .task("ingest", Task::new())
-        .unwrap()
         .token("s3cret")
-        .unwrap()
         .build()
         .unwrap();
     monitor
@@ -552,7 +535,6 @@ async fn health_json_and_headers() {
     let monitor = Monitor::builder("svc")
         .version("9")
         .check("db", flag_check(&up))
-        .unwrap()
         .build()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -601,17 +583,20 @@ fn component_names_are_checked() {
         &"x".repeat(65),
     ] {
         assert!(
-            Monitor::builder("s").check(bad, check()).is_err(),
+            Monitor::builder("s").check(bad, check()).build().is_err(),
             "{bad:?}"
         );
     }
     let twice = Monitor::builder("s")
         .check("db", check())
-        .unwrap()
         .task("db", Task::new());
-    assert!(twice.unwrap_err().to_string().contains("registered twice"));
+    assert!(twice
+        .build()
+        .unwrap_err()
+        .to_string()
+        .contains("registered twice"));
     let bad_q = Rule::new(Signal::LatencyQuantile(1.5), Condition::Above(1.0));
-    assert!(MonitorBuilder::new("s").rule("r", bad_q).is_err());
+    assert!(MonitorBuilder::new("s").rule("r", bad_q).build().is_err());
 }
 
 #[cfg(feature = "prometheus")]
@@ -620,9 +605,7 @@ async fn the_health_gauge_follows_every_component() {
     let up = Arc::new(AtomicBool::new(true));
     let monitor = Monitor::builder("s")
         .check("db", flag_check(&up))
-        .unwrap()
         .task("ingest", Task::new())
-        .unwrap()
         .build()
         .unwrap();
     wait_level(&monitor, "db", Level::Available).await;

@@ -12,14 +12,14 @@
 //!         Check::new(|| async { Ok::<(), String>(()) }) // e.g. `SELECT 1`
 //!             .interval(Duration::from_secs(5))
 //!             .timeout(Duration::from_millis(500)),
-//!     )?
-//!     .task("ingest", Task::new().threshold(3))?
+//!     )
+//!     .task("ingest", Task::new().threshold(3))
 //!     .rule(
 //!         "http",
 //!         Rule::new(Signal::ServerErrorRatio, Condition::Above(0.5))
 //!             .window(Duration::from_secs(10))
 //!             .min_requests(10),
-//!     )?
+//!     )
 //!     .build()?;
 //! monitor.report_task("ingest", TaskStatus::Ok).unwrap();
 //! assert_eq!(monitor.health().components["ingest"].level, Level::Available);

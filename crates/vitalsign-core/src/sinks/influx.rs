@@ -8,7 +8,9 @@ use influxdb_line_protocol::LineProtocolBuilder;
 
 use super::queue::Queue;
 use crate::point::{Field, FieldValue};
-use crate::{AggregatePoint, ConfigError, ErrorPoint, RequestPoint, Sink, SinkReport};
+use crate::{
+    AggregatePoint, ConfigError, ConfigErrorKind, ErrorPoint, RequestPoint, Sink, SinkReport,
+};
 
 /// Where lines go.
 #[derive(Clone, Debug)]
@@ -70,12 +72,22 @@ impl InfluxSinkBuilder {
             match parsed {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
                 Ok(u) => {
-                    return Err(ConfigError(format!(
-                        "influx URL {url:?}: scheme {:?} is not http or https",
-                        u.scheme()
-                    )))
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::InvalidValue,
+                        "url",
+                        format!(
+                            "influx URL {url:?}: scheme {:?} is not http or https",
+                            u.scheme()
+                        ),
+                    ))
                 }
-                Err(e) => return Err(ConfigError(format!("influx URL {url:?} is not a URL: {e}"))),
+                Err(e) => {
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::InvalidValue,
+                        "url",
+                        format!("influx URL {url:?} is not a URL: {e}"),
+                    ))
+                }
             }
         }
         let queue = Arc::new(Queue::new(self.capacity, self.batch_size));
@@ -92,11 +104,25 @@ impl InfluxSinkBuilder {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| ConfigError(format!("influx sink: no runtime: {e}")))?;
+            .map_err(|e| {
+                ConfigError::new(
+                    ConfigErrorKind::Resource,
+                    "build",
+                    format!("influx sink: no runtime: {e}"),
+                )
+                .with_source(e)
+            })?;
         std::thread::Builder::new()
             .name("vitalsign-influx".into())
             .spawn(move || runtime.block_on(writer.run(stopped)))
-            .map_err(|e| ConfigError(format!("influx sink: no writer thread: {e}")))?;
+            .map_err(|e| {
+                ConfigError::new(
+                    ConfigErrorKind::Resource,
+                    "build",
+                    format!("influx sink: no writer thread: {e}"),
+                )
+                .with_source(e)
+            })?;
         Ok(Arc::new(InfluxSink {
             queue,
             flushes,

@@ -12,7 +12,10 @@ use cadence::{
     StatsdClient, Timed,
 };
 
-use crate::{AggregatePoint, ConfigError, ErrorPoint, Method, RequestPoint, Sink, SinkReport};
+use crate::{
+    AggregatePoint, ConfigError, ConfigErrorKind, ErrorPoint, Method, RequestPoint, Sink,
+    SinkReport,
+};
 
 /// How tags are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +76,11 @@ impl StatsdSinkBuilder {
     /// Opens the socket and starts the sender and flusher threads.
     pub fn build(self) -> Result<Arc<StatsdSink>, ConfigError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
-            ConfigError(format!("statsd sink for {:?}: {what}: {e}", self.addr))
+            ConfigError::new(
+                ConfigErrorKind::Resource,
+                "build",
+                format!("statsd sink for {:?}: {what}: {e}", self.addr),
+            )
         };
         let socket =
             UdpSocket::bind("0.0.0.0:0").map_err(|e| fail("cannot open a UDP socket", &e))?;
