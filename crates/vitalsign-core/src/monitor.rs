@@ -569,10 +569,14 @@ impl MonitorBuilder {
             stats.set_reporters(reporters(&sinks));
             stats
         };
+        let panics = Arc::new(crate::sink::Panics::new(&sinks));
         #[cfg(feature = "prometheus")]
         if let Some(prometheus) = &prometheus {
-            let sink_part =
-                crate::prometheus::sink_collector(reporters(&sinks), self.namespace.clone());
+            let sink_part = crate::prometheus::sink_collector(
+                reporters(&sinks),
+                Arc::clone(&panics),
+                self.namespace.clone(),
+            );
             #[cfg(feature = "stats")]
             let stats_part =
                 crate::prometheus::stats_collector(Arc::clone(&stats), self.namespace.clone());
@@ -627,6 +631,7 @@ impl MonitorBuilder {
                 route_cache: OnceCache::new(self.max_label_sets.min(ROUTE_CACHE_ROUTES) * 2),
                 routes_overflowed: AtomicBool::new(false),
                 classifier: self.classifier,
+                panics,
                 sinks,
                 in_flight: AtomicI64::new(0),
                 #[cfg(feature = "prometheus")]
@@ -916,6 +921,8 @@ struct Inner {
     routes_overflowed: AtomicBool,
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
+    /// Panics of each sink, then of the error classifier.
+    panics: Arc<crate::sink::Panics>,
     in_flight: AtomicI64,
     #[cfg(feature = "prometheus")]
     prometheus: Option<Arc<crate::prometheus::PrometheusSink>>,
@@ -1075,7 +1082,8 @@ impl Monitor {
         let wait = async {
             loop {
                 let drained = self.inner.drained.notified();
-                if self.in_flight() <= 0 {
+                // SeqCst: see `record`.
+                if self.inner.in_flight.load(Ordering::SeqCst) <= 0 {
                     return;
                 }
                 drained.await;
@@ -1164,9 +1172,7 @@ impl Monitor {
         let request_id = RequestId::from_header(start.request_id)
             .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        for sink in &self.inner.sinks {
-            sink.request_started(method);
-        }
+        self.each_sink(|sink| sink.request_started(method));
         let start = self.inner.clock.now();
         Some(InFlight {
             monitor: self.clone(),
@@ -1273,32 +1279,55 @@ impl Monitor {
         if !status_excluded && !flight.route_excluded {
             self.send(&point, attached_code.or(panicked.then_some("panic")));
         }
-        for sink in &self.inner.sinks {
-            sink.request_finished(point.method);
-        }
+        self.each_sink(|sink| sink.request_finished(point.method));
         // Only now, with every sink holding the point, does the request stop being in flight:
         // whoever waits for zero in flight (a drain, a test) then finds it recorded.
-        if self.inner.in_flight.fetch_sub(1, Ordering::Release) == 1
+        // SeqCst here and in `shutdown`: this decrement-then-read of `draining` and the drain's
+        // store-then-read of `in_flight` must not both see the old value (a missed wake-up).
+        if self.inner.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
             && self.inner.health.is_draining()
         {
             self.inner.drained.notify_waiters();
         }
     }
 
+    /// Calls `f` on every sink. A sink that panics is contained: the panic is counted
+    /// (`vitalsign_sink_panics_total{sink}`) and logged once, and the other sinks still get
+    /// the call. One `catch_unwind` covers all sinks unless one panics.
+    fn each_sink(&self, mut f: impl FnMut(&dyn Sink)) {
+        let sinks = &self.inner.sinks;
+        let mut next = 0;
+        while next < sinks.len() {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                while let Some(sink) = sinks.get(next) {
+                    next += 1;
+                    f(&**sink);
+                }
+            }));
+            if run.is_err() {
+                self.inner.panics.panicked(next - 1);
+            }
+        }
+    }
+
     /// Hands a finished request (and its error point, if it is one) to every sink.
     fn send(&self, point: &RequestPoint<'_>, code: Option<&str>) {
-        for sink in &self.inner.sinks {
-            sink.record_request(point);
-        }
-        if self.inner.classifier.0.is_error(point, code) {
+        self.each_sink(|sink| sink.record_request(point));
+        let classifier = &self.inner.classifier.0;
+        let is_error = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            classifier.is_error(point, code)
+        }))
+        .unwrap_or_else(|_| {
+            self.inner.panics.panicked(self.inner.sinks.len());
+            false
+        });
+        if is_error {
             let mut buf = itoa::Buffer::new();
             let error = ErrorPoint {
                 request: point,
                 error_code: code.unwrap_or_else(|| buf.format(point.status_code)),
             };
-            for sink in &self.inner.sinks {
-                sink.record_error(&error);
-            }
+            self.each_sink(|sink| sink.record_error(&error));
         }
     }
 }
@@ -1900,6 +1929,123 @@ mod tests {
         let err = fails(b.label_tag("one_more"));
         assert!(err.to_string().contains("at most"), "{err}");
         assert_eq!(err.kind(), ConfigErrorKind::OutOfRange);
+    }
+
+    #[derive(Debug)]
+    struct Panicky {
+        started: bool,
+        record: bool,
+        finished: bool,
+    }
+
+    impl Sink for Panicky {
+        fn request_started(&self, _: Method) {
+            assert!(!self.started, "sink panics in request_started");
+        }
+        fn record_request(&self, _: &RequestPoint<'_>) {
+            assert!(!self.record, "sink panics in record_request");
+        }
+        fn request_finished(&self, _: Method) {
+            assert!(!self.finished, "sink panics in request_finished");
+        }
+    }
+
+    /// Regression (review item 10): a panicking sink or classifier aborted the process, because
+    /// user code runs inside `InFlight::drop`, possibly while a handler's panic unwinds.
+    #[test]
+    fn panicking_sinks_and_classifiers_are_contained_and_counted() {
+        let memory = Arc::new(MemorySink::new(100));
+        let monitor = Monitor::builder("svc")
+            .sink(Arc::new(Panicky {
+                started: true,
+                record: true,
+                finished: true,
+            }))
+            .sink(memory.clone())
+            .classify_errors(|point: &RequestPoint<'_>, _: Option<&str>| {
+                assert!(point.status_code != 503, "classifier panics");
+                point.status_code >= 500
+            })
+            .build()
+            .unwrap();
+        // A handler that panics: the flight records while the panic unwinds.
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _flight = monitor.begin(start(b"GET", "/p", Some("/p"))).unwrap();
+            panic!("handler panics");
+        }));
+        assert!(unwound.is_err());
+        for status in [200, 503] {
+            let mut flight = monitor.begin(start(b"GET", "/p", Some("/p"))).unwrap();
+            flight.set_status(status);
+            flight.complete();
+        }
+        assert_eq!(monitor.in_flight(), 0);
+        // The sink after the panicking one got every point and every call.
+        let points = memory.requests();
+        assert_eq!(
+            points.iter().map(|p| p.status_code).collect::<Vec<_>>(),
+            [500, 200, 503]
+        );
+        assert_eq!(memory.started(), 3);
+        // The 503's classifier panicked: not an error point; the panic's 500 is one.
+        assert_eq!(memory.errors().len(), 1);
+        let metrics = monitor.render_metrics().unwrap();
+        assert!(
+            metrics.contains(r#"vitalsign_sink_panics_total{sink="Panicky"} 9"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"vitalsign_sink_panics_total{sink="error_classifier"} 1"#),
+            "{metrics}"
+        );
+        assert!(metrics.contains(r#"vitalsign_sink_panics_total{sink="MemorySink"} 0"#));
+    }
+
+    /// Regression (review item 8): `draining` and `in_flight` were read and written with
+    /// orderings that let both sides see stale values, so `shutdown(deadline)` could wait the
+    /// whole deadline. 1 000 shutdowns race a request finishing at that moment.
+    #[test]
+    fn a_shutdown_racing_the_last_request_never_waits_for_its_deadline() {
+        use std::sync::atomic::AtomicUsize;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let deadline = Duration::from_secs(10);
+        for round in 0..1000 {
+            let builder = Monitor::builder("svc");
+            #[cfg(feature = "prometheus")]
+            let builder = builder.without_prometheus();
+            let monitor = builder.build().unwrap();
+            let flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+            let ready = Arc::new(AtomicUsize::new(0));
+            let finisher = {
+                let ready = Arc::clone(&ready);
+                std::thread::spawn(move || {
+                    let mut flight = flight;
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    while ready.load(Ordering::SeqCst) < 2 {
+                        std::hint::spin_loop();
+                    }
+                    // Finish at a different moment of the shutdown each round.
+                    for _ in 0..(round % 100) * 50 {
+                        std::hint::spin_loop();
+                    }
+                    flight.complete();
+                })
+            };
+            ready.fetch_add(1, Ordering::SeqCst);
+            while ready.load(Ordering::SeqCst) < 2 {
+                std::hint::spin_loop();
+            }
+            let report = runtime.block_on(monitor.shutdown(deadline));
+            finisher.join().unwrap();
+            assert!(
+                report.waited < deadline,
+                "round {round}: shutdown missed the last request's wake-up: {report:?}"
+            );
+            assert_eq!(report.cut, 0);
+        }
     }
 
     /// Regression (review item 4): `global_label("le", …)` was accepted and corrupted every

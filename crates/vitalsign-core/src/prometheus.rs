@@ -565,19 +565,28 @@ impl Sink for PrometheusSink {
 /// and `vitalsign_sink_queued_points{sink}`.
 pub(crate) fn sink_collector(
     sinks: Vec<std::sync::Arc<dyn Sink>>,
+    panics: std::sync::Arc<crate::sink::Panics>,
     namespace: Option<String>,
 ) -> Collector {
     let name = |base: &str| match &namespace {
         Some(ns) => format!("{ns}_{base}"),
         None => base.to_owned(),
     };
-    let [sent, dropped, queued] = [
+    let [sent, dropped, queued, panicked] = [
         "vitalsign_sink_sent_points_total",
         "vitalsign_sink_dropped_points_total",
         "vitalsign_sink_queued_points",
+        "vitalsign_sink_panics_total",
     ]
     .map(name);
     Box::new(move || {
+        metrics::describe_counter!(
+            panicked.clone(),
+            "Panics of a sink (or of the error classifier) contained while recording a request."
+        );
+        for (sink, count) in panics.counts() {
+            metrics::counter!(panicked.clone(), "sink" => sink).absolute(count);
+        }
         if sinks.is_empty() {
             return;
         }

@@ -23,6 +23,8 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::health::Level;
 use crate::{AggregatePoint, ErrorPoint, Method, RequestPoint};
@@ -48,7 +50,19 @@ pub struct SinkReport {
 /// [`record_request`](Sink::record_request) (at end of stream, error, early drop or panic), then,
 /// if the classifier calls it an error, one [`record_error`](Sink::record_error), then one
 /// [`request_finished`](Sink::request_finished).
+///
+/// A sink that panics never fails a request: the panic is contained, counted in
+/// `vitalsign_sink_panics_total{sink}` and logged once, and the other sinks still get the point.
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
+    /// The sink's name: the `sink` label of `vitalsign_sink_*` series. Defaults to the name of
+    /// [`Sink::report`] when the sink reports, else to the type's name without its path.
+    fn name(&self) -> &'static str {
+        match self.report() {
+            Some(report) => report.name,
+            None => short_type_name(std::any::type_name::<Self>()),
+        }
+    }
+
     /// A request began (for in-flight gauges). Defaults to doing nothing.
     fn request_started(&self, method: Method) {
         let _ = method;
@@ -99,5 +113,60 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// each change). Defaults to doing nothing.
     fn health_changed(&self, component: &str, level: Level) {
         let _ = (component, level);
+    }
+}
+
+/// `a::b::Type<c::D>` → `Type`.
+fn short_type_name(name: &'static str) -> &'static str {
+    let base = name.split('<').next().unwrap_or(name);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// Panics of each sink of a monitor, then of its error classifier (the last slot).
+#[derive(Debug)]
+pub(crate) struct Panics {
+    names: Box<[&'static str]>,
+    counts: Box<[AtomicU64]>,
+    logged: Box<[AtomicBool]>,
+}
+
+impl Panics {
+    /// The name of the error classifier's slot.
+    pub(crate) const CLASSIFIER: &'static str = "error_classifier";
+
+    pub(crate) fn new(sinks: &[Arc<dyn Sink>]) -> Self {
+        let names: Box<[&'static str]> = sinks
+            .iter()
+            .map(|s| s.name())
+            .chain(std::iter::once(Self::CLASSIFIER))
+            .collect();
+        Panics {
+            counts: names.iter().map(|_| AtomicU64::new(0)).collect(),
+            logged: names.iter().map(|_| AtomicBool::new(false)).collect(),
+            names,
+        }
+    }
+
+    /// Slot `index` panicked: count it, log the first time.
+    pub(crate) fn panicked(&self, index: usize) {
+        let Some(count) = self.counts.get(index) else {
+            return;
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        if !self.logged[index].swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                sink = self.names[index],
+                "vitalsign: a sink panicked; the request is still served and recorded by the \
+                 other sinks (counted in vitalsign_sink_panics_total, logged once per sink)"
+            );
+        }
+    }
+
+    /// `(name, panics)` of every slot.
+    pub(crate) fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.names
+            .iter()
+            .zip(self.counts.iter())
+            .map(|(name, count)| (*name, count.load(Ordering::Relaxed)))
     }
 }

@@ -65,6 +65,15 @@ where
 
 /// Uses the request path itself as the route. Only for services whose paths form a small,
 /// fixed set, such as tonic/gRPC (`/package.Service/Method`).
+///
+/// Clients choose raw paths, so they are bounded like every route: once the monitor knows
+/// `max_label_sets` distinct routes ([`MonitorBuilder::max_label_sets`]), requests on new paths
+/// are recorded under the one route [`OVERFLOW_ROUTE`] (`__overflow__`, a warning is logged
+/// once), while routes seen before keep their names. Set the cap a little above the number of
+/// methods the service really has.
+///
+/// [`MonitorBuilder::max_label_sets`]: vitalsign_core::MonitorBuilder::max_label_sets
+/// [`OVERFLOW_ROUTE`]: vitalsign_core::OVERFLOW_ROUTE
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UriPath;
 

@@ -201,11 +201,11 @@ impl Health {
     }
 
     pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set_draining(&self) {
-        if !self.draining.swap(true, Ordering::Relaxed) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
             tracing::warn!("vitalsign: draining: /health/ready answers 503 from now on");
             self.publish();
         }
