@@ -3,9 +3,9 @@
 //! round; medians of the rounds. Also the core alone and `/metrics` rendering.
 //!
 //! ```text
-//! cargo bench --bench compare            # full run (a few minutes)
-//! VITALSIGN_BENCH_QUICK=1 cargo bench --bench compare
-//! VITALSIGN_BENCH_ONLY=core cargo bench --bench compare   # one part: axum, actix, core, render
+//! cargo bench -p vitalsign-benches --bench compare            # full run (a few minutes)
+//! VITALSIGN_BENCH_QUICK=1 cargo bench -p vitalsign-benches --bench compare
+//! VITALSIGN_BENCH_ONLY=core cargo bench -p vitalsign-benches --bench compare   # one part: axum, actix, core, render
 //! ```
 
 use std::hint::black_box;
@@ -229,7 +229,7 @@ fn bench_actix() -> Vec<(String, f64)> {
         (
             "vitalsign Monitoring",
             runner!(App::new()
-                .wrap(vitalsign_actix::Monitoring::new(&monitor))
+                .wrap(vitalsign::actix::Monitoring::new(&monitor))
                 .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (

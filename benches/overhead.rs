@@ -8,7 +8,7 @@
 //!   queue (and `/stats`) instead of Prometheus;
 //! - `render/{1000,10000}`: `/metrics` with that many label sets.
 //!
-//! `cargo bench --bench overhead`. `benches/compare.rs` runs the request variants alternating
+//! `cargo bench -p vitalsign-benches --bench overhead`. `benches/compare.rs` runs the request variants alternating
 //! round by round and prints the added cost per request; `scripts/bench-instructions.sh`
 //! counts instructions.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
@@ -92,7 +92,7 @@ fn actix_request(c: &mut Criterion) {
     variant!(
         "vitalsign",
         App::new()
-            .wrap(vitalsign_actix::Monitoring::new(&monitor))
+            .wrap(vitalsign::actix::Monitoring::new(&monitor))
             .route("/users/{id}", user())
     );
     variant!(

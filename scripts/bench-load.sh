@@ -12,8 +12,8 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5}"
 PORT="${PORT:-3199}"
 command -v wrk >/dev/null || { echo "bench-load: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --example bench_server >&2
-BIN=target/release/examples/bench_server
+cargo bench -p vitalsign-benches --bench bench_server --no-run >&2
+BIN=$(ls -t target/release/deps/bench_server-* | grep -v "\.d$" | head -1)
 TICKS=$(getconf CLK_TCK)
 SERVER=""
 cleanup() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi; }

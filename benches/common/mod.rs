@@ -17,7 +17,7 @@ pub const START: RequestStart<'static> = RequestStart {
 /// nobody listens on: the request path encodes the line and queues it; a background task
 /// sends. Call it inside a Tokio runtime.
 pub fn influx_monitor() -> Monitor {
-    let influx = vitalsign_core::sinks::InfluxSink::udp("127.0.0.1:9")
+    let influx = vitalsign::sinks::InfluxSink::udp("127.0.0.1:9")
         .queue_capacity(1 << 16)
         .build()
         .unwrap();
@@ -27,7 +27,7 @@ pub fn influx_monitor() -> Monitor {
 /// A monitor recording into the StatsD sink instead of Prometheus (to a UDP port nobody
 /// listens on).
 pub fn statsd_monitor() -> Monitor {
-    let statsd = vitalsign_core::sinks::StatsdSink::udp("127.0.0.1:9")
+    let statsd = vitalsign::sinks::StatsdSink::udp("127.0.0.1:9")
         .build()
         .unwrap();
     without_prometheus(statsd)

@@ -2,7 +2,7 @@
 //! served bare, with vitalsign, or with the peer crate, on axum or actix-web.
 //!
 //! ```text
-//! cargo run --release --example bench_server -- axum vitalsign 127.0.0.1:3100
+//! cargo bench -p vitalsign-benches --bench bench_server -- axum vitalsign 127.0.0.1:3100
 //! ```
 
 use std::net::SocketAddr;
@@ -72,7 +72,7 @@ fn actix_server(variant: &str, addr: SocketAddr) {
             "vitalsign" => {
                 let monitor = vitalsign::Monitor::builder("bench").build().unwrap();
                 serve!(move || App::new()
-                    .wrap(vitalsign_actix::Monitoring::new(&monitor))
+                    .wrap(vitalsign::actix::Monitoring::new(&monitor))
                     .route("/users/{id}", user()))
             }
             "peer" => {
