@@ -48,6 +48,7 @@
 //! - `axum` (default): the Tower layer's axum integration ([`axum`] module).
 //! - `prometheus` (default): the Prometheus sink and `/metrics`.
 //! - `actix`: the actix-web middleware (the `actix` module).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use vitalsign_core::*;
 pub use vitalsign_tower::{

@@ -39,6 +39,7 @@
 //! # Feature flags
 //!
 //! - `prometheus` (default): `/metrics` in [`configure`] renders the Prometheus sink.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod endpoints;

@@ -25,6 +25,7 @@
 //!   `metrics` and `metrics-exporter-prometheus`.
 //! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
 mod classify;

@@ -36,6 +36,7 @@
 //! - `axum` (default): [`axum::MatchedPathRoute`] as the default route resolver, the
 //!   [`axum::Point`] extractor and the [`axum::endpoints`] router.
 //! - `prometheus` (default): `/metrics` in [`axum::endpoints`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
 pub mod axum;
