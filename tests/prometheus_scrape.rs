@@ -34,19 +34,10 @@ impl Drop for TempDir {
     }
 }
 
-/// Starts Prometheus scraping `target` every 200 ms; `None` (a loud skip) when it is not
-/// installed outside CI, a failure under `CI=true`.
+/// Starts Prometheus scraping `target` every 200 ms; `None` only when the run opted out of
+/// external servers ([`require`]).
 fn start_prometheus(target: &str) -> Option<Prometheus> {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let message = "the prometheus server is not installed: install Debian's `prometheus` package (.ci/run does)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
+    if !require(&PROMETHEUS) {
         return None;
     }
     let dir = std::env::temp_dir().join(format!(
