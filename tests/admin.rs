@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use vitalsign::axum::ServeAdmin;
 use vitalsign::Monitor;
@@ -43,6 +41,7 @@ async fn an_admin_listener_serves_the_endpoints_of_an_axum_app() {
         404,
         "not on the application's listener"
     );
+    all_recorded(&monitor, "the requests recorded").await;
     assert_eq!(work_count(&admin_url).await, Some(1.0));
     for path in ["/health", "/health/live", "/health/ready", "/stats"] {
         assert_eq!(
@@ -89,9 +88,19 @@ async fn an_admin_listener_serves_the_endpoints_of_an_actix_app() {
     for _ in 0..3 {
         assert_eq!(server.get("/work").await.0, 200);
     }
+    all_recorded(&monitor, "the three requests recorded").await;
     assert_eq!(work_count(&admin_url).await, Some(3.0));
     drop(admin);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Regression (review item 13): a fixed 100 ms sleep stood here. Dropping the handle stops
+    // the listener: wait until it refuses connections.
+    eventually("the dropped admin listener refuses connections", || async {
+        client()
+            .get(format!("{admin_url}/metrics"))
+            .send()
+            .await
+            .is_err()
+    })
+    .await;
 }
 
 #[tokio::test]

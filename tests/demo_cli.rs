@@ -103,6 +103,24 @@ fn demo_process_serves_routes_and_metrics(framework: &str) {
         assert_eq!(get("/health/live").await.unwrap().status(), 200);
         assert_eq!(get("/api/v1/orders/1/items/2").await.unwrap().status(), 200);
         assert_eq!(get("/metrics").await.unwrap().status(), 401, "the token guards /metrics");
+        // Regression (review item 20): a wrong token got "needs an Authorization: Bearer
+        // header" although one was sent.
+        let missing = get("/metrics").await.unwrap().text().await.unwrap();
+        assert!(missing.contains("needs an Authorization: Bearer <token> header"), "{missing}");
+        for wrong in ["Bearer wrong-token", "Basic ZGVtby10b2tlbg=="] {
+            let answer = client
+                .get(format!("{base}/stats"))
+                .header("authorization", wrong)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 401, "{wrong}");
+            let text = answer.text().await.unwrap();
+            assert!(
+                text.contains("does not carry this endpoint's token") && !text.contains("needs an"),
+                "{framework} {wrong}: {text}"
+            );
+        }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let health = get("/health").await.unwrap();
@@ -145,10 +163,24 @@ fn spawn_demo(
     String,
     std::io::Lines<BufReader<std::process::ChildStdout>>,
 ) {
+    spawn_demo_with(args, &[], Stdio::null())
+}
+
+/// [`spawn_demo`] with environment variables and a destination for stderr.
+fn spawn_demo_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (
+    KillOnDrop,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let child = Command::new(demo_binary())
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
@@ -208,4 +240,178 @@ fn the_push_flags_reach_a_statsd_server() {
         received.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(received.contains("route:/users/{id}"), "{received}");
+}
+
+/// Splits a shell command line into words: single quotes (`'\''` included) and spaces only,
+/// which is all the banner may use.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => words.extend(word.take()),
+            '\'' => {
+                let word = word.get_or_insert_with(String::new);
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    word.push(c);
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            c => {
+                assert!(
+                    c.is_ascii_alphanumeric() || "-_./:".contains(c),
+                    "{c:?} unquoted in: {line}"
+                );
+                word.get_or_insert_with(String::new).push(c);
+            }
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[test]
+fn the_banner_lists_every_route_as_a_quoted_working_command_on_axum() {
+    banner_lists_every_route_as_a_quoted_working_command("axum");
+}
+
+#[test]
+fn the_banner_lists_every_route_as_a_quoted_working_command_on_actix() {
+    banner_lists_every_route_as_a_quoted_working_command("actix");
+}
+
+/// Regression (review item 20): the banner left out `POST /echo` and `/health/{component}`,
+/// and printed `/slow?ms=300` unquoted (zsh globs `?`). Every line it prints is run here, as
+/// the shell would split it, with the token where the endpoint needs it.
+fn banner_lists_every_route_as_a_quoted_working_command(framework: &str) {
+    let (_child, first, lines) = spawn_demo(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--framework",
+        framework,
+        "--token",
+        "it's-me",
+    ]);
+    let base = first.rsplit(' ').next().unwrap().to_owned();
+    let banner: Vec<String> = lines
+        .map(Result::unwrap)
+        .take_while(|line| line != "stop with Ctrl-C")
+        .collect();
+    let commands: Vec<Vec<String>> = banner
+        .iter()
+        .filter_map(|line| line.strip_prefix("  "))
+        .map(shell_words)
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut tried = Vec::new();
+    for words in &commands {
+        let (url, options) = words.split_last().unwrap();
+        assert_eq!(&options[..2], ["curl", "-s"], "{words:?}");
+        let path = url
+            .strip_prefix(&base)
+            .unwrap_or_else(|| panic!("{words:?}"));
+        let (mut method, mut body, mut headers) = ("GET", None, Vec::new());
+        let mut options = options[2..].iter();
+        while let Some(option) = options.next() {
+            let value = options.next().unwrap_or_else(|| panic!("{words:?}"));
+            match option.as_str() {
+                "-X" => method = value.as_str(),
+                "--data" => body = Some(value.clone()),
+                "-H" => headers.push(value.split_once(": ").unwrap()),
+                _ => panic!("unexpected option in {words:?}"),
+            }
+        }
+        let mut request = client.request(method.parse().unwrap(), url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let status = runtime.block_on(async { request.send().await.unwrap().status().as_u16() });
+        let want = match path {
+            "/no/such/route" => 404,
+            "/error" | "/panic" => 500,
+            _ => 200,
+        };
+        assert_eq!(status, want, "{framework}: {words:?}");
+        tried.push(format!("{method} {}", path.split('?').next().unwrap()));
+    }
+    for route in [
+        "GET /users/42",
+        "GET /slow",
+        "GET /block",
+        "GET /stream",
+        "POST /echo",
+        "GET /api/v1/orders/7/items/3",
+        "GET /metrics",
+        "GET /health",
+        "GET /health/http",
+        "GET /health/live",
+        "GET /health/ready",
+        "GET /stats",
+    ] {
+        assert!(
+            tried.iter().any(|t| t == route),
+            "{route} missing from {banner:#?}"
+        );
+    }
+}
+
+/// Regression (review item 20): health transitions are logged at `warn`, but the demo
+/// installed no logger, so nothing was shown. A dependency that comes up and goes away gives
+/// one line each on stderr, with `RUST_LOG` set.
+#[test]
+fn a_health_transition_is_logged_on_stderr() {
+    let dependency = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = dependency.local_addr().unwrap().to_string();
+    let (mut child, _first, _lines) = spawn_demo_with(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--dependency",
+            &address,
+            "--check-interval-ms",
+            "50",
+        ],
+        &[("RUST_LOG", "vitalsign_core=warn")],
+        Stdio::piped(),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |to: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no transition to {to} on stderr ({e}): {seen:#?}"));
+            if line.contains("WARN")
+                && line.contains("health of dependency changed")
+                && line.contains(&format!("to=\"{to}\""))
+            {
+                return;
+            }
+            seen.push(line);
+        }
+    };
+    wait_for("available");
+    drop(dependency);
+    wait_for("unavailable");
 }

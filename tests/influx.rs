@@ -37,16 +37,9 @@ struct Influx {
 }
 
 impl Influx {
-    /// Starts InfluxDB; `None` (a loud skip) when it is not installed outside CI, a failure
-    /// under `CI=true`.
+    /// Starts InfluxDB; `None` only when the run opted out of external servers ([`require`]).
     async fn start() -> Option<Influx> {
-        if Command::new("influxd").arg("version").output().is_err() {
-            let message =
-                "influxd is not installed: install Debian's `influxdb` package (.ci/run does)";
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{message}");
-            }
-            eprintln!("SKIPPED: {message}");
+        if !require(&INFLUXD) {
             return None;
         }
         // A port found free can be taken by a parallel test before influxd binds it: then

@@ -158,6 +158,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    install_logger();
     let served = match args.framework {
         Framework::Axum => tokio::runtime::Runtime::new()
             .map_err(Into::into)
@@ -173,29 +174,55 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints where the demo listens and what to try.
-fn print_banner(framework: &str, addr: SocketAddr) {
+/// Prints where the demo listens and what to try: one shell command per route, every argument
+/// single-quoted (zsh would glob an unquoted `?`), with the token where an endpoint needs it.
+fn print_banner(framework: &str, addr: SocketAddr, token: Option<&str>) {
     let base = format!("http://{addr}");
     println!("vitalsign demo ({framework}) listening on {base}");
     println!("try:");
-    for path in [
-        "/users/42",
-        "/error",
-        "/slow?ms=300",
-        "/block?ms=200",
-        "/stream",
-        "/panic",
-        "/api/v1/orders/7/items/3",
-        "/no/such/route",
-        "/metrics",
-        "/health",
-        "/health/live",
-        "/health/ready",
-        "/stats",
+    let auth = token.map(|t| format!(" -H {}", shell_quote(&format!("Authorization: Bearer {t}"))));
+    for (options, path, guarded) in [
+        ("", "/users/42", false),
+        ("", "/error", false),
+        ("", "/slow?ms=300", false),
+        ("", "/block?ms=200", false),
+        ("", "/stream", false),
+        ("", "/panic", false),
+        (" -X POST --data 'hello'", "/echo", false),
+        ("", "/api/v1/orders/7/items/3", false),
+        ("", "/no/such/route", false),
+        ("", "/metrics", true),
+        ("", "/health", true),
+        ("", "/health/http", true),
+        ("", "/health/live", false),
+        ("", "/health/ready", false),
+        ("", "/stats", true),
     ] {
-        println!("  curl -s {base}{path}");
+        let auth = auth.as_deref().filter(|_| guarded).unwrap_or_default();
+        println!(
+            "  curl -s{options}{auth} {}",
+            shell_quote(&format!("{base}{path}"))
+        );
     }
+    println!("health transitions and sink failures are logged on stderr (filter: RUST_LOG)");
     println!("stop with Ctrl-C");
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Logs vitalsign's warnings (health transitions, sink failures) on stderr. `RUST_LOG` picks
+/// what is shown (`warn` when unset; invalid directives are ignored).
+fn install_logger() {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::WARN.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// How long a graceful stop waits for in-flight requests.
@@ -229,7 +256,7 @@ async fn serve_axum(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    print_banner("axum", listener.local_addr()?);
+    print_banner("axum", listener.local_addr()?, args.health.token.as_deref());
     axum::serve(listener, app::axum_app(&monitor))
         .with_graceful_shutdown(drain_on_ctrl_c(monitor.clone()))
         .await?;
@@ -240,7 +267,7 @@ async fn serve_actix(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let monitor = monitor(&args)?;
     let (server, addrs) = actix_app::actix_server(&monitor, args.addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    print_banner("actix", addrs[0]);
+    print_banner("actix", addrs[0], args.health.token.as_deref());
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         drain_on_ctrl_c(monitor).await;

@@ -257,29 +257,117 @@ fn parse_value(v: &str) -> f64 {
     }
 }
 
-/// Runs `promtool check metrics` on `text`; a missing promtool fails under `CI=true`.
+/// The variable that lets `bash scripts/test.sh` skip the tests that need an external server
+/// (`VITALSIGN_SKIP_EXTERNAL=1`); the script then ends its run by counting the skips.
+pub const SKIP_EXTERNAL: &str = "VITALSIGN_SKIP_EXTERNAL";
+
+/// The file each skip is appended to (`scripts/test.sh` sets it and reads it at the end).
+pub const SKIP_LOG: &str = "VITALSIGN_SKIP_LOG";
+
+/// A program from a Debian package that some tests start.
+#[derive(Debug)]
+pub struct External {
+    /// The executable.
+    pub program: &'static str,
+    /// Arguments that make it print its version and exit (the probe).
+    pub probe: &'static [&'static str],
+    /// The Debian package that installs it.
+    pub package: &'static str,
+}
+
+/// `promtool check metrics`.
+pub const PROMTOOL: External = External {
+    program: "promtool",
+    probe: &["--version"],
+    package: "prometheus",
+};
+
+/// The Prometheus server.
+pub const PROMETHEUS: External = External {
+    program: "prometheus",
+    probe: &["--version"],
+    package: "prometheus",
+};
+
+/// InfluxDB 1.x.
+pub const INFLUXD: External = External {
+    program: "influxd",
+    probe: &["version"],
+    package: "influxdb",
+};
+
+/// Whether the test may use `tool`: `true` when it runs. When it is missing the test fails
+/// with the install instruction, unless the run opted out (`VITALSIGN_SKIP_EXTERNAL=1` under
+/// `scripts/test.sh`): then the skip is written to the script's skip log, which the script
+/// counts in its last lines, and this returns `false`.
+pub fn require(tool: &External) -> bool {
+    let probe = std::process::Command::new(tool.program)
+        .args(tool.probe)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let error = match probe {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "`{} {}` failed: {}",
+            tool.program,
+            tool.probe.join(" "),
+            out.status
+        ),
+        Err(e) => format!("{} cannot run ({e})", tool.program),
+    };
+    let install = format!(
+        "{error}: this test needs Debian's `{package}` package. Install it \
+         (`sudo apt-get install {package}`), or run the tests with `bash scripts/test.sh`, \
+         which installs what is missing",
+        package = tool.package
+    );
+    if std::env::var(SKIP_EXTERNAL).as_deref() != Ok("1") {
+        panic!("{install}; {SKIP_EXTERNAL}=1 under scripts/test.sh skips such tests instead");
+    }
+    let Some(log) = std::env::var_os(SKIP_LOG) else {
+        panic!(
+            "{install}. {SKIP_EXTERNAL}=1 skips such tests only under `bash scripts/test.sh`, \
+             which counts the skips at the end of the run"
+        );
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed thread)")
+        .to_owned();
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| {
+            stem.rsplit_once('-')
+                .map_or(stem.clone(), |(b, _)| b.to_owned())
+        })
+        .unwrap_or_default();
+    // One write of one line per skip: appends from parallel tests do not interleave.
+    let line = format!("{}\t{binary}::{test}\n", tool.program);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()))
+        .unwrap_or_else(|e| panic!("cannot append to {SKIP_LOG} {}: {e}", log.display()));
+    eprintln!("SKIPPED ({SKIP_EXTERNAL}=1): {install}");
+    false
+}
+
+/// Runs `promtool check metrics` on `text` (see [`require`] when promtool is missing).
 pub fn promtool_check(text: &str) {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let child = Command::new("promtool")
+    if !require(&PROMTOOL) {
+        return;
+    }
+    let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            let message = format!(
-                "promtool is not installed ({e}); install Debian's `prometheus` package (.ci/run does)"
-            );
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{message}");
-            }
-            eprintln!("SKIPPED promtool check: {message}");
-            return;
-        }
-    };
+        .spawn()
+        .expect("start promtool");
     child
         .stdin
         .take()

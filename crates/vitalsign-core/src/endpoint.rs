@@ -107,12 +107,19 @@ impl EndpointResponse {
         }
     }
 
-    fn unauthorized() -> Self {
+    /// 401; the text tells a missing header from one that does not carry the token.
+    fn unauthorized(request: &EndpointRequest<'_>) -> Self {
+        let body = if request.authorization.is_some() {
+            "vitalsign: the Authorization header does not carry this endpoint's token: send \
+             Authorization: Bearer <token>, with the token the monitor was configured with\n"
+        } else {
+            "vitalsign: this endpoint needs an Authorization: Bearer <token> header\n"
+        };
         EndpointResponse {
             status: 401,
             content_type: TEXT_CONTENT_TYPE,
             headers: vec![("www-authenticate", "Bearer realm=\"vitalsign\""), NO_STORE],
-            body: "vitalsign: this endpoint needs an Authorization: Bearer <token> header\n".into(),
+            body: body.to_owned(),
         }
     }
 }
@@ -171,7 +178,7 @@ impl Monitor {
     /// when one is configured; 404 with a reason without the `stats` feature.
     pub fn stats_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
         if !self.authorized(request) {
-            return EndpointResponse::unauthorized();
+            return EndpointResponse::unauthorized(request);
         }
         #[cfg(feature = "stats")]
         return EndpointResponse::json(200, JSON_CONTENT_TYPE, &self.stats_json());
@@ -193,7 +200,7 @@ impl Monitor {
     /// with a reason when the monitor has no Prometheus sink.
     pub fn metrics_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
         if !self.authorized(request) {
-            return EndpointResponse::unauthorized();
+            return EndpointResponse::unauthorized(request);
         }
         #[cfg(feature = "prometheus")]
         if let Some(body) = self.render_metrics() {
@@ -231,7 +238,7 @@ impl Monitor {
         let ietf = wants_ietf(request.accept);
         if let Some(name) = component {
             if !authorized {
-                return EndpointResponse::unauthorized();
+                return EndpointResponse::unauthorized(request);
             }
             let Some(status) = snapshot.components.get(name) else {
                 let body = json!({ "error": format!("no health component named {name:?}") });

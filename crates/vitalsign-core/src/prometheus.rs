@@ -323,18 +323,27 @@ impl PrometheusSink {
                 Registrar::Global => collect(),
             }
         }
-        let mut text = self.handle.render();
+        // The registry's families (the application's too when it shares the recorder) come
+        // out of hash maps, in a new order on each render.
+        let shared = self.handle.render();
         // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
-        if !text.is_empty() && !text.ends_with("\n\n") {
-            text.push('\n');
-        }
-        self.active.render_into(&mut text);
-        self.durations.render_into(&mut text);
+        let mut own = String::new();
+        self.active.render_into(&mut own);
+        self.durations.render_into(&mut own);
         for family in [&self.heads, &self.sizes, &self.request_sizes]
             .into_iter()
             .flatten()
         {
-            family.render_into(&mut text);
+            family.render_into(&mut own);
+        }
+        // Both merged in family name order, series sorted: two scrapes diff line by line.
+        let mut families: Vec<RenderedFamily<'_>> = RenderedFamily::split(&shared, true)
+            .chain(RenderedFamily::split(&own, false))
+            .collect();
+        families.sort_by_key(|family| family.name);
+        let mut text = String::with_capacity(shared.len() + own.len() + families.len());
+        for family in families {
+            family.write_into(&mut text);
         }
         text
     }
@@ -383,6 +392,63 @@ impl PrometheusSink {
             || self.register_overflow(series),
             |c| c.increment(1),
         )
+    }
+}
+
+/// One metric family of rendered exposition text (its block between blank lines).
+struct RenderedFamily<'a> {
+    /// The name its `# TYPE` line gives (or its first line's, without one).
+    name: &'a str,
+    block: &'a str,
+    /// Whether its sample lines are to be sorted: the registry renders counters and gauges in
+    /// hash order. Histogram and summary lines stay as they are (a series' lines go together,
+    /// buckets in `le` order); the registry keeps those series in insertion order.
+    sort_samples: bool,
+}
+
+impl<'a> RenderedFamily<'a> {
+    /// The families of `text`; `from_registry` sorts counter and gauge samples.
+    fn split(text: &'a str, from_registry: bool) -> impl Iterator<Item = RenderedFamily<'a>> {
+        text.split("\n\n")
+            .map(|block| block.trim_matches('\n'))
+            .filter(|block| !block.is_empty())
+            .map(move |block| {
+                let typed = block.lines().find_map(|line| {
+                    let mut words = line.strip_prefix("# TYPE ")?.split(' ');
+                    Some((words.next()?, words.next()?))
+                });
+                let name = typed.map_or_else(
+                    || {
+                        let first = block.lines().next().unwrap_or_default();
+                        let first = first.strip_prefix("# HELP ").unwrap_or(first);
+                        first.split([' ', '{']).next().unwrap_or_default()
+                    },
+                    |(name, _)| name,
+                );
+                let kind = typed.map_or("untyped", |(_, kind)| kind);
+                RenderedFamily {
+                    name,
+                    block,
+                    sort_samples: from_registry && matches!(kind, "counter" | "gauge" | "untyped"),
+                }
+            })
+    }
+
+    /// Appends the family and the blank line that ends it.
+    fn write_into(&self, out: &mut String) {
+        if self.sort_samples {
+            let (comments, mut samples): (Vec<&str>, Vec<&str>) =
+                self.block.lines().partition(|line| line.starts_with('#'));
+            samples.sort_unstable();
+            for line in comments.into_iter().chain(samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        } else {
+            out.push_str(self.block);
+            out.push('\n');
+        }
+        out.push('\n');
     }
 }
 
@@ -911,10 +977,12 @@ impl HistogramFamily {
     fn render_into(&self, out: &mut String) {
         use std::fmt::Write;
         let name = self.series.name.as_str();
-        let all = self.series.all();
+        let mut all = self.series.all();
         if all.is_empty() {
             return;
         }
+        // Series in the order of their labels (sorted here, out of the map's lock).
+        all.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         let _ = writeln!(out, "# HELP {name} {}", self.help);
         let _ = writeln!(out, "# TYPE {name} histogram");
         let le: Vec<String> = self

@@ -125,6 +125,9 @@ mod tests {
         );
     }
 
+    /// Regression (review item 13): this asserted that the generated id differs from the
+    /// refused input, which a 36-byte UUID always does. Now: the replacement is a fresh
+    /// version 4 UUID (not the input cleaned up), a new one for each request.
     #[test]
     fn odd_ids_are_replaced() {
         let long = "x".repeat(RequestId::MAX_LEN + 1);
@@ -139,7 +142,14 @@ mod tests {
         ] {
             assert!(RequestId::from_header(Some(bad)).is_none(), "{bad:?}");
             let generated = RequestId::from_header_or_generate(Some(bad));
-            assert_ne!(generated.as_str().as_bytes(), bad);
+            let uuid = uuid::Uuid::try_parse(generated.as_str()).expect("a UUID replaces it");
+            assert_eq!(
+                uuid.get_version(),
+                Some(uuid::Version::Random),
+                "{generated}"
+            );
+            assert_eq!(generated.as_str(), uuid.hyphenated().to_string());
+            assert_ne!(RequestId::from_header_or_generate(Some(bad)), generated);
         }
         assert!(RequestId::from_header(None).is_none());
     }

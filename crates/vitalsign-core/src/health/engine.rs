@@ -384,7 +384,12 @@ impl Health {
             .map(|(name, s)| format!("{name} is {} ({})", s.level, s.summary))
             .collect();
         let summary = if failing.is_empty() {
-            format!("all {} components are available", components.len())
+            let mut names = components.keys();
+            match (names.next(), components.len()) {
+                (None, _) => "no health components are registered".to_owned(),
+                (Some(only), 1) => format!("{only} is available"),
+                (_, n) => format!("all {n} components are available"),
+            }
         } else {
             failing.join("; ")
         };
@@ -596,4 +601,32 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::health::{Task, TaskStatus};
+    use crate::Monitor;
+
+    /// Regression (review item 20): one component gave "all 1 components are available".
+    #[test]
+    fn the_summary_counts_components_in_good_english() {
+        let summary = |tasks: &[&str]| {
+            let mut builder = Monitor::builder("svc");
+            for name in tasks {
+                builder = builder.task(*name, Task::new());
+            }
+            let monitor = builder.build().unwrap();
+            for name in tasks {
+                monitor.report_task(name, TaskStatus::Ok).unwrap();
+            }
+            monitor.health().summary.clone()
+        };
+        assert_eq!(summary(&[]), "no health components are registered");
+        assert_eq!(summary(&["ingest"]), "ingest is available");
+        assert_eq!(
+            summary(&["ingest", "mailer"]),
+            "all 2 components are available"
+        );
+    }
 }
