@@ -162,3 +162,51 @@ fn actix_recording_adds_at_most_two_hundredths_of_an_allocation_per_request() {
     );
     assert_counted(&monitor, "/users/{id}");
 }
+
+/// What `MonitorBuilder::point_in_extensions` costs (it is off by default because of this): the
+/// point's shared state, made for every request instead of only when a handler asks, and the
+/// boxed entry in the request's extensions; plus the extensions map's own allocations when the
+/// request arrives without one (its box and table) or when the entry makes the table grow.
+/// Measured: 3 on a Tower stack around a router and on axum's `Router::layer` (whose
+/// extensions already hold three entries: the table grows), 2 on actix (whose pooled requests
+/// keep their map).
+#[test]
+fn point_in_extensions_costs_at_most_four_allocations_per_request() {
+    let carrying = || {
+        Monitor::builder("alloc-carrying")
+            .point_in_extensions(true)
+            .build()
+            .unwrap()
+    };
+    let bare = per_request(app());
+    let monitor = carrying();
+    let layer = MonitorLayer::new(&monitor).route_fn(|_head| Some("/users/{id}"));
+    let stack = per_request(layer.layer(app())) - bare;
+    assert_counted(&monitor, "/users/{id}");
+
+    let plain = Monitor::builder("alloc").build().unwrap();
+    let router_plain = per_request(app().layer(MonitorLayer::new(&plain)).with_state(()));
+    let monitor = carrying();
+    let router = per_request(app().layer(MonitorLayer::new(&monitor)).with_state(())) - router_plain;
+    assert_counted(&monitor, "/users/{id}");
+
+    use actix_web::{web, App};
+    let plain = Monitor::builder("alloc-actix").build().unwrap();
+    let actix_plain = actix_per_request!(App::new()
+        .wrap(vitalsign_actix::Monitoring::new(&plain))
+        .route("/users/{id}", web::get().to(|| async { "user" })));
+    let monitor = carrying();
+    let actix = actix_per_request!(App::new()
+        .wrap(vitalsign_actix::Monitoring::new(&monitor))
+        .route("/users/{id}", web::get().to(|| async { "user" })))
+        - actix_plain;
+    assert_counted(&monitor, "/users/{id}");
+
+    println!(
+        "point_in_extensions: tower stack +{stack:.4}, axum Router::layer +{router:.4}, \
+         actix +{actix:.4} allocations/request"
+    );
+    for (setup, added) in [("tower stack", stack), ("Router::layer", router), ("actix", actix)] {
+        assert!(added <= 4.0 + BUDGET, "{setup}: {added}");
+    }
+}
