@@ -139,7 +139,8 @@ fn wrapped(monitor: &Monitor, routes: fn(&mut web::ServiceConfig)) -> Server {
 /// Regression (review item 15): a handler taking `Point` on an excluded path answered 500.
 #[tokio::test]
 async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {
-    let (monitor, sink) = monitor_with_sink(|b| b.exclude_path("/ping").exclude_path("/internal/*"));
+    let (monitor, sink) =
+        monitor_with_sink(|b| b.exclude_path("/ping").exclude_path("/internal/*"));
     let server = wrapped(&monitor, |routes| {
         routes
             .route("/ping", web::get().to(tagging_handler))
@@ -157,7 +158,11 @@ async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {
     assert_eq!(points.len(), 1, "{points:?}");
     assert_eq!(points[0].route, "/kept");
     assert_eq!(points[0].tag("handler"), Some("ran"));
-    assert_eq!(sink.started(), 1, "the excluded requests never started a point");
+    assert_eq!(
+        sink.started(),
+        1,
+        "the excluded requests never started a point"
+    );
     let m = server.metrics().await;
     assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
 }

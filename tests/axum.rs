@@ -453,7 +453,8 @@ async fn without_the_layer_point_records_nothing_and_the_route_answers() {
 /// Regression (review item 15): a handler taking `Point` on an excluded path answered 500.
 #[tokio::test]
 async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {
-    let (monitor, sink) = monitor_with_sink(|b| b.exclude_path("/ping").exclude_path("/internal/*"));
+    let (monitor, sink) =
+        monitor_with_sink(|b| b.exclude_path("/ping").exclude_path("/internal/*"));
     let app = Router::new()
         .route("/ping", get(tagging_handler))
         .route("/internal/{name}", get(tagging_handler))
@@ -472,7 +473,11 @@ async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {
     assert_eq!(points.len(), 1, "{points:?}");
     assert_eq!(points[0].route, "/kept");
     assert_eq!(points[0].tag("handler"), Some("ran"));
-    assert_eq!(sink.started(), 1, "the excluded requests never started a point");
+    assert_eq!(
+        sink.started(),
+        1,
+        "the excluded requests never started a point"
+    );
     let m = server.metrics().await;
     assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
 }

@@ -378,9 +378,7 @@ impl HandlerScope {
     pub(crate) fn handle(&mut self) -> PointHandle {
         let request_id = self.request_id;
         let shared = self.shared.get_or_insert_with(|| {
-            Arc::new(Shared::new(
-                request_id.unwrap_or_else(RequestId::generate),
-            ))
+            Arc::new(Shared::new(request_id.unwrap_or_else(RequestId::generate)))
         });
         PointHandle {
             shared: Some(Arc::clone(shared)),
@@ -625,13 +623,15 @@ mod unrecorded_and_carried {
         assert!(PointHandle::current().is_none());
     }
 
-    /// Regression (review item 7): off the thread of the request's scope, the handle carried in
+    /// Review item 7: off the thread of the request's scope, the handle carried in
     /// the request (the extensions) is the same point: what is added there is recorded.
     #[test]
     fn the_carried_handle_reaches_the_point_from_another_thread() {
         let (monitor, sink) = monitor();
         let mut flight = begin(&monitor, "/kept");
-        let carried = flight.carry(None).expect("a recorded request carries its handle");
+        let carried = flight
+            .carry(None)
+            .expect("a recorded request carries its handle");
         assert!(carried.is_recording());
         std::thread::spawn(move || {
             let handle = PointHandle::of_request(|| Some(carried));
@@ -698,8 +698,7 @@ mod unrecorded_and_carried {
             }
             let mut message = Message(String::new());
             event.record(&mut message);
-            if *event.metadata().level() == tracing::Level::WARN && message.0.contains(self.text)
-            {
+            if *event.metadata().level() == tracing::Level::WARN && message.0.contains(self.text) {
                 self.seen.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -722,7 +721,11 @@ mod unrecorded_and_carried {
             let (monitor, _) = monitor();
             let mut flight = begin(&monitor, "/excluded");
             flight.in_scope(|| assert!(!PointHandle::of_request(|| None).is_recording()));
-            assert_eq!(seen.load(Ordering::SeqCst), 0, "an excluded request is no mistake");
+            assert_eq!(
+                seen.load(Ordering::SeqCst),
+                0,
+                "an excluded request is no mistake"
+            );
             for _ in 0..3 {
                 let handle = PointHandle::of_request(|| None);
                 assert!(!handle.is_recording());

@@ -227,7 +227,10 @@ async fn behind_a_buffer_the_inner_call_finds_its_point_in_the_extensions() {
         .unwrap();
     let inner = tower::service_fn(|req: Request<Empty<Bytes>>| {
         let point = PointHandle::of_request(|| req.extensions().get::<PointHandle>().cloned());
-        assert!(point.is_recording(), "found in call, on the buffer's worker");
+        assert!(
+            point.is_recording(),
+            "found in call, on the buffer's worker"
+        );
         point.tag("in_call", "yes");
         async move {
             point.field("in_future", true);
