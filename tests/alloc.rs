@@ -1,13 +1,15 @@
 //! Allocation budget of the hot path, counted on this thread with a counting global allocator
 //! (`allocation-counter`), over 10k requests on a known route after a warm-up.
 //!
-//! Three measurements:
+//! Four measurements:
 //! - Tower stack (`MonitorLayer` wrapping the service directly): monitored minus bare.
 //! - axum `Router::layer`: axum boxes every layered route's future and converts the wrapped
 //!   response body into its boxed `Body`, for *any* body-wrapping middleware. That cost is
 //!   axum's, so vitalsign's share is measured as the same router and layer with the route
 //!   recorded minus with the route excluded from recording (the layer runs, records nothing).
 //! - actix: monitored minus bare, and recording minus not recording.
+//! - `MonitorBuilder::point_in_extensions` (off by default): what carrying each request's point
+//!   handle in its extensions adds, on the three set-ups above.
 //!
 //! Vitalsign's own budget: at most 0.02 allocations per request (its histograms are fixed
 //! atomic buckets and its caches are filled once, so it measures 0).
@@ -161,4 +163,57 @@ fn actix_recording_adds_at_most_two_hundredths_of_an_allocation_per_request() {
         "added {added} allocations per request"
     );
     assert_counted(&monitor, "/users/{id}");
+}
+
+/// What `MonitorBuilder::point_in_extensions` costs (it is off by default because of this): the
+/// point's shared state, made for every request instead of only when a handler asks, and the
+/// boxed entry in the request's extensions; plus the extensions map's own allocations when the
+/// request arrives without one (its box and table) or when the entry makes the table grow.
+/// Measured: 3 on a Tower stack around a router and on axum's `Router::layer` (whose
+/// extensions already hold three entries: the table grows), 2 on actix (whose pooled requests
+/// keep their map).
+#[test]
+fn point_in_extensions_costs_at_most_four_allocations_per_request() {
+    let carrying = || {
+        Monitor::builder("alloc-carrying")
+            .point_in_extensions(true)
+            .build()
+            .unwrap()
+    };
+    let bare = per_request(app());
+    let monitor = carrying();
+    let layer = MonitorLayer::new(&monitor).route_fn(|_head| Some("/users/{id}"));
+    let stack = per_request(layer.layer(app())) - bare;
+    assert_counted(&monitor, "/users/{id}");
+
+    let plain = Monitor::builder("alloc").build().unwrap();
+    let router_plain = per_request(app().layer(MonitorLayer::new(&plain)).with_state(()));
+    let monitor = carrying();
+    let router =
+        per_request(app().layer(MonitorLayer::new(&monitor)).with_state(())) - router_plain;
+    assert_counted(&monitor, "/users/{id}");
+
+    use actix_web::{web, App};
+    let plain = Monitor::builder("alloc-actix").build().unwrap();
+    let actix_plain = actix_per_request!(App::new()
+        .wrap(vitalsign_actix::Monitoring::new(&plain))
+        .route("/users/{id}", web::get().to(|| async { "user" })));
+    let monitor = carrying();
+    let actix = actix_per_request!(App::new()
+        .wrap(vitalsign_actix::Monitoring::new(&monitor))
+        .route("/users/{id}", web::get().to(|| async { "user" })))
+        - actix_plain;
+    assert_counted(&monitor, "/users/{id}");
+
+    println!(
+        "point_in_extensions: tower stack +{stack:.4}, axum Router::layer +{router:.4}, \
+         actix +{actix:.4} allocations/request"
+    );
+    for (setup, added) in [
+        ("tower stack", stack),
+        ("Router::layer", router),
+        ("actix", actix),
+    ] {
+        assert!(added <= 4.0 + BUDGET, "{setup}: {added}");
+    }
 }

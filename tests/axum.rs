@@ -431,13 +431,210 @@ async fn undeclared_tags_never_become_labels() {
     );
 }
 
+/// A handler that tags its point and answers whether the point records.
+async fn tagging_handler(point: Point) -> String {
+    point.tag("handler", "ran").field("answered", true);
+    if point.is_recording() {
+        "recording".to_owned()
+    } else {
+        "not recording".to_owned()
+    }
+}
+
+/// Regression (review item 15): without any layer, `Point` answered 500; a monitoring setup
+/// must never break a route, so it is a point that records nothing (and a warning, once).
 #[tokio::test]
-async fn the_extractor_explains_a_missing_layer() {
-    let app = Router::new().route("/t", get(|_point: Point| async { "t" }));
+async fn without_the_layer_point_records_nothing_and_the_route_answers() {
+    let app = Router::new().route("/t", get(tagging_handler));
     let server = Server::start(app).await;
-    let (status, body) = server.get("/t").await;
-    assert_eq!(status, 500);
-    assert!(body.contains("MonitorLayer"), "{body}");
+    assert_eq!(server.get("/t").await, (200, "not recording".to_owned()));
+}
+
+/// Regression (review item 15): a handler taking `Point` on an excluded path answered 500.
+#[tokio::test]
+async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {
+    let (monitor, sink) =
+        monitor_with_sink(|b| b.exclude_path("/ping").exclude_path("/internal/*"));
+    let app = Router::new()
+        .route("/ping", get(tagging_handler))
+        .route("/internal/{name}", get(tagging_handler))
+        .route("/kept", get(tagging_handler))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/ping").await, (200, "not recording".to_owned()));
+    assert_eq!(
+        server.get("/internal/x").await,
+        (200, "not recording".to_owned())
+    );
+    assert_eq!(server.get("/kept").await, (200, "recording".to_owned()));
+    all_recorded(&monitor, "/kept recorded").await;
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].route, "/kept");
+    assert_eq!(points[0].tag("handler"), Some("ran"));
+    assert_eq!(
+        sink.started(),
+        1,
+        "the excluded requests never started a point"
+    );
+    let m = server.metrics().await;
+    assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
+}
+
+/// Regression (review item 15): a route added after `Router::layer` never passes the layer; its
+/// `Point` handler answered 500. It now answers, with a point that records nothing.
+#[tokio::test]
+async fn a_route_added_after_the_layer_answers_with_a_point_that_records_nothing() {
+    let (monitor, sink) = monitor_with_sink(|b| b);
+    let app = Router::new()
+        .route("/kept", get(tagging_handler))
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor))
+        .route("/late", get(tagging_handler));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/late").await, (200, "not recording".to_owned()));
+    assert_eq!(server.get("/kept").await, (200, "recording".to_owned()));
+    all_recorded(&monitor, "/kept recorded").await;
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].route, "/kept");
+    assert_eq!(sink.started(), 1, "/late never reached the monitor");
+}
+
+/// Serves `/spawned`, whose handler runs on a task of its own: a middleware spawns it (so that
+/// a client hang-up does not cancel it), as some applications do.
+async fn spawning_server(monitor: &Monitor) -> Server {
+    let app = Router::new()
+        .route("/spawned", get(tagging_handler))
+        .layer(axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                tokio::spawn(next.run(request)).await.unwrap()
+            },
+        ))
+        .merge(endpoints(monitor))
+        .layer(MonitorLayer::new(monitor));
+    Server::start(app).await
+}
+
+/// Regression (review item 7): a handler running on another task than the layer found no
+/// point (the extractor answered 500 blaming the wiring). With `point_in_extensions` its
+/// handle travels in the request's extensions, and what it adds lands on the request's point.
+#[tokio::test]
+async fn a_handler_on_a_spawned_task_finds_its_point_in_the_extensions() {
+    let (monitor, sink) = monitor_with_sink(|b| b.point_in_extensions(true));
+    let server = spawning_server(&monitor).await;
+    for _ in 0..3 {
+        assert_eq!(server.get("/spawned").await, (200, "recording".to_owned()));
+    }
+    all_recorded(&monitor, "/spawned recorded").await;
+    let points = sink.requests_for("/spawned");
+    assert_eq!(points.len(), 3);
+    for point in &points {
+        assert_eq!(point.tag("handler"), Some("ran"));
+        assert_eq!(point.field("answered"), Some(&FieldValue::Bool(true)));
+    }
+
+    // Without it the handler still answers; its point records nothing (the thread-local is
+    // the only way, and it stays on the layer's task).
+    let (monitor, sink) = monitor_with_sink(|b| b);
+    let server = spawning_server(&monitor).await;
+    assert_eq!(
+        server.get("/spawned").await,
+        (200, "not recording".to_owned())
+    );
+    all_recorded(&monitor, "/spawned recorded").await;
+    let points = sink.requests_for("/spawned");
+    assert_eq!((points.len(), points[0].tag("handler")), (1, None));
+}
+
+/// Regression (review item 7): work a handler spawns that extracts the point from the request
+/// (on another task) tags the same request's point; so does a handle moved into the task.
+#[tokio::test]
+async fn work_a_handler_spawns_tags_the_requests_point() {
+    use axum::extract::FromRequestParts;
+
+    let (monitor, sink) = monitor_with_sink(|b| b.point_in_extensions(true));
+    let app = Router::new()
+        .route(
+            "/work",
+            get(|point: Point, request: axum::extract::Request| async move {
+                let moved = point.clone();
+                tokio::spawn(async move {
+                    moved.tag("moved", "yes");
+                    let (mut parts, _body) = request.into_parts();
+                    let Ok(extracted) = Point::from_request_parts(&mut parts, &()).await;
+                    extracted.tag("extracted", "yes");
+                    extracted.is_recording()
+                })
+                .await
+                .unwrap()
+                .to_string()
+            }),
+        )
+        .merge(endpoints(&monitor))
+        .layer(MonitorLayer::new(&monitor));
+    let server = Server::start(app).await;
+    assert_eq!(server.get("/work").await, (200, "true".to_owned()));
+    all_recorded(&monitor, "/work recorded").await;
+    let point = &sink.requests_for("/work")[0];
+    assert_eq!(point.tag("moved"), Some("yes"));
+    assert_eq!(point.tag("extracted"), Some("yes"));
+}
+
+/// Regression (review item 7): behind tower's `Buffer` its worker calls the inner service, off
+/// the layer's task: the request body counter, which takes the point in `call`, counted nothing
+/// there. With `point_in_extensions` it finds the point in the request's extensions; the
+/// handler's `Point` (polled on the caller's task, like every future behind `Buffer`) reaches the
+/// same point. (Inside `Router::layer`, axum defers every call to the first poll, so there a
+/// `Buffer` leaves the whole request on the caller's task.)
+#[tokio::test]
+async fn behind_a_buffer_the_body_counter_and_the_handler_reach_the_point() {
+    use axum::error_handling::HandleErrorLayer;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use tower::ServiceBuilder;
+    use vitalsign::RequestBodySizeLayer;
+
+    let (monitor, sink) =
+        monitor_with_sink(|b| b.point_in_extensions(true).request_size_histogram(true));
+    let upload = Router::new().route(
+        "/upload",
+        post(|point: Point, body: String| async move {
+            point.tag("handler", "buffered");
+            body.len().to_string()
+        }),
+    );
+    let buffered = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            StatusCode::SERVICE_UNAVAILABLE
+        }))
+        .layer(MonitorLayer::new(&monitor).route_fn(|_head| Some("/upload")))
+        .buffer(16)
+        .layer(RequestBodySizeLayer)
+        .service(upload);
+    let app = Router::new()
+        .merge(endpoints(&monitor))
+        .fallback_service(buffered);
+    let server = Server::start(app).await;
+    for size in [10, 3000] {
+        let response = client()
+            .post(server.url("/upload"))
+            .body("x".repeat(size))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), size.to_string());
+    }
+    all_recorded(&monitor, "/upload recorded").await;
+    let mut points = sink.requests_for("/upload");
+    points.sort_by_key(|p| p.request_body_bytes);
+    let seen: Vec<_> = points
+        .iter()
+        .map(|p| (p.request_body_bytes, p.tag("handler")))
+        .collect();
+    assert_eq!(seen, [(10, Some("buffered")), (3000, Some("buffered"))]);
 }
 
 #[tokio::test]

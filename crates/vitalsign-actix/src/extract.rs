@@ -1,11 +1,11 @@
 //! [`Point`]: the handler's extractor of its request's point.
 
+use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::ops::Deref;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
-use vitalsign_core::endpoint::{MISSING_POINT_MESSAGE, TEXT_CONTENT_TYPE};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use vitalsign_core::PointHandle;
 
 /// Extractor of the current request's [`PointHandle`]: add tags and fields, attach an error
@@ -20,9 +20,22 @@ use vitalsign_core::PointHandle;
 /// }
 /// ```
 ///
-/// Fails with a 500 that says why when the app is not wrapped in
-/// [`Monitoring`](crate::Monitoring) (or the request is excluded). Use `Option<Point>` to
-/// accept both.
+/// It never fails, so that a monitoring setting never breaks a route. Where nothing is recorded
+/// it is a handle that records nothing ([`PointHandle::is_recording`] is `false`):
+///
+/// - the request's path is excluded from recording (`exclude_path`), silently;
+/// - the request never passed [`Monitoring`](crate::Monitoring): the resource is outside the
+///   wrapped app or scope. That is a wiring mistake, logged once at `warn`.
+///
+/// The handle is found through a thread-local of the task that runs the middleware, which costs
+/// nothing. A future the handler spawns that extracts its point from the request
+/// (`Point::extract(&req)`) runs on another task: it finds the point in the request's
+/// extensions when the monitor is built with
+/// [`MonitorBuilder::point_in_extensions`](vitalsign_core::MonitorBuilder::point_in_extensions),
+/// and otherwise gets a handle that records nothing (and the warning). Moving a clone of the
+/// handler's `Point` into the spawned future works either way.
+///
+/// `Option<Point>` is accepted too, and is always `Some`.
 #[derive(Clone, Debug)]
 pub struct Point(pub PointHandle);
 
@@ -34,30 +47,13 @@ impl Deref for Point {
     }
 }
 
-/// Error of [`Point`]: no monitored request is in scope.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct MissingPoint;
-
-impl std::fmt::Display for MissingPoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(MISSING_POINT_MESSAGE)
-    }
-}
-
-impl ResponseError for MissingPoint {
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::InternalServerError()
-            .content_type(TEXT_CONTENT_TYPE)
-            .body(MISSING_POINT_MESSAGE)
-    }
-}
-
 impl FromRequest for Point {
-    type Error = MissingPoint;
+    type Error = Infallible;
     type Future = Ready<Result<Self, Self::Error>>;
 
-    fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(PointHandle::current().map(Point).ok_or(MissingPoint))
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(Ok(Point(PointHandle::of_request(|| {
+            req.extensions().get::<PointHandle>().cloned()
+        }))))
     }
 }

@@ -49,6 +49,6 @@ mod request_body;
 
 pub use body::MonitoredBody;
 pub use endpoints::configure;
-pub use extract::{MissingPoint, Point};
+pub use extract::Point;
 pub use middleware::{Monitoring, MonitoringFuture, MonitoringMiddleware};
 pub use request_body::{CountRequestBody, CountRequestBodyMiddleware};

@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
-use actix_web::{Error, HttpRequest};
+use actix_web::{Error, HttpMessage, HttpRequest};
 use pin_project_lite::pin_project;
 use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
 
@@ -183,6 +183,13 @@ where
                 &lookup,
             );
             flight.apply_label_fns(&info);
+        }
+        if self.monitor.point_in_extensions() {
+            // For futures the handler spawns: see `Point`.
+            let carried = flight.carry(req.extensions().get());
+            if let Some(handle) = carried {
+                req.extensions_mut().insert(handle);
+            }
         }
         let inner = flight.in_scope(|| self.service.call(req));
         // Path parameters exist once actix has routed: they are read from the response's request.

@@ -65,7 +65,10 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        if let Some(point) = PointHandle::current() {
+        let point = PointHandle::current()
+            .or_else(|| req.extensions().get::<PointHandle>().cloned())
+            .filter(PointHandle::is_recording);
+        if let Some(point) = point {
             let inner = req.take_payload();
             let counting = Counting { inner, point };
             req.set_payload(Payload::from(Box::pin(counting)

@@ -32,12 +32,6 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// Content type of the IETF health check response format (draft-inadarei-api-health-check).
 pub const HEALTH_JSON_CONTENT_TYPE: &str = "application/health+json";
 
-/// Why a handler's point extractor failed (the text of its 500 answer).
-pub const MISSING_POINT_MESSAGE: &str =
-    "vitalsign: this request has no monitoring point: wrap the \
-     app or router in vitalsign's middleware (axum: Router::layer(MonitorLayer), added last; \
-     actix: App::wrap(Monitoring)), and do not exclude this path";
-
 /// How long the health thread may stay silent before `/health/live` says the process is stuck.
 pub const LIVENESS_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 

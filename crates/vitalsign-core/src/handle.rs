@@ -2,15 +2,27 @@
 //! and time a section of the handler's work into a field.
 //!
 //! Adapters run the inner service inside [`InFlight::in_scope`](crate::InFlight::in_scope); while
-//! it runs, [`PointHandle::current`] returns the handle of that request. Nothing is allocated for
-//! a request whose handler never asks for its handle. The axum extractor and the actix
-//! `FromRequest` impl are thin wrappers around [`PointHandle::current`].
+//! it runs, [`PointHandle::current`] returns the handle of that request (a thread-local: the fast
+//! path). Nothing is allocated for a request whose handler never asks for its handle.
+//!
+//! Code that runs on another task than the one polling the monitored service (the worker of
+//! tower's `Buffer` calls the inner service, a handler spawns a task) finds no thread-local
+//! request. For it, the adapters also put each request's handle into the request's extensions
+//! when [`MonitorBuilder::point_in_extensions`](crate::MonitorBuilder::point_in_extensions) is
+//! set. The axum extractor and the actix `FromRequest` impl are thin wrappers around
+//! [`PointHandle::of_request`]: the thread-local first, then the extensions.
+//!
+//! A request that passed the adapter but is not recorded (its path is excluded) gets a handle
+//! that records nothing ([`PointHandle::noop`]), so that a monitoring setting never breaks a
+//! handler; so does a request that never passed the adapter, with a warning logged once.
 //!
 //! ```
 //! use vitalsign_core::PointHandle;
 //!
 //! // Outside a monitored request there is no handle.
 //! assert!(PointHandle::current().is_none());
+//! // An extractor then hands out one that records nothing (and logs a warning once).
+//! assert!(!PointHandle::of_request(|| None).is_recording());
 //! ```
 //!
 //! What a handler does with it (the adapter runs the handler inside `in_scope`):
@@ -45,6 +57,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -64,6 +77,25 @@ enum Slot {
     Lazy { with_id: bool },
     /// The handle exists.
     Ready(Arc<Shared>),
+    /// In a request that passed a monitor without being recorded (its path is excluded):
+    /// handlers get a handle that records nothing.
+    Unrecorded,
+}
+
+/// The warning logged (once) when a handler asks for its point outside any monitored request.
+const UNMONITORED: &str = "vitalsign: a handler asked for its point, but its request did \
+     not pass vitalsign's middleware, so the point records nothing (logged once). Wrap the \
+     app or router in the middleware (axum: Router::layer(MonitorLayer) after the last route, \
+     merge and nest; actix: App::wrap(Monitoring)). A handler that runs on another task than \
+     the middleware (behind tower's Buffer, in a spawned task) finds its point only with \
+     MonitorBuilder::point_in_extensions(true)";
+
+/// Logs [`UNMONITORED`] the first time it is called in the process.
+fn warn_unmonitored() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.load(Ordering::Relaxed) && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!("{UNMONITORED}");
+    }
 }
 
 #[derive(Debug)]
@@ -82,6 +114,14 @@ pub(crate) struct Extras {
 }
 
 impl Shared {
+    fn new(request_id: RequestId) -> Shared {
+        Shared {
+            request_id,
+            extras: Mutex::new(Extras::default()),
+            request_body_bytes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn request_id(&self) -> &RequestId {
         &self.request_id
     }
@@ -98,45 +138,92 @@ impl Shared {
 
 /// The handle of one request's monitoring point.
 ///
-/// Cheap to clone; clones refer to the same point. What is added after the request has been
-/// recorded (for example from a task the handler spawned and that outlives the response) is
-/// ignored.
+/// Cheap to clone; clones refer to the same point, and may be moved to other tasks and threads.
+/// What is added after the request has been recorded (for example from a task the handler
+/// spawned and that outlives the response) is ignored.
+///
+/// A handle may record nothing ([`PointHandle::noop`], [`PointHandle::is_recording`]): the one
+/// of a request excluded from recording, or of a request that never passed vitalsign's
+/// middleware. Its methods then do nothing, so that handlers need not care.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct PointHandle {
-    shared: Arc<Shared>,
+    /// `None`: records nothing.
+    shared: Option<Arc<Shared>>,
 }
 
 impl PointHandle {
-    /// The handle of the request being processed on this thread, if a monitor is running one.
+    /// The handle of the request being processed on this thread, if a monitor is running one
+    /// (a handle that records nothing for a request excluded from recording).
+    ///
+    /// This is a thread-local: it finds the request only on the task that polls the monitored
+    /// service. See [`PointHandle::of_request`] for code that may run elsewhere.
     pub fn current() -> Option<PointHandle> {
         let shared = match CURRENT.take()? {
             Slot::Ready(shared) => shared,
-            Slot::Lazy { with_id } => Arc::new(Shared {
-                request_id: with_id
+            Slot::Lazy { with_id } => Arc::new(Shared::new(
+                with_id
                     .then(|| CURRENT_ID.get())
                     .flatten()
                     .unwrap_or_else(RequestId::generate),
-                extras: Mutex::new(Extras::default()),
-                request_body_bytes: std::sync::atomic::AtomicU64::new(0),
-            }),
+            )),
+            Slot::Unrecorded => {
+                CURRENT.set(Some(Slot::Unrecorded));
+                return Some(PointHandle::noop());
+            }
         };
         CURRENT.set(Some(Slot::Ready(shared.clone())));
-        Some(PointHandle { shared })
+        Some(PointHandle {
+            shared: Some(shared),
+        })
     }
 
-    /// This request's id.
+    /// The handle of a request, for extractors: [`PointHandle::current`] (the thread-local, the
+    /// fast path), else `carried` (which reads the handle adapters put into the request's
+    /// extensions with
+    /// [`MonitorBuilder::point_in_extensions`](crate::MonitorBuilder::point_in_extensions), for
+    /// code running on another task), else a handle that records nothing: the request never
+    /// passed vitalsign's middleware, a wiring mistake that is logged once, at `warn`.
+    ///
+    /// A Tower service that may run on another task (behind tower's `Buffer`, on a spawned task)
+    /// does what the extractors do:
+    /// `PointHandle::of_request(|| request.extensions().get::<PointHandle>().cloned())`.
+    pub fn of_request(carried: impl FnOnce() -> Option<PointHandle>) -> PointHandle {
+        PointHandle::current().or_else(carried).unwrap_or_else(|| {
+            warn_unmonitored();
+            PointHandle::noop()
+        })
+    }
+
+    /// A handle that records nothing: what it is given is dropped.
+    pub const fn noop() -> PointHandle {
+        PointHandle { shared: None }
+    }
+
+    /// Whether what is added reaches a monitoring point: `false` for a handle that records
+    /// nothing (the request is excluded by its path, or never passed vitalsign's middleware).
+    /// A request excluded later, by its status, still takes tags and drops them.
+    pub fn is_recording(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// This request's id ([`RequestId::EMPTY`] for a handle that records nothing).
     pub fn request_id(&self) -> RequestId {
-        self.shared.request_id
+        self.shared
+            .as_ref()
+            .map_or(RequestId::EMPTY, |shared| shared.request_id)
     }
 
     /// Adds a tag (replacing an earlier tag of the same key). Tags reach every sink; on
     /// `/metrics` a tag becomes a label only if its key was declared with
     /// [`MonitorBuilder::label_tag`](crate::MonitorBuilder::label_tag).
     pub fn tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> &Self {
+        let Some(shared) = &self.shared else {
+            return self;
+        };
         let key = key.into();
         let value = value.into();
-        let mut extras = self.shared.lock();
+        let mut extras = shared.lock();
         match extras.tags.iter_mut().find(|t| t.key == key) {
             Some(tag) => tag.value = value,
             None => extras.tags.push(Tag { key, value }),
@@ -146,6 +233,9 @@ impl PointHandle {
 
     /// Adds a field (replacing an earlier field of the same key). Fields never become labels.
     pub fn field(&self, key: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> &Self {
+        if self.shared.is_none() {
+            return self;
+        }
         let value = value.into();
         self.update_field(key.into(), |slot| match slot {
             Some(slot) => {
@@ -160,15 +250,17 @@ impl PointHandle {
     /// Counts `n` bytes of request body read (used by the request-body counting middleware of
     /// the adapters; the total is the point's `request_body_bytes`).
     pub fn count_request_body(&self, n: u64) {
-        self.shared
-            .request_body_bytes
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if let Some(shared) = &self.shared {
+            shared.request_body_bytes.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Attaches an error code: the request is then an error whatever its status (with the default
     /// classifier), and its error point and `http_server_errors_total` carry this code.
     pub fn error_code(&self, code: impl fmt::Display) -> &Self {
-        self.shared.lock().error_code = Some(code.to_string());
+        if let Some(shared) = &self.shared {
+            shared.lock().error_code = Some(code.to_string());
+        }
         self
     }
 
@@ -213,7 +305,10 @@ impl PointHandle {
         key: Cow<'static, str>,
         update: impl FnOnce(Option<&mut FieldValue>) -> Option<FieldValue>,
     ) {
-        let mut extras = self.shared.lock();
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut extras = shared.lock();
         let existing = extras.fields.iter_mut().find(|f| f.key == key);
         if let Some(value) = update(existing.map(|f| &mut f.value)) {
             extras.fields.push(Field { key, value });
@@ -279,6 +374,17 @@ impl HandlerScope {
         *self.request_id.get_or_insert_with(RequestId::generate)
     }
 
+    /// The handle of this request, made now if the handler has not asked for it yet.
+    pub(crate) fn handle(&mut self) -> PointHandle {
+        let request_id = self.request_id;
+        let shared = self.shared.get_or_insert_with(|| {
+            Arc::new(Shared::new(request_id.unwrap_or_else(RequestId::generate)))
+        });
+        PointHandle {
+            shared: Some(Arc::clone(shared)),
+        }
+    }
+
     /// Runs `f`, noting a panic unwinding out of it.
     pub(crate) fn watch<R>(&mut self, f: impl FnOnce() -> R) -> R {
         struct Watch<'a>(&'a mut bool);
@@ -338,6 +444,27 @@ impl HandlerScope {
         };
         f()
     }
+}
+
+/// Runs `f` (a call or poll for a request that passed a monitor without being recorded) so that
+/// handlers get a handle that records nothing. Inside another monitor's request (nested
+/// monitors), that request stays the current one.
+pub(crate) fn enter_unrecorded<R>(f: impl FnOnce() -> R) -> R {
+    let outer = CURRENT.take();
+    let nested = outer.is_some();
+    CURRENT.set(Some(outer.unwrap_or(Slot::Unrecorded)));
+    // Leaves the thread as it found it, even if `f` unwinds; an outer request's slot (its handle
+    // possibly made meanwhile) stays for the outer scope to collect.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if !self.0 {
+                CURRENT.set(None);
+            }
+        }
+    }
+    let _restore = Restore(nested);
+    f()
 }
 
 #[cfg(test)]
@@ -420,5 +547,191 @@ mod tests {
             FieldValue::Float(total) => assert!((total - (first + second)).abs() < 1e-12),
             ref other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod unrecorded_and_carried {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::{Flight, MemorySink, Monitor, RequestStart};
+
+    fn monitor() -> (Monitor, Arc<MemorySink>) {
+        let sink = Arc::new(MemorySink::new(10));
+        let monitor = Monitor::builder("svc")
+            .exclude_path("/excluded")
+            .sink(sink.clone())
+            .build()
+            .unwrap();
+        (monitor, sink)
+    }
+
+    fn begin(monitor: &Monitor, path: &str) -> Flight {
+        Flight::from(monitor.begin(RequestStart {
+            method: b"GET",
+            path,
+            route: Some(path),
+            request_id: None,
+        }))
+    }
+
+    /// Regression (review item 15): an excluded request ran its handler outside any scope, so
+    /// that a handler asking for its point failed. It now gets a handle that records nothing.
+    #[test]
+    fn an_excluded_request_gets_a_handle_that_records_nothing() {
+        let (monitor, sink) = monitor();
+        let mut flight = begin(&monitor, "/excluded");
+        let handle = flight.in_scope(|| PointHandle::current().expect("a handle"));
+        assert!(!handle.is_recording());
+        handle.tag("t", "v").field("f", 1u32).error_code("E");
+        handle.count_request_body(10);
+        assert!(handle.time("s").stop() >= 0.0);
+        assert_eq!(handle.request_id(), RequestId::EMPTY);
+        assert!(PointHandle::current().is_none(), "scope left");
+        let mut response = flight.response(200);
+        response.body_ended();
+        assert!(sink.requests().is_empty());
+        assert_eq!(sink.started(), 0);
+    }
+
+    #[test]
+    fn inside_an_outer_monitor_an_excluded_request_keeps_the_outer_point() {
+        let (outer_monitor, outer_sink) = monitor();
+        let (inner_monitor, _) = monitor();
+        let mut outer = begin(&outer_monitor, "/kept");
+        let mut inner = begin(&inner_monitor, "/excluded");
+        outer.in_scope(|| {
+            inner.in_scope(|| {
+                PointHandle::current().unwrap().tag("from", "inner handler");
+            });
+            assert!(PointHandle::current().unwrap().is_recording());
+        });
+        assert!(PointHandle::current().is_none());
+        outer.response(200).body_ended();
+        assert_eq!(outer_sink.requests()[0].tag("from"), Some("inner handler"));
+    }
+
+    #[test]
+    fn an_unwinding_excluded_request_leaves_no_scope_behind() {
+        let (monitor, _) = monitor();
+        let mut flight = begin(&monitor, "/excluded");
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            flight.in_scope(|| panic!("handler panicked"))
+        }));
+        assert!(unwound.is_err());
+        assert!(PointHandle::current().is_none());
+    }
+
+    /// Review item 7: off the thread of the request's scope, the handle carried in
+    /// the request (the extensions) is the same point: what is added there is recorded.
+    #[test]
+    fn the_carried_handle_reaches_the_point_from_another_thread() {
+        let (monitor, sink) = monitor();
+        let mut flight = begin(&monitor, "/kept");
+        let carried = flight
+            .carry(None)
+            .expect("a recorded request carries its handle");
+        assert!(carried.is_recording());
+        std::thread::spawn(move || {
+            let handle = PointHandle::of_request(|| Some(carried));
+            handle.tag("where", "other thread");
+        })
+        .join()
+        .unwrap();
+        // On the request's own thread, the thread-local gives the same point.
+        flight.in_scope(|| {
+            PointHandle::current().unwrap().field("here", true);
+        });
+        flight.response(200).body_ended();
+        let point = &sink.requests()[0];
+        assert_eq!(point.tag("where"), Some("other thread"));
+        assert_eq!(point.field("here"), Some(&crate::FieldValue::Bool(true)));
+    }
+
+    #[test]
+    fn the_thread_local_comes_before_the_carried_handle() {
+        let (monitor, _) = monitor();
+        let mut flight = begin(&monitor, "/kept");
+        let mut other = begin(&monitor, "/kept");
+        let others = other.carry(None).unwrap();
+        let id = flight.in_scope(|| {
+            PointHandle::of_request(|| panic!("not read: the thread-local answers")).request_id()
+        });
+        assert_ne!(id, others.request_id());
+        let _ = (flight.response(200), other.response(200));
+    }
+
+    #[test]
+    fn excluded_requests_carry_a_noop_handle_unless_an_outer_one_is_there() {
+        let (monitor, _) = monitor();
+        let mut excluded = begin(&monitor, "/excluded");
+        let noop = excluded.carry(None).expect("a handle that records nothing");
+        assert!(!noop.is_recording());
+        let mut outer = begin(&monitor, "/kept");
+        let outer_handle = outer.carry(None).unwrap();
+        assert!(excluded.carry(Some(&outer_handle)).is_none());
+        let _ = outer.response(200);
+    }
+
+    /// A subscriber counting the `warn` events whose message contains a text.
+    struct CountWarnings {
+        text: &'static str,
+        seen: Arc<AtomicUsize>,
+    }
+
+    impl tracing::Subscriber for CountWarnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn fmt::Debug) {
+                    self.0 += &format!("{value:?}");
+                }
+            }
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if *event.metadata().level() == tracing::Level::WARN && message.0.contains(self.text) {
+                self.seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// Regression (review item 15): a request that never passed the middleware (a route added
+    /// after the layer) got a 500 from the extractor; it now gets a handle that records nothing,
+    /// and the wiring mistake is logged once, at `warn`.
+    #[test]
+    fn a_request_that_never_passed_the_middleware_gets_a_noop_handle_and_one_warning() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = CountWarnings {
+            text: "did not pass vitalsign's middleware",
+            seen: Arc::clone(&seen),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            // An excluded request passed the middleware: no warning.
+            let (monitor, _) = monitor();
+            let mut flight = begin(&monitor, "/excluded");
+            flight.in_scope(|| assert!(!PointHandle::of_request(|| None).is_recording()));
+            assert_eq!(
+                seen.load(Ordering::SeqCst),
+                0,
+                "an excluded request is no mistake"
+            );
+            for _ in 0..3 {
+                let handle = PointHandle::of_request(|| None);
+                assert!(!handle.is_recording());
+                handle.tag("t", "v");
+            }
+        });
+        assert_eq!(seen.load(Ordering::SeqCst), 1, "logged once");
     }
 }

@@ -18,9 +18,9 @@
 //!     .layer(MonitorLayer::new(&monitor));
 //! ```
 
-use std::ops::Deref;
-
+use std::convert::Infallible;
 use std::future::Future;
+use std::ops::Deref;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -28,9 +28,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use vitalsign_core::endpoint::{
-    Endpoint, EndpointRequest, EndpointResponse, MISSING_POINT_MESSAGE,
-};
+use vitalsign_core::endpoint::{Endpoint, EndpointRequest, EndpointResponse};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -74,9 +72,23 @@ impl ResolveRoute for MatchedPathRoute {
 /// Extractor of the current request's [`PointHandle`]: add tags and fields, attach an error
 /// code, time a section. Dereferences to [`PointHandle`].
 ///
-/// Rejected with a 500 that says why when the handler is not behind a
-/// [`MonitorLayer`](crate::MonitorLayer) (or the request is excluded from recording). Use
-/// `Option<Point>` to accept both.
+/// It never fails, so that a monitoring setting never breaks a route. Where nothing is recorded
+/// it is a handle that records nothing ([`PointHandle::is_recording`] is `false`):
+///
+/// - the request's path is excluded from recording (`exclude_path`), silently;
+/// - the request never passed [`MonitorLayer`](crate::MonitorLayer): the handler is not behind
+///   it (a route added after `Router::layer`, a router merged after it). That is a wiring
+///   mistake, logged once at `warn`.
+///
+/// The handle is found through a thread-local of the task that runs the layer, which costs
+/// nothing. A handler that runs on another task (a middleware spawns it; tower's `Buffer`
+/// calls the inner service on its worker, though axum handlers still run on the caller's task
+/// there) finds its point in the request's extensions when the monitor is built with
+/// [`MonitorBuilder::point_in_extensions`](vitalsign_core::MonitorBuilder::point_in_extensions);
+/// otherwise it gets a handle that records nothing (and the warning). To tag from a task the
+/// handler spawns, move a clone of the handle into it.
+///
+/// `Option<Point>` is accepted too, and is always `Some`.
 #[derive(Clone, Debug)]
 pub struct Point(pub PointHandle);
 
@@ -88,41 +100,30 @@ impl Deref for Point {
     }
 }
 
-/// Rejection of [`Point`]: no monitored request is in scope.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct MissingPoint;
-
-impl std::fmt::Display for MissingPoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(MISSING_POINT_MESSAGE)
-    }
-}
-
-impl std::error::Error for MissingPoint {}
-
-impl IntoResponse for MissingPoint {
-    fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+impl Point {
+    fn of(parts: &Parts) -> Point {
+        Point(PointHandle::of_request(|| {
+            parts.extensions.get::<PointHandle>().cloned()
+        }))
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Point {
-    type Rejection = MissingPoint;
+    type Rejection = Infallible;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        PointHandle::current().map(Point).ok_or(MissingPoint)
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Point::of(parts))
     }
 }
 
 impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Infallible;
 
     async fn from_request_parts(
-        _parts: &mut Parts,
+        parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(PointHandle::current().map(Point))
+        Ok(Some(Point::of(parts)))
     }
 }
 

@@ -60,7 +60,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let point = PointHandle::current();
+        // Behind tower's `Buffer` this runs on its worker: the handle is then in the
+        // extensions, if the monitor puts it there.
+        let point = PointHandle::current()
+            .or_else(|| req.extensions().get::<PointHandle>().cloned())
+            .filter(PointHandle::is_recording);
         self.inner
             .call(req.map(|inner| CountingBody { inner, point }))
     }

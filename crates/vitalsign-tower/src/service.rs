@@ -59,7 +59,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         self.monitor.probe_runtime_once();
         let head = head_of(&req);
         let mut flight = Flight::from(self.monitor.begin(RequestStart {
@@ -84,6 +84,12 @@ where
                 &lookup,
             );
             flight.apply_label_fns(&info);
+        }
+        if self.monitor.point_in_extensions() {
+            // For handlers on another task (behind `Buffer`, spawned): see `Point`.
+            if let Some(handle) = flight.carry(req.extensions().get()) {
+                req.extensions_mut().insert(handle);
+            }
         }
         let future = flight.in_scope(|| self.inner.call(req));
         ResponseFuture::new(future, flight)

@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use tower::{Layer, Service, ServiceExt};
-use vitalsign_core::{MemorySink, Monitor, CLIENT_CLOSED_REQUEST};
+use vitalsign_core::{MemorySink, Monitor, PointHandle, CLIENT_CLOSED_REQUEST};
 use vitalsign_tower::{MonitorLayer, UriPath};
 
 fn monitor() -> (Monitor, Arc<MemorySink>) {
@@ -211,4 +211,44 @@ fn types_are_send_and_sync() {
     assert_send::<vitalsign_tower::ResponseFuture<std::future::Ready<()>>>();
     assert_send_sync::<vitalsign_tower::ResponseBody<Full<Bytes>>>();
     assert_send_sync::<Monitor>();
+}
+
+/// Regression (review item 7): behind tower's `Buffer` the inner service is called on the
+/// buffer's worker task, where no thread-local request is: a service reading its point in `call`
+/// found none. With `point_in_extensions` the request's extensions carry its handle, and what
+/// is added there, in `call` or in the future, lands on the request's point.
+#[tokio::test]
+async fn behind_a_buffer_the_inner_call_finds_its_point_in_the_extensions() {
+    let sink = Arc::new(MemorySink::new(10));
+    let monitor = Monitor::builder("stages")
+        .point_in_extensions(true)
+        .sink(sink.clone())
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|req: Request<Empty<Bytes>>| {
+        let point = PointHandle::of_request(|| req.extensions().get::<PointHandle>().cloned());
+        assert!(
+            point.is_recording(),
+            "found in call, on the buffer's worker"
+        );
+        point.tag("in_call", "yes");
+        async move {
+            point.field("in_future", true);
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+        }
+    });
+    let svc = MonitorLayer::new(&monitor)
+        .route_resolver(UriPath)
+        .layer(tower::buffer::Buffer::new(inner, 4));
+    let response = svc.oneshot(get("/buffered")).await.unwrap();
+    assert!(sink.requests().is_empty(), "after the future");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"done");
+    let points = sink.requests();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].tag("in_call"), Some("yes"));
+    assert_eq!(
+        points[0].field("in_future"),
+        Some(&vitalsign_core::FieldValue::Bool(true))
+    );
 }
