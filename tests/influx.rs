@@ -48,9 +48,11 @@ struct Tls {
 impl Tls {
     /// A self-signed certificate for 127.0.0.1 and localhost.
     fn self_signed() -> Tls {
-        let made =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-                .unwrap();
+        let made = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .unwrap();
         Tls {
             certificate: made.cert.pem(),
             key: made.signing_key.serialize_pem(),
@@ -603,10 +605,12 @@ async fn aggregates_of_requests_slower_than_the_period_overwrite_nothing() {
     let app = Router::new()
         .route(
             "/slow/{ms}",
-            get(|axum::extract::Path(ms): axum::extract::Path<u64>| async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                "slow"
-            }),
+            get(
+                |axum::extract::Path(ms): axum::extract::Path<u64>| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    "slow"
+                },
+            ),
         )
         .route("/fast", get(|| async { "fast" }))
         .merge(endpoints(&monitor))

@@ -217,7 +217,10 @@ async fn plain_statsd_folds_tags_into_names() {
 async fn the_in_flight_gauge_is_sent_on_each_flush_and_settles_at_zero() {
     let listener = Listener::start().await;
     let sink = statsd(&listener.addr, TagStyle::DogStatsd);
-    let monitor = Monitor::builder("gauge").sink(sink.clone()).build().unwrap();
+    let monitor = Monitor::builder("gauge")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
     let mut held = monitor
         .begin(RequestStart {
             method: b"GET",
@@ -246,7 +249,9 @@ async fn the_in_flight_gauge_is_sent_on_each_flush_and_settles_at_zero() {
     listener
         .wait_counter("shop.requests", "route:/race", 400)
         .await;
-    listener.wait_counter("shop.requests", "route:/held", 1).await;
+    listener
+        .wait_counter("shop.requests", "route:/held", 1)
+        .await;
     // The request path sends its counter and timer only.
     let per_request = listener
         .lines()
@@ -368,7 +373,11 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
     let period_ns = period.as_nanos() as u64;
     let expected_start = got[0].2;
     assert!(
-        [before / period_ns * period_ns, after / period_ns * period_ns].contains(&expected_start),
+        [
+            before / period_ns * period_ns,
+            after / period_ns * period_ns
+        ]
+        .contains(&expected_start),
         "{expected_start}: the period of the flush"
     );
     let mut expected = Vec::new();

@@ -485,7 +485,12 @@ impl TagSets {
         }
         let mut status = itoa::Buffer::new();
         let mut pairs = [("", ""); 5 + STACK_TAGS];
-        let n = stack_tag_set(point, error_code, status.format(point.status_code), &mut pairs);
+        let n = stack_tag_set(
+            point,
+            error_code,
+            status.format(point.status_code),
+            &mut pairs,
+        );
         let pairs = &pairs[..n];
         let mut parts = [""; 1 + 2 * (5 + STACK_TAGS)];
         parts[0] = series;
@@ -797,7 +802,11 @@ mod tests {
         };
         assert_eq!(total("requests"), sent.load(Ordering::Relaxed));
         assert_eq!(total("errors"), failed.load(Ordering::Relaxed));
-        assert_eq!(counts.len(), 2 * 2 * 2, "series x route x worker: {counts:#?}");
+        assert_eq!(
+            counts.len(),
+            2 * 2 * 2,
+            "series x route x worker: {counts:#?}"
+        );
         for (_, _, _, count, min, max, sum) in keep.all() {
             assert!(min == 0.25 || min == 0.5, "{min}");
             assert!(max == 0.25 || max == 0.5, "{max}");
@@ -846,7 +855,11 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(counts, want);
-        assert_eq!(aggregator.tag_sets.len(), 3, "two tag sets and the overflow one");
+        assert_eq!(
+            aggregator.tag_sets.len(),
+            3,
+            "two tag sets and the overflow one"
+        );
     }
 
     /// Handler tags in another order, repeated, or naming a standard tag give the tag set
@@ -860,7 +873,12 @@ mod tests {
         let shapes = [
             vec![tag("b", "2"), tag("a", "1")],
             vec![tag("a", "1"), tag("b", "2")],
-            vec![tag("a", "1"), tag("route", "/x"), tag("b", "2"), tag("a", "9")],
+            vec![
+                tag("a", "1"),
+                tag("route", "/x"),
+                tag("b", "2"),
+                tag("a", "9"),
+            ],
         ];
         let many: Vec<Tag> = (0..STACK_TAGS + 3)
             .map(|i| Tag {

@@ -257,7 +257,9 @@ fn check_udp(addr: &str) -> Result<(), ConfigError> {
     match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(invalid("resolves to no address".into())),
-        Err(e) => Err(invalid(format!("does not resolve (HOST:PORT expected): {e}"))),
+        Err(e) => Err(invalid(format!(
+            "does not resolve (HOST:PORT expected): {e}"
+        ))),
     }
 }
 
@@ -307,7 +309,7 @@ impl InfluxSink {
     ///
     /// `https://` needs the `influx-tls` feature (part of `influx`): TLS through rustls,
     /// trusting the system's root certificates and those given to
-    /// [`InfluxSinkBuilder::root_certificate_pem`]. A URL the sink cannot use fails at
+    /// `InfluxSinkBuilder::root_certificate_pem`. A URL the sink cannot use fails at
     /// [`InfluxSinkBuilder::build`].
     pub fn http(url: impl Into<String>) -> InfluxSinkBuilder {
         Self::builder(Target::Http {
@@ -792,23 +794,38 @@ mod tests {
                 (ConfigErrorKind::InvalidValue, "url"),
                 "{err}"
             );
-            assert!(err.to_string().contains(why), "{err:?} does not say {why:?}");
+            assert!(
+                err.to_string().contains(why),
+                "{err:?} does not say {why:?}"
+            );
         };
         refused(InfluxSink::http("127.0.0.1:8086/write?db=m"), "not a URL");
         refused(InfluxSink::http("not a url"), "not a URL");
-        refused(InfluxSink::http("ftp://127.0.0.1/write?db=m"), "scheme \"ftp\"");
+        refused(
+            InfluxSink::http("ftp://127.0.0.1/write?db=m"),
+            "scheme \"ftp\"",
+        );
         refused(InfluxSink::http("unix:/run/influx.sock"), "scheme \"unix\"");
         refused(InfluxSink::http("http://:8086/write?db=m"), "not a URL");
         refused(InfluxSink::http("http://127.0.0.1:8086"), "no write path");
         refused(InfluxSink::http("http://127.0.0.1:8086/"), "no write path");
-        refused(InfluxSink::http("http://127.0.0.1:8086/write"), "no database");
-        refused(InfluxSink::http("http://127.0.0.1:8086/write?db="), "no database");
+        refused(
+            InfluxSink::http("http://127.0.0.1:8086/write"),
+            "no database",
+        );
+        refused(
+            InfluxSink::http("http://127.0.0.1:8086/write?db="),
+            "no database",
+        );
         refused(
             InfluxSink::http("http://127.0.0.1:8086/api/v2/write?org=o"),
             "no bucket",
         );
         refused(InfluxSink::udp("127.0.0.1"), "does not resolve");
-        refused(InfluxSink::udp("no-such-host.invalid:8089"), "does not resolve");
+        refused(
+            InfluxSink::udp("no-such-host.invalid:8089"),
+            "does not resolve",
+        );
         #[cfg(not(feature = "influx-tls"))]
         refused(
             InfluxSink::http("https://127.0.0.1:8086/write?db=m"),

@@ -328,7 +328,9 @@ impl Sink for StatsdSink {
         let tags = point.tags;
         let count = self.name(point.series, tags);
         self.send(
-            self.state.client.count_with_tags(&count, point.count as i64),
+            self.state
+                .client
+                .count_with_tags(&count, point.count as i64),
             tags,
         );
         for (suffix, value) in [("min", point.min), ("max", point.max), ("sum", point.sum)] {
@@ -339,7 +341,8 @@ impl Sink for StatsdSink {
 
     fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let (done, wait) = tokio::sync::oneshot::channel();
-        if let Err(mpsc::SendError(Command::Flush(done))) = self.commands.send(Command::Flush(done)) {
+        if let Err(mpsc::SendError(Command::Flush(done))) = self.commands.send(Command::Flush(done))
+        {
             // No flusher thread (it panicked): flush here.
             self.state.flush();
             let _ = done.send(());
