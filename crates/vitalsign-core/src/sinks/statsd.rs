@@ -265,9 +265,9 @@ impl StatsdSink {
     }
 
     /// The metric name for `base` (with tags folded in, for [`TagStyle::InName`]).
-    fn name(&self, base: &str, tags: &[(String, String)]) -> String {
+    fn name<'b>(&self, base: &'b str, tags: &[(String, String)]) -> std::borrow::Cow<'b, str> {
         match self.style {
-            TagStyle::DogStatsd => base.to_owned(),
+            TagStyle::DogStatsd => base.into(),
             TagStyle::InName => {
                 let mut name = base.to_owned();
                 for key in ["route", "method", "status_code", "error_code"] {
@@ -276,7 +276,7 @@ impl StatsdSink {
                         name.push_str(&name_part(value));
                     }
                 }
-                name
+                name.into()
             }
         }
     }
@@ -333,8 +333,12 @@ impl Sink for StatsdSink {
                 .count_with_tags(&count, point.count as i64),
             tags,
         );
-        for (suffix, value) in [("min", point.min), ("max", point.max), ("sum", point.sum)] {
-            let name = self.name(&format!("execution_time_{suffix}"), tags);
+        for (base, value) in [
+            ("execution_time_min", point.min),
+            ("execution_time_max", point.max),
+            ("execution_time_sum", point.sum),
+        ] {
+            let name = self.name(base, tags);
             self.send(self.state.client.gauge_with_tags(&name, value), tags);
         }
     }
