@@ -1,6 +1,7 @@
 //! The StatsD sink's wire format, read by a real UDP listener on 127.0.0.1: prefix, DogStatsD
 //! tags or tags folded into names, several metrics per datagram, exact counter sums, the
-//! in-flight gauge as an absolute value; and the aggregator's exact figures.
+//! in-flight gauge sent by the flusher as an absolute value; and the aggregator's exact
+//! figures, and its request path that allocates nothing for a known tag set.
 
 #[path = "../examples/demo/actix_app.rs"]
 #[allow(dead_code)]
@@ -12,7 +13,7 @@ mod common;
 #[path = "common/demo.rs"]
 mod demo;
 
-use common::record;
+use common::{eventually, record};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -73,6 +74,33 @@ impl Listener {
             .sum()
     }
 
+    /// The values of the gauge lines named `name`, in arrival order.
+    fn gauges(&self, name: &str) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter(|l| l.starts_with(&format!("{name}:")) && l.contains("|g"))
+            .map(|l| l[name.len() + 1..].split('|').next().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Waits until the last `n` values of gauge `name` (at least `n` of them since `since`
+    /// gauges had arrived) all read `value`.
+    async fn wait_gauge(&self, name: &str, since: usize, n: usize, value: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let gauges = self.gauges(name);
+            let recent = &gauges[since.min(gauges.len())..];
+            if recent.len() >= n && recent[recent.len() - n..].iter().all(|v| v == value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: wanted the last {n} (of those since {since}) at {value}: {gauges:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn wait_counter(&self, name: &str, contains: &str, want: i64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.counter_sum(name, contains) != want {
@@ -131,7 +159,9 @@ async fn dogstatsd_counters_timers_and_gauge_from_both_frameworks() {
             "{timer}"
         );
         assert!(timer.contains("#"), "DogStatsD tags: {timer}");
-        // The in-flight gauge is set to absolute values and ends at 0.
+        // The in-flight gauge is an absolute value, and reads 0 once everything is done.
+        listener.wait_gauge("shop.in_flight", 0, 2, "0").await;
+        let lines = listener.lines();
         let gauges: Vec<&String> = lines
             .iter()
             .filter(|l| l.starts_with("shop.in_flight:"))
@@ -140,14 +170,6 @@ async fn dogstatsd_counters_timers_and_gauge_from_both_frameworks() {
             gauges
                 .iter()
                 .all(|g| g.contains("|g") && !g.contains(":+") && !g.contains(":-")),
-            "{gauges:?}"
-        );
-        assert!(
-            gauges.iter().any(|g| g.starts_with("shop.in_flight:1|g")),
-            "{gauges:?}"
-        );
-        assert!(
-            gauges.last().unwrap().starts_with("shop.in_flight:0|g"),
             "{gauges:?}"
         );
         // Batching: datagrams carry several metrics.
@@ -186,6 +208,59 @@ async fn plain_statsd_folds_tags_into_names() {
     );
 }
 
+/// Regression (review item 6): the in-flight gauge was sent on every start and finish, each
+/// time with a value read from a counter other requests were changing; sent out of order (or
+/// reordered on the way) the last one could read 1 while the service was idle, and stayed
+/// so. The flusher now sends it on each flush: while a request is held open the daemon keeps
+/// hearing 1, once it is done 0, whatever the racing requests in between did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_gauge_is_sent_on_each_flush_and_settles_at_zero() {
+    let listener = Listener::start().await;
+    let sink = statsd(&listener.addr, TagStyle::DogStatsd);
+    let monitor = Monitor::builder("gauge")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
+    let mut held = monitor
+        .begin(RequestStart {
+            method: b"GET",
+            path: "/held",
+            route: Some("/held"),
+            request_id: None,
+        })
+        .unwrap();
+    listener.wait_gauge("shop.in_flight", 0, 3, "1").await;
+    // Requests racing on four threads while one is held.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..100 {
+                    record(&monitor, b"GET", "/race", 200);
+                }
+            });
+        }
+    });
+    let since = listener.gauges("shop.in_flight").len();
+    listener.wait_gauge("shop.in_flight", since, 3, "1").await;
+    held.set_status(200);
+    held.complete();
+    let since = listener.gauges("shop.in_flight").len();
+    listener.wait_gauge("shop.in_flight", since, 3, "0").await;
+    listener
+        .wait_counter("shop.requests", "route:/race", 400)
+        .await;
+    listener
+        .wait_counter("shop.requests", "route:/held", 1)
+        .await;
+    // The request path sends its counter and timer only.
+    let per_request = listener
+        .lines()
+        .iter()
+        .filter(|l| l.contains("route:/race"))
+        .count();
+    assert_eq!(per_request, 2 * 400);
+}
+
 #[tokio::test]
 async fn a_statsd_server_that_is_down_never_reaches_the_app() {
     // Nothing listens on this port: sends fail (or vanish), requests are unaffected.
@@ -199,13 +274,13 @@ async fn a_statsd_server_that_is_down_never_reaches_the_app() {
     for _ in 0..100 {
         record(&monitor, b"GET", "/", 200);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let report = sink.report().unwrap();
-    assert_eq!(
-        report.sent + report.dropped + report.queued,
-        100 * 4,
-        "{report:?}"
-    );
+    // Every metric of the requests (a counter and a timer each) is sent or counted as dropped
+    // (besides the flusher's gauges).
+    eventually("the queue drains", || async {
+        let report = sink.report().unwrap();
+        report.queued == 0 && report.sent + report.dropped >= 100 * 2
+    })
+    .await;
 }
 
 /// A sink that keeps aggregates.
@@ -260,16 +335,25 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
         flight.set_status(status);
         flight.complete();
     }
-    // Flush the monitor's aggregator (what shutdown does).
+    // Flush the monitor's aggregator (what shutdown does): the points of the period under way
+    // go out, timestamped with its start.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let unix_nanos = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let before = unix_nanos();
     assert!(
         runtime
             .block_on(monitor.shutdown(Duration::from_secs(5)))
             .flushed
     );
+    let after = unix_nanos();
     let mut got = aggregates.0.lock().unwrap().clone();
     got.sort_by(|a, b| {
         (&a.0, a.1.get("route"), a.1.get("status_code")).cmp(&(
@@ -287,7 +371,15 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
             .collect()
     };
     let period_ns = period.as_nanos() as u64;
-    let expected_start = points[0].start_unix_nanos / period_ns * period_ns;
+    let expected_start = got[0].2;
+    assert!(
+        [
+            before / period_ns * period_ns,
+            after / period_ns * period_ns
+        ]
+        .contains(&expected_start),
+        "{expected_start}: the period of the flush"
+    );
     let mut expected = Vec::new();
     for (series, route, status, code) in [
         ("errors", "/a", 500, Some("500")),
@@ -332,4 +424,57 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
         0,
         "timestamps floored to the period"
     );
+}
+
+/// Regression (review item 2): the aggregator built the tag set of every point (a vector of
+/// owned strings) and took one mutex shared by all requests. A point of a tag set it has
+/// seen, handler tags included, now allocates nothing, and neither does its error point.
+#[test]
+fn the_aggregator_records_a_known_tag_set_without_allocating() {
+    let aggregates = Arc::new(Aggregates::default());
+    let aggregator = PeriodAggregator::new(Duration::from_secs(3600), aggregates.clone());
+    let id = vitalsign::RequestId::EMPTY;
+    let tags = [
+        vitalsign::Tag {
+            key: "tenant".into(),
+            value: "acme".into(),
+        },
+        vitalsign::Tag {
+            key: "plan".into(),
+            value: "gold".into(),
+        },
+    ];
+    let point = vitalsign::RequestPoint {
+        service: "alloc",
+        route: "/users/{id}",
+        method: vitalsign::Method::Get,
+        status_code: 503,
+        request_id: &id,
+        execution_time: 0.01,
+        start_unix_nanos: 1,
+        disconnected: false,
+        head_time: None,
+        response_body_bytes: 0,
+        request_body_bytes: 0,
+        tags: &tags,
+        fields: &[],
+    };
+    let error = vitalsign::ErrorPoint {
+        request: &point,
+        error_code: "E1",
+    };
+    // First sight registers both tag sets.
+    aggregator.record_request(&point);
+    aggregator.record_error(&error);
+    const POINTS: u64 = 10_000;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..POINTS {
+            aggregator.record_request(&point);
+            aggregator.record_error(&error);
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    drop(aggregator.flush());
+    let counts: u64 = aggregates.0.lock().unwrap().iter().map(|k| k.3).sum();
+    assert_eq!(counts, 2 * (POINTS + 1));
 }

@@ -30,6 +30,9 @@ pub struct InfluxSinkBuilder {
     batch_size: usize,
     capacity: usize,
     max_backoff: Duration,
+    /// PEM bundles to trust besides the system's roots.
+    #[cfg(feature = "influx-tls")]
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl InfluxSinkBuilder {
@@ -65,35 +68,56 @@ impl InfluxSinkBuilder {
         self
     }
 
-    /// Starts the sink's writer thread.
+    /// Trusts the certificates of a PEM bundle for `https://` URLs, besides the system's root
+    /// certificates: a private CA's, or a self-signed InfluxDB's own certificate. Can be given
+    /// several times. A bundle that holds no certificate fails at [`build`](Self::build)
+    /// (setting `root_certificate_pem`). Feature `influx-tls` (part of `influx`).
+    ///
+    /// ```no_run
+    /// use vitalsign_core::sinks::InfluxSink;
+    ///
+    /// let ca = std::fs::read("/etc/influxdb/ca.pem").unwrap();
+    /// let influx = InfluxSink::http("https://influx.internal:8086/write?db=metrics")
+    ///     .root_certificate_pem(ca)
+    ///     .build()?;
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    #[cfg(feature = "influx-tls")]
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Checks the target and starts the sink's writer thread.
+    ///
+    /// A target the sink cannot use fails here, with [`ConfigErrorKind::InvalidValue`] and
+    /// setting `url`, saying why: not a URL, a scheme other than `http` and `https`, `https`
+    /// without the `influx-tls` feature, no host, no write path, a 1.x write URL without `db`
+    /// or a 2.x one without `bucket`, or a UDP address that does not resolve.
+    ///
+    /// ```
+    /// use vitalsign_core::{sinks::InfluxSink, ConfigErrorKind};
+    ///
+    /// let err = InfluxSink::http("ftp://127.0.0.1/write?db=m").build().unwrap_err();
+    /// assert_eq!((err.kind(), err.setting()), (ConfigErrorKind::InvalidValue, "url"));
+    /// assert!(err.to_string().contains("scheme \"ftp\""), "{err}");
+    /// ```
     pub fn build(self) -> Result<Arc<InfluxSink>, ConfigError> {
-        if let Target::Http { url, .. } = &self.target {
-            let parsed: Result<reqwest::Url, _> = url.parse();
-            match parsed {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(u) => {
-                    return Err(ConfigError::new(
-                        ConfigErrorKind::InvalidValue,
-                        "url",
-                        format!(
-                            "influx URL {url:?}: scheme {:?} is not http or https",
-                            u.scheme()
-                        ),
-                    ))
-                }
-                Err(e) => {
-                    return Err(ConfigError::new(
-                        ConfigErrorKind::InvalidValue,
-                        "url",
-                        format!("influx URL {url:?} is not a URL: {e}"),
-                    ))
-                }
+        let client = match &self.target {
+            Target::Http { url, .. } => {
+                check_url(url)?;
+                Some(self.http_client()?)
             }
-        }
+            Target::Udp { addr, .. } => {
+                check_udp(addr)?;
+                None
+            }
+        };
         let queue = Arc::new(Queue::new(self.capacity, self.batch_size));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let flushes = Arc::new(Mutex::new(Vec::new()));
         let writer = Writer {
+            client,
             queue: Arc::clone(&queue),
             target: self.target.clone(),
             flush_period: self.flush_period,
@@ -129,6 +153,113 @@ impl InfluxSinkBuilder {
             prefixes: Prefixes::new(),
             _stop: stop,
         }))
+    }
+}
+
+impl InfluxSinkBuilder {
+    /// The HTTP client, trusting the given certificates.
+    fn http_client(&self) -> Result<reqwest::Client, ConfigError> {
+        #[allow(unused_mut)]
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        #[cfg(feature = "influx-tls")]
+        for pem in &self.root_certificates {
+            let invalid = |why: String| {
+                ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    "root_certificate_pem",
+                    format!("influx sink: root certificate: {why}"),
+                )
+            };
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid(format!("not a PEM bundle: {}", error_chain(&e))))?;
+            if certificates.is_empty() {
+                return Err(invalid(
+                    "no certificate in the PEM bundle (no BEGIN CERTIFICATE block)".into(),
+                ));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        builder.build().map_err(|e| {
+            ConfigError::new(
+                ConfigErrorKind::Resource,
+                "build",
+                format!("influx sink: no HTTP client: {}", error_chain(&e)),
+            )
+            .with_source(e)
+        })
+    }
+}
+
+/// Refuses an HTTP write URL the sink cannot use, saying why.
+fn check_url(url: &str) -> Result<(), ConfigError> {
+    let invalid = |why: String| {
+        ConfigError::new(
+            ConfigErrorKind::InvalidValue,
+            "url",
+            format!("influx URL {url:?} {why}"),
+        )
+    };
+    let parsed: reqwest::Url = url
+        .parse()
+        .map_err(|e| invalid(format!("is not a URL: {e}")))?;
+    match parsed.scheme() {
+        "http" => {}
+        "https" if cfg!(feature = "influx-tls") => {}
+        "https" => {
+            return Err(invalid(
+                "is https, and this build has no TLS: enable the `influx-tls` feature \
+                 (part of `influx`)"
+                    .into(),
+            ))
+        }
+        other => return Err(invalid(format!("has scheme {other:?}, not http or https"))),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("has no host".into()));
+    }
+    let has = |name: &str| {
+        parsed
+            .query_pairs()
+            .any(|(k, v)| k == name && !v.is_empty())
+    };
+    let path = parsed.path().trim_end_matches('/');
+    if path.is_empty() {
+        Err(invalid(
+            "has no write path: use http(s)://HOST:PORT/write?db=NAME (InfluxDB 1.x) or \
+             http(s)://HOST:PORT/api/v2/write?org=ORG&bucket=BUCKET (2.x)"
+                .into(),
+        ))
+    } else if path.ends_with("/api/v2/write") && !has("bucket") {
+        Err(invalid(
+            "names no bucket: a 2.x write URL is …/api/v2/write?org=ORG&bucket=BUCKET".into(),
+        ))
+    } else if path.ends_with("/write") && !path.ends_with("/api/v2/write") && !has("db") {
+        Err(invalid(
+            "names no database: a 1.x write URL is …/write?db=NAME".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses a UDP address that does not resolve.
+fn check_udp(addr: &str) -> Result<(), ConfigError> {
+    use std::net::ToSocketAddrs;
+    let invalid = |why: String| {
+        ConfigError::new(
+            ConfigErrorKind::InvalidValue,
+            "url",
+            format!("influx UDP address {addr:?} {why}"),
+        )
+    };
+    match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(invalid("resolves to no address".into())),
+        Err(e) => Err(invalid(format!(
+            "does not resolve (HOST:PORT expected): {e}"
+        ))),
     }
 }
 
@@ -175,6 +306,11 @@ impl std::fmt::Debug for InfluxSink {
 impl InfluxSink {
     /// A sink writing to a full write URL: `http://host:8086/write?db=…` (1.x) or
     /// `http://host:8086/api/v2/write?org=…&bucket=…` (2.x, with [`InfluxSinkBuilder::token`]).
+    ///
+    /// `https://` needs the `influx-tls` feature (part of `influx`): TLS through rustls,
+    /// trusting the system's root certificates and those given to
+    /// `InfluxSinkBuilder::root_certificate_pem`. A URL the sink cannot use fails at
+    /// [`InfluxSinkBuilder::build`].
     pub fn http(url: impl Into<String>) -> InfluxSinkBuilder {
         Self::builder(Target::Http {
             url: url.into(),
@@ -218,6 +354,8 @@ impl InfluxSink {
             batch_size: 500,
             capacity: 10_000,
             max_backoff: Duration::from_secs(10),
+            #[cfg(feature = "influx-tls")]
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -452,6 +590,8 @@ pub(crate) fn encode_aggregate(point: &AggregatePoint<'_>) -> Vec<u8> {
 
 /// The writer thread's state.
 struct Writer {
+    /// The HTTP client (none for UDP).
+    client: Option<reqwest::Client>,
     queue: Arc<Queue>,
     target: Target,
     flush_period: Duration,
@@ -471,10 +611,6 @@ enum Failure {
 
 impl Writer {
     async fn run(self, mut stopped: tokio::sync::oneshot::Receiver<()>) {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
         let udp = match &self.target {
             Target::Udp { .. } => tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok(),
             Target::Http { .. } => None,
@@ -493,7 +629,7 @@ impl Writer {
                     break;
                 }
                 let n = batch.len() as u64;
-                match self.write(&client, udp.as_ref(), &batch).await {
+                match self.write(udp.as_ref(), &batch).await {
                     Ok(()) => {
                         self.queue.sent.fetch_add(n, Relaxed);
                     }
@@ -541,13 +677,16 @@ impl Writer {
 
     async fn write(
         &self,
-        client: &reqwest::Client,
         udp: Option<&tokio::net::UdpSocket>,
         batch: &[Vec<u8>],
     ) -> Result<(), Failure> {
         match &self.target {
             Target::Http { url, token } => {
                 let body: Vec<u8> = batch.concat();
+                let client = self
+                    .client
+                    .as_ref()
+                    .ok_or_else(|| Failure::Retry("no HTTP client".into()))?;
                 let mut request = client.post(url).body(body);
                 if let Some(token) = token {
                     request = request.header("authorization", format!("Token {token}"));
@@ -642,6 +781,92 @@ impl Sink for InfluxSink {
 mod tests {
     use super::*;
     use crate::{Method, RequestId, Tag};
+
+    /// Regression (review item 3): `https://` URLs were accepted without a TLS backend and
+    /// every write failed and was retried forever; other unusable targets failed late too.
+    /// Each fails at `build()` now, saying why.
+    #[test]
+    fn unusable_targets_fail_at_build_saying_why() {
+        let refused = |builder: InfluxSinkBuilder, why: &str| {
+            let err = builder.build().expect_err(why);
+            assert_eq!(
+                (err.kind(), err.setting()),
+                (ConfigErrorKind::InvalidValue, "url"),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains(why),
+                "{err:?} does not say {why:?}"
+            );
+        };
+        refused(InfluxSink::http("127.0.0.1:8086/write?db=m"), "not a URL");
+        refused(InfluxSink::http("not a url"), "not a URL");
+        refused(
+            InfluxSink::http("ftp://127.0.0.1/write?db=m"),
+            "scheme \"ftp\"",
+        );
+        refused(InfluxSink::http("unix:/run/influx.sock"), "scheme \"unix\"");
+        refused(InfluxSink::http("http://:8086/write?db=m"), "not a URL");
+        refused(InfluxSink::http("http://127.0.0.1:8086"), "no write path");
+        refused(InfluxSink::http("http://127.0.0.1:8086/"), "no write path");
+        refused(
+            InfluxSink::http("http://127.0.0.1:8086/write"),
+            "no database",
+        );
+        refused(
+            InfluxSink::http("http://127.0.0.1:8086/write?db="),
+            "no database",
+        );
+        refused(
+            InfluxSink::http("http://127.0.0.1:8086/api/v2/write?org=o"),
+            "no bucket",
+        );
+        refused(InfluxSink::udp("127.0.0.1"), "does not resolve");
+        refused(
+            InfluxSink::udp("no-such-host.invalid:8089"),
+            "does not resolve",
+        );
+        #[cfg(not(feature = "influx-tls"))]
+        refused(
+            InfluxSink::http("https://127.0.0.1:8086/write?db=m"),
+            "enable the `influx-tls` feature",
+        );
+        for usable in [
+            InfluxSink::http("http://127.0.0.1:8086/write?db=m"),
+            InfluxSink::http("http://localhost:8086/write?db=m&precision=ns"),
+            InfluxSink::http("http://127.0.0.1:8086/api/v2/write?org=o&bucket=b").token("t"),
+            InfluxSink::http("http://proxy.example/influx/write?db=m"),
+            InfluxSink::udp("127.0.0.1:8089"),
+            InfluxSink::udp("localhost:8089"),
+        ] {
+            usable.build().unwrap();
+        }
+        #[cfg(feature = "influx-tls")]
+        InfluxSink::http("https://127.0.0.1:8086/write?db=m")
+            .build()
+            .unwrap();
+    }
+
+    /// A root certificate that is not one fails at `build()` (setting
+    /// `root_certificate_pem`).
+    #[cfg(feature = "influx-tls")]
+    #[test]
+    fn a_bundle_without_certificates_fails_at_build() {
+        for pem in [
+            &b"not a certificate"[..],
+            b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        ] {
+            let err = InfluxSink::http("https://127.0.0.1:8086/write?db=m")
+                .root_certificate_pem(pem)
+                .build()
+                .unwrap_err();
+            assert_eq!(
+                (err.kind(), err.setting()),
+                (ConfigErrorKind::InvalidValue, "root_certificate_pem"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn cached_prefixes_write_the_lines_the_crate_writes() {

@@ -9,15 +9,15 @@
 //! A sink of your own implements [`Sink`](crate::Sink); see `examples/custom_sink.rs`.
 
 mod aggregate;
-#[cfg(feature = "influx")]
+#[cfg(feature = "influx-base")]
 mod influx;
-#[cfg(feature = "influx")]
+#[cfg(feature = "influx-base")]
 mod queue;
 #[cfg(feature = "statsd")]
 mod statsd;
 
-pub use aggregate::PeriodAggregator;
-#[cfg(feature = "influx")]
+pub use aggregate::{PeriodAggregator, PeriodAggregatorBuilder, OVERFLOW_TAG};
+#[cfg(feature = "influx-base")]
 pub use influx::{InfluxSink, InfluxSinkBuilder};
 #[cfg(feature = "statsd")]
 pub use statsd::{StatsdSink, StatsdSinkBuilder, TagStyle};

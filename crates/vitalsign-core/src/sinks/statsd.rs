@@ -67,7 +67,8 @@ impl StatsdSinkBuilder {
         self
     }
 
-    /// Longest a metric waits in a partly filled datagram. Defaults to 1 s.
+    /// Longest a metric waits in a partly filled datagram, and how often the `in_flight`
+    /// gauge is sent. Defaults to 1 s.
     pub fn flush_period(mut self, period: Duration) -> Self {
         self.flush_period = period.max(Duration::from_millis(1));
         self
@@ -104,28 +105,70 @@ impl StatsdSinkBuilder {
                 move |e| failures.record(&e)
             })
             .build();
-        let client = Arc::new(client);
-        let (stop, stopped) = mpsc::channel::<()>();
-        let flushing = Arc::clone(&client);
+        let state = Arc::new(State {
+            client,
+            queuing,
+            in_flight: AtomicI64::new(0),
+            submitted: AtomicU64::new(0),
+        });
+        let (commands, received) = mpsc::channel::<Command>();
+        let flushing = Arc::clone(&state);
         let period = self.flush_period;
         std::thread::Builder::new()
             .name("vitalsign-statsd".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
-                    let _ = flushing.flush();
+            .spawn(move || loop {
+                match received.recv_timeout(period) {
+                    Ok(Command::Flush(done)) => {
+                        flushing.flush();
+                        let _ = done.send(());
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => flushing.flush(),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return flushing.flush(),
                 }
-                let _ = flushing.flush();
             })
             .map_err(|e| fail("no flusher thread", &e))?;
         Ok(Arc::new(StatsdSink {
-            client,
-            queuing,
+            state,
             style: self.style,
-            in_flight: AtomicI64::new(0),
-            submitted: AtomicU64::new(0),
             failures,
-            _stop: stop,
+            commands,
         }))
+    }
+}
+
+/// What the sink asks of its flusher thread.
+enum Command {
+    /// Flush now, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// What the sink and its flusher thread share.
+struct State {
+    client: StatsdClient,
+    queuing: Arc<QueuingMetricSink>,
+    /// Requests in flight: one addition each way on the request path, sent by the flusher.
+    in_flight: AtomicI64,
+    /// Metrics handed to cadence.
+    submitted: AtomicU64,
+}
+
+impl State {
+    /// Sends the `in_flight` gauge, waits (at most a second) until cadence's sender thread has
+    /// taken it from its queue, and sends the partly filled datagram. The gauge is read here,
+    /// on one thread, once a period: it cannot arrive out of order with itself, and a daemon
+    /// that lost one has the right figure a period later.
+    fn flush(&self) {
+        let in_flight = self.in_flight.load(Relaxed).max(0);
+        self.submitted.fetch_add(1, Relaxed);
+        self.client
+            .gauge_with_tags("in_flight", in_flight as f64)
+            .send();
+        let taken = self.queuing.submitted();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.queuing.drained() < taken && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = self.client.flush();
     }
 }
 
@@ -160,9 +203,10 @@ impl MetricSink for Shared {
     }
 }
 
-/// Sends, per request: the counter `requests`, the timer `execution_time` (ms), the counter
-/// `errors` (with `error_code`) for failures, and the gauge `in_flight` set to an absolute
-/// value. Aggregates from a [`PeriodAggregator`](super::PeriodAggregator) go as the counter
+/// Sends, per request: the counter `requests`, the timer `execution_time` (ms), and the counter
+/// `errors` (with `error_code`) for failures; and on every flush (every `flush_period`, and on
+/// [`Sink::flush`]) the gauge `in_flight`, the requests in flight then, as an absolute value.
+/// Aggregates from a [`PeriodAggregator`](super::PeriodAggregator) go as the counter
 /// `requests` (or `errors`) by `count` and the gauges `execution_time_min`, `_max`, `_sum`
 /// (seconds).
 ///
@@ -178,13 +222,11 @@ impl MetricSink for Shared {
 /// # Ok::<(), vitalsign_core::ConfigError>(())
 /// ```
 pub struct StatsdSink {
-    client: Arc<StatsdClient>,
-    queuing: Arc<QueuingMetricSink>,
+    state: Arc<State>,
     style: TagStyle,
-    in_flight: AtomicI64,
-    submitted: AtomicU64,
     failures: Arc<Failures>,
-    _stop: mpsc::Sender<()>,
+    /// To the flusher thread; dropping it stops the thread (after a last flush).
+    commands: mpsc::Sender<Command>,
 }
 
 impl std::fmt::Debug for StatsdSink {
@@ -223,9 +265,9 @@ impl StatsdSink {
     }
 
     /// The metric name for `base` (with tags folded in, for [`TagStyle::InName`]).
-    fn name(&self, base: &str, tags: &[(String, String)]) -> String {
+    fn name<'b>(&self, base: &'b str, tags: &[(String, String)]) -> std::borrow::Cow<'b, str> {
         match self.style {
-            TagStyle::DogStatsd => base.to_owned(),
+            TagStyle::DogStatsd => base.into(),
             TagStyle::InName => {
                 let mut name = base.to_owned();
                 for key in ["route", "method", "status_code", "error_code"] {
@@ -234,7 +276,7 @@ impl StatsdSink {
                         name.push_str(&name_part(value));
                     }
                 }
-                name
+                name.into()
             }
         }
     }
@@ -249,15 +291,8 @@ impl StatsdSink {
                 metric = metric.with_tag(key, value);
             }
         }
-        self.submitted.fetch_add(1, Relaxed);
+        self.state.submitted.fetch_add(1, Relaxed);
         metric.send();
-    }
-
-    fn gauge_in_flight(&self, value: i64) {
-        self.submitted.fetch_add(1, Relaxed);
-        self.client
-            .gauge_with_tags("in_flight", value.max(0) as f64)
-            .send();
     }
 }
 
@@ -267,54 +302,65 @@ impl Sink for StatsdSink {
     }
 
     fn request_started(&self, _method: Method) {
-        self.gauge_in_flight(self.in_flight.fetch_add(1, Relaxed) + 1);
+        self.state.in_flight.fetch_add(1, Relaxed);
     }
 
     fn record_request(&self, point: &RequestPoint<'_>) {
         let tags = super::tag_set(point, None);
         let requests = self.name("requests", &tags);
-        self.send(self.client.count_with_tags(&requests, 1), &tags);
+        self.send(self.state.client.count_with_tags(&requests, 1), &tags);
         let time = self.name("execution_time", &tags);
         let duration = Duration::from_secs_f64(point.execution_time.max(0.0));
-        self.send(self.client.time_with_tags(&time, duration), &tags);
+        self.send(self.state.client.time_with_tags(&time, duration), &tags);
     }
 
     fn record_error(&self, point: &ErrorPoint<'_>) {
         let tags = super::tag_set(point.request, Some(point.error_code));
         let errors = self.name("errors", &tags);
-        self.send(self.client.count_with_tags(&errors, 1), &tags);
+        self.send(self.state.client.count_with_tags(&errors, 1), &tags);
     }
 
     fn request_finished(&self, _method: Method) {
-        self.gauge_in_flight(self.in_flight.fetch_sub(1, Relaxed) - 1);
+        self.state.in_flight.fetch_sub(1, Relaxed);
     }
 
     fn record_aggregate(&self, point: &AggregatePoint<'_>) {
         let tags = point.tags;
         let count = self.name(point.series, tags);
         self.send(
-            self.client.count_with_tags(&count, point.count as i64),
+            self.state
+                .client
+                .count_with_tags(&count, point.count as i64),
             tags,
         );
-        for (suffix, value) in [("min", point.min), ("max", point.max), ("sum", point.sum)] {
-            let name = self.name(&format!("execution_time_{suffix}"), tags);
-            self.send(self.client.gauge_with_tags(&name, value), tags);
+        for (base, value) in [
+            ("execution_time_min", point.min),
+            ("execution_time_max", point.max),
+            ("execution_time_sum", point.sum),
+        ] {
+            let name = self.name(base, tags);
+            self.send(self.state.client.gauge_with_tags(&name, value), tags);
         }
     }
 
     fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let (done, wait) = tokio::sync::oneshot::channel();
-        let _ = self.client.flush();
-        let _ = done.send(());
+        if let Err(mpsc::SendError(Command::Flush(done))) = self.commands.send(Command::Flush(done))
+        {
+            // No flusher thread (it panicked): flush here.
+            self.state.flush();
+            let _ = done.send(());
+        }
         Some(wait)
     }
 
     fn report(&self) -> Option<SinkReport> {
         let dropped = self.failures.count.load(Relaxed);
-        let queued = self.queuing.queued();
+        let queued = self.state.queuing.queued();
         Some(SinkReport {
             name: "statsd",
             sent: self
+                .state
                 .submitted
                 .load(Relaxed)
                 .saturating_sub(dropped)
