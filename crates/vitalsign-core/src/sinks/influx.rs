@@ -13,12 +13,30 @@ use crate::{
 };
 
 /// Where lines go.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Target {
     /// A full write URL: InfluxDB 1.x `…/write?db=…` or 2.x `…/api/v2/write?org=…&bucket=…`.
     Http { url: String, token: Option<String> },
     /// An InfluxDB UDP listener.
     Udp { addr: String, max_datagram: usize },
+}
+
+/// Prints the URL and whether a token is set, never the token.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Http { url, token } => f
+                .debug_struct("Http")
+                .field("url", url)
+                .field("token", &token.as_ref().map(|_| "<redacted>"))
+                .finish(),
+            Target::Udp { addr, max_datagram } => f
+                .debug_struct("Udp")
+                .field("addr", addr)
+                .field("max_datagram", max_datagram)
+                .finish(),
+        }
+    }
 }
 
 /// Builds an [`InfluxSink`].
@@ -781,6 +799,15 @@ impl Sink for InfluxSink {
 mod tests {
     use super::*;
     use crate::{Method, RequestId, Tag};
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let builder = InfluxSink::http("http://127.0.0.1:8086/api/v2/write?org=o&bucket=b")
+            .token("s3cr3t-token");
+        let printed = format!("{builder:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
 
     /// Regression (review item 3): `https://` URLs were accepted without a TLS backend and
     /// every write failed and was retried forever; other unusable targets failed late too.
