@@ -1178,6 +1178,7 @@ impl Monitor {
             head_nanos: NO_HEAD,
             body_bytes: 0,
             route_excluded: false,
+            body_failed: false,
             done: false,
         })
     }
@@ -1271,7 +1272,10 @@ impl Monitor {
             .as_ref()
             .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
         if !status_excluded && !flight.route_excluded {
-            self.send(&point, attached_code.or(panicked.then_some("panic")));
+            let code = attached_code
+                .or(panicked.then_some("panic"))
+                .or(flight.body_failed.then_some(BODY_ERROR_CODE));
+            self.send(&point, code);
         }
         for sink in &self.inner.sinks {
             sink.request_finished(point.method);
@@ -1322,11 +1326,15 @@ impl Route {
 /// [`InFlight::head_nanos`] before the response head.
 const NO_HEAD: u64 = u64::MAX;
 
+/// Error code of a request whose response body failed (see [`InFlight::body_failed`]).
+const BODY_ERROR_CODE: &str = "body_error";
+
 /// One request being served: the completion guard that adapters carry from the request to the
 /// end of the response body.
 ///
-/// Records exactly once: [`InFlight::complete`] for a response that ended normally; dropping it
-/// before that records a disconnect (status [`CLIENT_CLOSED_REQUEST`] if no response head was
+/// Records exactly once: [`InFlight::complete`] for a response that ended normally,
+/// [`InFlight::body_failed`] for one whose body failed; dropping it before that records a
+/// disconnect (status [`CLIENT_CLOSED_REQUEST`] if no response head was
 /// seen), or status 500 with error code `panic` if the inner service panicked inside
 /// [`InFlight::in_scope`].
 #[derive(Debug)]
@@ -1343,6 +1351,8 @@ pub struct InFlight {
     body_bytes: u64,
     /// The route set after the start is excluded: nothing is recorded.
     route_excluded: bool,
+    /// The response body yielded an error ([`InFlight::body_failed`]).
+    body_failed: bool,
     done: bool,
 }
 
@@ -1457,11 +1467,21 @@ impl InFlight {
         self.method != Method::Head && !matches!(self.status, Some(100..=199 | 204 | 304))
     }
 
-    /// The response ended normally (last body frame sent, body error, or an empty body).
+    /// The response ended normally (last body frame sent, or an empty body).
     /// Records the request; later calls and the drop do nothing.
     pub fn complete(&mut self) {
         if !std::mem::replace(&mut self.done, true) {
             self.monitor.record(self, false);
+        }
+    }
+
+    /// The response body yielded an error: records the request now, with the status it was
+    /// sent with, as an error with error code `body_error` (unless the handler attached a code),
+    /// not as a disconnect. Later calls and the drop do nothing.
+    pub fn body_failed(&mut self) {
+        if !self.done {
+            self.body_failed = true;
+            self.complete();
         }
     }
 }
@@ -1557,10 +1577,19 @@ impl Flight {
         }
     }
 
-    /// The body yielded its last frame, an error, or the end: the request is recorded now.
+    /// The body yielded its last frame or the end: the request is recorded now.
     pub fn body_ended(&mut self) {
         if let Some(flight) = &mut self.0 {
             flight.complete();
+            self.0 = None;
+        }
+    }
+
+    /// The body yielded an error: the request is recorded now, as an error with error code
+    /// `body_error` (see [`InFlight::body_failed`]).
+    pub fn body_failed(&mut self) {
+        if let Some(flight) = &mut self.0 {
+            flight.body_failed();
             self.0 = None;
         }
     }
@@ -1789,6 +1818,36 @@ mod tests {
         drop(flight);
         let p = &sink.requests()[0];
         assert_eq!((p.status_code, p.disconnected), (200, true));
+    }
+
+    /// Regression (review item 9): a body that failed was recorded as a normal completion.
+    #[test]
+    fn a_body_error_is_an_error_point_with_its_status_and_not_a_disconnect() {
+        let (monitor, sink) = monitor(|b| b);
+        let mut flight = Flight::from(monitor.begin(start(b"GET", "/s", Some("/s"))));
+        let mut body = flight.response(200);
+        body.body_bytes(8);
+        assert!(sink.requests().is_empty(), "not recorded before the body ends");
+        body.body_failed();
+        body.body_failed();
+        body.body_ended();
+        drop(body);
+        let points = sink.requests();
+        assert_eq!(points.len(), 1, "recorded exactly once");
+        let p = &points[0];
+        assert_eq!((p.status_code, p.disconnected, p.response_body_bytes), (200, false, 8));
+        let errors = sink.errors();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].error_code, "body_error");
+        assert_eq!(monitor.in_flight(), 0);
+        // A code the handler attached names the error, as it does for a panic.
+        let mut flight = monitor.begin(start(b"GET", "/s", Some("/s"))).unwrap();
+        flight.in_scope(|| {
+            PointHandle::current().unwrap().error_code("E_UPSTREAM");
+        });
+        flight.set_status(200);
+        flight.body_failed();
+        assert_eq!(sink.errors()[1].error_code, "E_UPSTREAM");
     }
 
     #[test]
