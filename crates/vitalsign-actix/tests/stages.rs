@@ -85,16 +85,18 @@ async fn a_body_error_is_an_error_point_with_the_status_sent_not_a_disconnect() 
         .call(test::TestRequest::get().uri("/s").to_request())
         .await
         .unwrap();
-    let mut body = std::pin::pin!(response.into_body());
+    let mut body = Box::pin(response.into_body());
     futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
         .await
         .unwrap()
         .unwrap();
     assert!(sink.requests().is_empty(), "after a chunk");
-    assert!(futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
-        .await
-        .unwrap()
-        .is_err());
+    assert!(
+        futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .unwrap()
+            .is_err()
+    );
     let points = sink.requests();
     assert_eq!(points.len(), 1, "recorded at the error");
     let p = &points[0];
