@@ -305,9 +305,9 @@ scenario!(panics, |ctx| {
 });
 
 scenario!(panics_after_every_worker_answered, |ctx| {
-    // Fresh connections, so that every actix worker has answered a request first: actix then
-    // reads routes from responses, and a request that ends without one (a panic) is matched
-    // by its path.
+    // Fresh connections, so that every actix worker has answered requests first: actix reads
+    // routes from responses, and a request that ends without one (a panic) is matched by its
+    // path against the worker's copy of the resource map.
     let close = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     for _ in 0..6 {
         let answer = ctx
