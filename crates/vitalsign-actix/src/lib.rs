@@ -43,10 +43,11 @@
 //!   hyper drops the handler: a disconnect with status 499.
 //! - An orderly close (FIN) *during a streamed body* is seen only when a write into the socket
 //!   fails, as actix allows half-closed connections by default. The first write after the close
-//!   still succeeds (the client's system answers it with a reset), so the body is polled for
-//!   two more chunks: a hang-up with more chunks to go is a disconnect, one with one or two
-//!   chunks to go is a complete response with all its bytes. hyper reads the close at once: a
-//!   disconnect in every case.
+//!   still succeeds (the client's system answers it with a reset), so the body is polled until
+//!   the second write, two more chunks for a body whose chunks come some time apart: a hang-up
+//!   with three or more chunks to go is a disconnect, one with one or two chunks to go is a
+//!   complete response with all its bytes. hyper reads the close at once: a disconnect in
+//!   every case.
 //! - A connection reset (a client that closes with unread data, or with `SO_LINGER` 0) is seen
 //!   at once, as with hyper.
 //!
