@@ -3,17 +3,34 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, FromRequest, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use common::*;
 use vitalsign::{FieldValue, MemorySink, Monitor};
 use vitalsign_actix::{configure, Monitoring, Point};
 
 fn server(monitor: &Monitor) -> Server {
+    server_with(monitor, 2, Arc::default())
+}
+
+/// A value placed in a request's extensions, counting its drops.
+struct Tracked(Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The test app on `workers` workers; `/tracked` puts a [`Tracked`] counting into `drops` in
+/// its request's extensions.
+fn server_with(monitor: &Monitor, workers: usize, drops: Arc<AtomicUsize>) -> Server {
     let monitor = monitor.clone();
     Server::start_actix(move || {
         let server = HttpServer::new(move || {
+            let drops = drops.clone();
             App::new()
                 .wrap(Monitoring::new(&monitor))
                 .configure(configure(&monitor))
@@ -22,8 +39,19 @@ fn server(monitor: &Monitor) -> Server {
                     web::get().to(|| async { panic!("no CatchPanic here") as HttpResponse }),
                 )
                 .route("/ok", web::get().to(|| async { "ok" }))
+                .route(
+                    "/tracked",
+                    web::get().to(move |req: HttpRequest| {
+                        req.extensions_mut().insert(Tracked(drops.clone()));
+                        async { "tracked" }
+                    }),
+                )
+                .service(web::scope("/api/{version}").route(
+                    "/panic/{id}",
+                    web::get().to(|| async { panic!("nested, no CatchPanic") as HttpResponse }),
+                ))
         })
-        .workers(2)
+        .workers(workers)
         .disable_signals()
         .bind("127.0.0.1:0")?;
         let addrs = server.addrs();
@@ -231,4 +259,53 @@ async fn a_future_the_handler_spawns_finds_its_point_in_the_extensions() {
     all_recorded(&monitor, "/spawned recorded").await;
     let points = sink.requests_for("/spawned");
     assert_eq!((points.len(), points[0].tag("work")), (1, None));
+}
+
+/// Regression (review item 1): the middleware kept a clone of the first request that got a
+/// response, for the life of the worker, and with it that request's headers, extensions and
+/// app data. Every request's extensions must be dropped when the request ends, on a worker
+/// that served many requests; and a request that ends without a response (a panic, no
+/// CatchPanic) still gets its route, nested scopes included.
+#[tokio::test]
+async fn no_request_outlives_its_response_and_routes_of_panics_stay_right() {
+    let sink = Arc::new(MemorySink::new(1000));
+    let monitor = Monitor::builder("actix")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let server = server_with(&monitor, 1, drops.clone());
+    const REQUESTS: usize = 40;
+    // Keep-alive and fresh connections, one worker.
+    let fresh = client_without_pool();
+    for i in 0..REQUESTS {
+        let client = if i % 2 == 0 { client() } else { fresh.clone() };
+        let response = client
+            .get(server.url("/tracked"))
+            .header("authorization", "Bearer secret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.text().await.unwrap(), "tracked");
+        if i % 10 == 5 {
+            assert!(client.get(server.url("/panic")).send().await.is_err());
+            let nested = client.get(server.url("/api/v2/panic/7")).send().await;
+            assert!(nested.is_err());
+        }
+    }
+    eventually("every request's extensions are dropped", || async {
+        drops.load(Ordering::SeqCst) == REQUESTS
+    })
+    .await;
+    all_recorded(&monitor, "every request recorded").await;
+    let routes = |route: &str| sink.requests_for(route).len();
+    assert_eq!(routes("/tracked"), REQUESTS);
+    assert_eq!(routes("/panic"), 4);
+    assert_eq!(routes("/api/{version}/panic/{id}"), 4);
+    assert!(sink
+        .requests()
+        .iter()
+        .filter(|p| p.route != "/tracked")
+        .all(|p| p.status_code == 500 && !p.disconnected));
+    assert_eq!(drops.load(Ordering::SeqCst), REQUESTS, "and no more");
 }

@@ -97,7 +97,8 @@ async fn snapshot(ctx: &Ctx) -> Snapshot {
 
 /// Defines a test that runs `$body` against the demo on axum, then on actix, and compares.
 macro_rules! scenario {
-    ($name:ident, $configure:expr, |$ctx:ident| $body:block) => {
+    ($(#[$attr:meta])* $name:ident, $configure:expr, |$ctx:ident| $body:block) => {
+        $(#[$attr])*
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let mut snapshots = Vec::new();
@@ -110,8 +111,8 @@ macro_rules! scenario {
             assert_eq!(snapshots[0], snapshots[1], "axum (left) and actix (right) disagree");
         }
     };
-    ($name:ident, |$ctx:ident| $body:block) => {
-        scenario!($name, |b| b, |$ctx| $body);
+    ($(#[$attr:meta])* $name:ident, |$ctx:ident| $body:block) => {
+        scenario!($(#[$attr])* $name, |b| b, |$ctx| $body);
     };
 }
 
@@ -304,9 +305,9 @@ scenario!(panics, |ctx| {
 });
 
 scenario!(panics_after_every_worker_answered, |ctx| {
-    // Fresh connections, so that every actix worker has answered a request first: actix then
-    // reads routes from responses, and a request that ends without one (a panic) is matched
-    // by its path.
+    // Fresh connections, so that every actix worker has answered requests first: actix reads
+    // routes from responses, and a request that ends without one (a panic) is matched by its
+    // path against the worker's copy of the resource map.
     let close = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     for _ in 0..6 {
         let answer = ctx
@@ -323,7 +324,7 @@ scenario!(panics_after_every_worker_answered, |ctx| {
         ctx.server
             .raw(close("/panic").as_bytes(), Duration::from_secs(5))
             .await;
-        // Excluded by its route template (a default exclusion), which actix now learns late.
+        // Excluded by its route template (a default exclusion).
         let answer = ctx
             .server
             .raw(close("/health/nothing").as_bytes(), Duration::from_secs(5))
@@ -425,6 +426,196 @@ scenario!(label_set_overflow, |b| b.max_label_sets(3), |ctx| {
     assert_eq!(m.sum(COUNT, &[]), 7.0, "nothing is lost");
 });
 
+/// How a client leaves a stream it has read up to `chunk 3` of 5 (one chunk to go).
+#[derive(Clone, Copy, Debug)]
+enum HangUp {
+    /// An orderly close (FIN): what a client does that has read all it received.
+    Close,
+    /// A reset (RST): what a client does that closes with unread data, or with `SO_LINGER` 0.
+    Reset,
+}
+
+/// Time between chunks of the stream that [`hang_up_late`] leaves: the hang-up reaches the
+/// server long before the last chunk is due, however loaded the machine.
+const LATE_HANG_UP_STREAM: &[u8] = b"GET /stream?ms=500 HTTP/1.1\r\nhost: x\r\n\r\n";
+
+/// Reads `/stream` up to its fourth chunk, then hangs up, one chunk before the end.
+async fn hang_up_late(addr: std::net::SocketAddr, how: HangUp) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(LATE_HANG_UP_STREAM).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&received).contains("chunk 3\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200"));
+    if let HangUp::Reset = how {
+        stream.set_zero_linger().unwrap();
+    }
+    drop(stream);
+}
+
+scenario!(
+    /// Review item 19: a reset is seen at once by both servers, however late in the stream.
+    hang_up_with_a_reset_late_in_a_stream,
+    |ctx| {
+        hang_up_late(ctx.server.addr, HangUp::Reset).await;
+        all_recorded(&ctx.monitor, "the hang-up is recorded").await;
+        let points = ctx.sink.requests_for("/stream");
+        let p = &points[0];
+        assert_eq!(
+            (p.status_code, p.disconnected, p.response_body_bytes),
+            (200, true, 32),
+            "{:?}",
+            ctx.framework
+        );
+        let m = ctx.server.metrics().await;
+        assert_eq!(
+            m.get(
+                DISCONNECTS,
+                &[("http_request_method", "GET"), ("http_route", "/stream")]
+            ),
+            Some(1.0)
+        );
+    }
+);
+
+/// Review item 19: an orderly close with one chunk to go. hyper (axum) reads the client's
+/// close at once and drops the body: a disconnect after 4 chunks. actix-web allows half-closed
+/// connections by default and sees the close only when a write into the socket fails, which is
+/// at the earliest the second write after the close: by then this body has ended, and the
+/// request is a complete 200 with all 5 chunks. With `h1_allow_half_closed(false)`, actix ends
+/// the connection at the client's close, as hyper does. Measured (README, "Wiring (actix-web)").
+#[test]
+fn orderly_close_late_in_a_stream_differs_by_framework() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for (server, expected) in [
+            ("axum", (true, 32)),
+            ("actix", (false, 40)),
+            ("actix, h1_allow_half_closed(false)", (true, 32)),
+        ] {
+            let ctx = match server {
+                "axum" => start(Framework::Axum, |b| b).await,
+                "actix" => start(Framework::Actix, |b| b).await,
+                _ => actix_without_half_closed().await,
+            };
+            hang_up_late(ctx.server.addr, HangUp::Close).await;
+            all_recorded(&ctx.monitor, "the hang-up is recorded").await;
+            let points = ctx.sink.requests_for("/stream");
+            assert_eq!(points.len(), 1);
+            let p = &points[0];
+            assert_eq!(p.status_code, 200, "{server}");
+            assert_eq!(
+                (p.disconnected, p.response_body_bytes),
+                expected,
+                "{server}: (disconnected, bytes sent)"
+            );
+            assert!(ctx.sink.errors().is_empty(), "{server}");
+        }
+    });
+}
+
+/// The actix demo on a server that does not allow half-closed connections.
+async fn actix_without_half_closed() -> Ctx {
+    let sink = std::sync::Arc::new(vitalsign::MemorySink::new(1000));
+    let monitor = app::with_sinks(app::monitor_builder().unwrap(), vec![sink.clone() as _])
+        .build()
+        .unwrap();
+    let served = monitor.clone();
+    let server = Server::start_actix(move || {
+        let server = actix_web::HttpServer::new(move || actix_app::actix_app(&served))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .h1_allow_half_closed(false)
+            .bind("127.0.0.1:0")?;
+        let addrs = server.addrs();
+        Ok((server.run(), addrs))
+    });
+    Ctx {
+        framework: Framework::Actix,
+        server,
+        monitor,
+        sink,
+    }
+}
+
+scenario!(
+    /// Regression (review item 9): a response body that failed was recorded with its status as
+    /// if it had ended well.
+    a_body_that_fails_is_an_error_not_a_completion,
+    |ctx| {
+        let answer = ctx
+            .server
+            .raw(
+                b"GET /stream?fail=1 HTTP/1.1\r\nhost: x\r\n\r\n",
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{:?}: {answer}", ctx.framework);
+        assert!(
+            answer.contains("chunk 2\n") && !answer.contains("chunk 3"),
+            "{:?}: cut short after 3 chunks: {answer}",
+            ctx.framework
+        );
+        all_recorded(&ctx.monitor, "the failed body is recorded").await;
+        let points = ctx.sink.requests_for("/stream");
+        let p = &points[0];
+        assert_eq!(
+            (p.status_code, p.disconnected, p.response_body_bytes),
+            (200, false, 24),
+            "{:?}",
+            ctx.framework
+        );
+        let m = ctx.server.metrics().await;
+        let labels = [
+            ("http_request_method", "GET"),
+            ("http_route", "/stream"),
+            ("http_response_status_code", "200"),
+            ("error_code", "body_error"),
+        ];
+        assert_eq!(m.get(ERRORS, &labels), Some(1.0), "{:?}", ctx.framework);
+        assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "not a disconnect");
+        assert_eq!(
+            m.get(COUNT, &duration_labels("GET", "/stream", "200", "")),
+            Some(1.0)
+        );
+    }
+);
+
+scenario!(
+    /// Regression (review item 11): on actix, requests to an excluded route template
+    /// (`/health/{component}`) were counted in `http_server_active_requests` and reached sinks'
+    /// `request_started`, because actix learned their route only after routing; on axum they
+    /// never were.
+    excluded_route_templates_are_left_out_from_the_start,
+    |ctx| {
+        assert_eq!(ctx.server.get("/health/http").await.0, 200, "{:?}", ctx.framework);
+        assert_eq!(ctx.server.get("/health/nothing").await.0, 404);
+        assert_eq!(ctx.server.get("/health/live").await.0, 200);
+        assert_eq!(ctx.server.get("/users/1").await.0, 200);
+        all_recorded(&ctx.monitor, "every request recorded").await;
+        assert_eq!(
+            ctx.sink.started(),
+            1,
+            "{:?}: only /users/1 started",
+            ctx.framework
+        );
+        assert_eq!(ctx.sink.requests().len(), 1);
+    }
+);
+
 #[test]
 fn hang_up_during_a_slow_handler_differs_by_framework() {
     // Documented in DESIGN.md: axum drops the handler future (a disconnect, status 499); actix
@@ -445,9 +636,16 @@ fn hang_up_during_a_slow_handler_differs_by_framework() {
             .write_all(b"GET /slow?ms=300 HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The handler is running: then hang up.
+        eventually("the request began", || async {
+            ctx.monitor.in_flight() == 1
+        })
+        .await;
         drop(stream);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        eventually("the handler ran to its end", || async {
+            !ctx.sink.requests_for("/slow").is_empty()
+        })
+        .await;
         all_recorded(&ctx.monitor, "recorded").await;
         let point = ctx.sink.requests_for("/slow").pop().unwrap();
         assert_eq!((point.status_code, point.disconnected), (200, false));

@@ -78,8 +78,11 @@ async fn block(query: web::Query<app::SlowQuery>) -> HttpResponse {
     text(app::block(query.ms))
 }
 
-async fn stream() -> HttpResponse {
-    HttpResponse::Ok().streaming(app::chunks())
+async fn stream(query: web::Query<app::StreamQuery>) -> HttpResponse {
+    match app::chunks(&query) {
+        Ok(stream) => HttpResponse::Ok().streaming(stream),
+        Err(reason) => text(Err(reason)),
+    }
 }
 
 async fn panic() -> HttpResponse {

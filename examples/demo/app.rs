@@ -1,12 +1,12 @@
 //! The demo application, served by axum (here) or actix-web (`actix_app.rs`) with the same
 //! routes and behaviours; shared by `main.rs` and the tests.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -195,17 +195,46 @@ pub(crate) fn block(ms: Option<u64>) -> Result<String, String> {
     Ok(format!("blocked the runtime thread for {ms} ms\n"))
 }
 
-/// `/stream`: 5 chunks, 50 ms apart.
-pub(crate) fn chunks() -> impl Stream<Item = Result<Bytes, Infallible>> {
-    futures_util::stream::unfold(0u32, |i| async move {
-        if i == 5 {
+/// Chunks of `/stream`.
+pub(crate) const STREAM_CHUNKS: u32 = 5;
+/// Chunks `/stream?fail=1` sends before its body fails.
+pub(crate) const CHUNKS_BEFORE_FAILURE: u32 = 3;
+/// Default time between two chunks of `/stream`, in milliseconds.
+pub(crate) const DEFAULT_CHUNK_MS: u64 = 50;
+
+/// Query of `/stream`.
+#[derive(serde::Deserialize)]
+pub(crate) struct StreamQuery {
+    /// Time between two chunks, in milliseconds.
+    pub(crate) ms: Option<u64>,
+    /// Not zero: the body fails after [`CHUNKS_BEFORE_FAILURE`] chunks.
+    pub(crate) fail: Option<u8>,
+}
+
+/// `/stream?ms=N&fail=1`: 5 chunks of 8 bytes, N ms apart (default 50, at most 60 000); with
+/// `fail=1`, the body fails after 3 chunks (the server cuts the response short). Or why it will
+/// not stream.
+pub(crate) fn chunks(
+    query: &StreamQuery,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>>, String> {
+    let ms = query.ms.unwrap_or(DEFAULT_CHUNK_MS);
+    if ms > MAX_SLOW_MS {
+        return Err(format!("ms={ms} is over the limit of {MAX_SLOW_MS}\n"));
+    }
+    let fail = query.fail.is_some_and(|f| f != 0);
+    Ok(futures_util::stream::unfold(0u32, move |i| async move {
+        if i == STREAM_CHUNKS {
             return None;
         }
         if i > 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if fail && i == CHUNKS_BEFORE_FAILURE {
+            let error = std::io::Error::other("the demo's /stream?fail=1 fails on purpose");
+            return Some((Err(error), STREAM_CHUNKS));
         }
         Some((Ok(Bytes::from(format!("chunk {i}\n"))), i + 1))
-    })
+    }))
 }
 
 /// `/api/v1/orders/{order}/items/{item}` (a nested router / scope).
@@ -263,7 +292,15 @@ pub(crate) fn routes() -> Router {
                 }
             }),
         )
-        .route("/stream", get(|| async { axum::body::Body::from_stream(chunks()) }))
+        .route(
+            "/stream",
+            get(|Query(q): Query<StreamQuery>| async move {
+                match chunks(&q) {
+                    Ok(stream) => axum::body::Body::from_stream(stream).into_response(),
+                    Err(text) => (StatusCode::BAD_REQUEST, text).into_response(),
+                }
+            }),
+        )
         .route("/panic", get(|| async { panic_now() as &'static str }))
         .route("/echo", axum::routing::post(|body: Bytes| async move { echo(&body) }))
         .nest("/api/v1", api)

@@ -10,8 +10,8 @@ use vitalsign_core::Flight;
 
 pin_project! {
     /// Response body of [`Monitoring`](crate::Monitoring): records the request when the body
-    /// ends (last chunk, error, or nothing to send), or as a disconnect when actix drops it
-    /// before that.
+    /// ends (last chunk, or nothing to send), as an error with error code `body_error` when it
+    /// yields an error, or as a disconnect when actix drops it before that.
     pub struct MonitoredBody<B> {
         #[pin]
         body: B,
@@ -51,8 +51,11 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
         if let Some(Ok(bytes)) = &result {
             this.flight.body_bytes(bytes.len() as u64);
         }
-        if matches!(result, None | Some(Err(_))) {
-            this.flight.body_ended();
+        match &result {
+            None => this.flight.body_ended(),
+            // actix closes the connection: an error of the service, not a client's hang-up.
+            Some(Err(_)) => this.flight.body_failed(),
+            Some(Ok(_)) => {}
         }
         Poll::Ready(result)
     }

@@ -29,12 +29,32 @@
 //! # What is recorded when
 //!
 //! Exactly as with the Tower layer: once, when the response body's last chunk has been
-//! produced (or at once when there is nothing to send: HEAD, 204, 304, empty bodies), or as a
-//! disconnect when actix drops the future or the body first; a panic is a 500 with error code
-//! `panic`. One difference comes from actix itself: when a client hangs up while the handler is
-//! still running, actix keeps running it and writes the (small) response into the closed
-//! socket, so no middleware can see that hang-up; a hang-up in the middle of a streamed body is
-//! seen and counted.
+//! produced (or at once when there is nothing to send: HEAD, 204, 304, empty bodies), as an
+//! error with error code `body_error` when the body yields `Err`, or as a disconnect when actix
+//! drops the future or the body first; a panic is a 500 with error code `panic`.
+//!
+//! # Client hang-ups: what actix lets a middleware see
+//!
+//! A disconnect is recorded when actix drops the response future or body before its end, which
+//! it does when it learns that the client has gone. It learns it later than hyper (axum):
+//!
+//! - A hang-up *while the handler is still running* is not seen at all: actix keeps running the
+//!   handler and writes the (small) response into the closed socket, a complete response.
+//!   hyper drops the handler: a disconnect with status 499.
+//! - An orderly close (FIN) *during a streamed body* is seen only when a write into the socket
+//!   fails, as actix allows half-closed connections by default. The first write after the close
+//!   still succeeds (the client's system answers it with a reset), so the body is polled until
+//!   the second write, two more chunks for a body whose chunks come some time apart: a hang-up
+//!   with three or more chunks to go is a disconnect, one with one or two chunks to go is a
+//!   complete response with all its bytes. hyper reads the close at once: a disconnect in
+//!   every case.
+//! - A connection reset (a client that closes with unread data, or with `SO_LINGER` 0) is seen
+//!   at once, as with hyper.
+//!
+//! With [`HttpServer::h1_allow_half_closed(false)`](actix_web::HttpServer::h1_allow_half_closed),
+//! actix ends the connection at the client's close, as hyper does, and every hang-up during a
+//! streamed body is a disconnect (clients that half-close their side after sending a request
+//! are then cut off).
 //!
 //! # Feature flags
 //!

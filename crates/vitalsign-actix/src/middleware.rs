@@ -1,15 +1,17 @@
 //! [`Monitoring`]: the actix-web `Transform`, its `Service` and response future.
 
-use std::cell::RefCell;
+use std::cell::OnceCell;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::dev::{
+    forward_ready, ResourceMap, Service, ServiceRequest, ServiceResponse, Transform,
+};
 use actix_web::http::header::HeaderName;
-use actix_web::{Error, HttpMessage, HttpRequest};
+use actix_web::{Error, HttpMessage};
 use pin_project_lite::pin_project;
 use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
 
@@ -18,7 +20,7 @@ use crate::MonitoredBody;
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Paths up to this long are kept inline in the response future, so that a request that ends
-/// before its response can still be matched to its route; longer ones are matched on arrival.
+/// without a response can still be matched to its route; longer ones are matched on arrival.
 const INLINE_PATH: usize = 64;
 
 /// actix-web middleware that records every request through a [`Monitor`].
@@ -41,10 +43,11 @@ const INLINE_PATH: usize = 64;
 ///
 /// The route is read from the response, once actix has routed (cheap: actix walks straight to
 /// the resource that matched). For a request that ends without a response (a panic), the path
-/// is matched against the application's resource map, which actix lends only through a
-/// request: each worker keeps the first request it answered for that purpose (until the
-/// worker stops). Until a worker has answered once, and for paths longer than 64 bytes, the
-/// route is matched on arrival instead.
+/// is matched against a copy of the application's resource map, which each worker makes at its
+/// first request: no request, and nothing a request carries, outlives its response. The route
+/// is matched on arrival instead for paths longer than 64 bytes, and for paths that may be
+/// routed to an excluded route template (`/health/{component}`), so that such requests are
+/// left out from their start, as with the Tower layer.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Monitoring {
@@ -77,7 +80,7 @@ where
         ready(Ok(MonitoringMiddleware {
             service,
             monitor: self.monitor.clone(),
-            routes: Rc::new(RouteMap(RefCell::new(None))),
+            routes: OnceCell::new(),
         }))
     }
 }
@@ -87,37 +90,25 @@ where
 pub struct MonitoringMiddleware<S> {
     service: S,
     monitor: Monitor,
-    /// Where routes are looked up for requests that end before their response.
-    routes: Rc<RouteMap>,
+    /// Where routes are looked up for requests that end without a response.
+    routes: OnceCell<Rc<ResourceMap>>,
 }
 
-/// The application's resource map, reached through a request that already went through
-/// routing (actix lends the map only through a request): the first request of the worker that
-/// got a response is kept for the life of the worker (actix does not pool it then).
+/// Why the route is read from the response: before routing, `match_pattern()` matches the path
+/// against every resource again (regular expressions and two allocations); after routing, actix
+/// walks straight to the resource that matched. Only a request that ends without a response (a
+/// panic, a hang-up, an error) is matched by its path, against the application's resource map.
 ///
-/// Why: before routing, `match_pattern()` matches the path against every resource again
-/// (regular expressions and two allocations); after routing, actix walks straight to the
-/// resource that matched. So the route is read from the response, and only a request that
-/// ends without one (a panic, a hang-up, an error) is matched by path, through this map.
-#[derive(Debug)]
-struct RouteMap(RefCell<Option<HttpRequest>>);
-
-impl RouteMap {
-    fn is_ready(&self) -> bool {
-        self.0.borrow().is_some()
-    }
-
-    fn learn(&self, request: &HttpRequest) {
-        if self.is_ready() {
-            return;
-        }
-        *self.0.borrow_mut() = Some(request.clone());
-    }
-
-    fn match_pattern(&self, path: &str) -> Option<String> {
-        let holder = self.0.borrow();
-        holder.as_ref()?.resource_map().match_pattern(path)
-    }
+/// actix lends that map only by reference, through a request. Keeping a request for it would
+/// keep its headers, extensions and app data alive for the life of the worker; a copy of the
+/// map made at the worker's first request holds none of them. The copy shares the resource
+/// nodes of the original and is used only to match paths, which it does exactly as the
+/// original (nested scopes joined through the nodes' links to their parents).
+fn resource_map<'a>(
+    cell: &'a OnceCell<Rc<ResourceMap>>,
+    req: &ServiceRequest,
+) -> &'a Rc<ResourceMap> {
+    cell.get_or_init(|| Rc::new(req.resource_map().clone()))
 }
 
 /// The path of a request whose route is read from its response, kept for the case where there
@@ -125,12 +116,12 @@ impl RouteMap {
 struct PendingRoute {
     path: [u8; INLINE_PATH],
     len: u8,
-    routes: Rc<RouteMap>,
+    routes: Rc<ResourceMap>,
 }
 
 impl PendingRoute {
-    fn new(path: &str, routes: &Rc<RouteMap>) -> Option<Self> {
-        if path.len() > INLINE_PATH || !routes.is_ready() {
+    fn new(path: &str, routes: &Rc<ResourceMap>) -> Option<Self> {
+        if path.len() > INLINE_PATH {
             return None;
         }
         let mut inline = [0; INLINE_PATH];
@@ -162,8 +153,14 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // The route is read from the response when the path can be kept for a request that
-        // ends without one; otherwise actix matches the path now (nested scopes joined).
-        let pending = PendingRoute::new(req.path(), &self.routes);
+        // ends without one; otherwise actix matches the path now (nested scopes joined). A path
+        // that may lead to an excluded route template is matched now, so that an excluded
+        // request is left out from its start.
+        let pending = if self.monitor.may_route_to_excluded_template(req.path()) {
+            None
+        } else {
+            PendingRoute::new(req.path(), resource_map(&self.routes, &req))
+        };
         let route = match pending {
             Some(_) => None,
             None => req.match_pattern(),
@@ -199,8 +196,6 @@ where
             flight,
             path_labels,
             pending,
-            // Until the map is known, a response lends it.
-            routes: (!self.routes.is_ready()).then(|| Rc::clone(&self.routes)),
         }
     }
 }
@@ -214,7 +209,6 @@ pin_project! {
         flight: Flight,
         path_labels: Option<Monitor>,
         pending: Option<PendingRoute>,
-        routes: Option<Rc<RouteMap>>,
     }
     impl<F> PinnedDrop for MonitoringFuture<F> {
         fn drop(this: Pin<&mut Self>) {
@@ -253,9 +247,6 @@ where
                     // Routed: actix walks straight to the matched resource.
                     this.flight
                         .set_route(response.request().match_pattern().as_deref());
-                }
-                if let Some(routes) = this.routes.take() {
-                    routes.learn(response.request());
                 }
                 if let Some(monitor) = this.path_labels.take() {
                     for name in monitor.path_labels() {

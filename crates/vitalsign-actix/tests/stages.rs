@@ -66,6 +66,57 @@ async fn recorded_at_the_end_of_a_streamed_body_not_before() {
     );
 }
 
+/// Regression (review item 9): a body that yielded `Err` was recorded as if it ended well.
+#[actix_web::test]
+async fn a_body_error_is_an_error_point_with_the_status_sent_not_a_disconnect() {
+    let (monitor, sink) = monitor();
+    let app = test::init_service(App::new().wrap(Monitoring::new(&monitor)).route(
+        "/s",
+        web::get().to(|| async {
+            HttpResponse::Ok().streaming(futures_util::stream::iter([
+                Ok(Bytes::from_static(b"chunk 0\n")),
+                Err(std::io::Error::other("upstream cut")),
+                Ok(Bytes::from_static(b"never sent")),
+            ]))
+        }),
+    ))
+    .await;
+    let response = app
+        .call(test::TestRequest::get().uri("/s").to_request())
+        .await
+        .unwrap();
+    let mut body = Box::pin(response.into_body());
+    futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sink.requests().is_empty(), "after a chunk");
+    assert!(
+        futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .unwrap()
+            .is_err()
+    );
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "recorded at the error");
+    let p = &points[0];
+    assert_eq!(
+        (
+            p.route.as_str(),
+            p.status_code,
+            p.disconnected,
+            p.response_body_bytes
+        ),
+        ("/s", 200, false, 8)
+    );
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].error_code, "body_error");
+    drop(body);
+    assert_eq!(sink.requests().len(), 1, "exactly once");
+    assert_eq!(monitor.in_flight(), 0);
+}
+
 #[actix_web::test]
 async fn dropping_the_body_early_is_a_disconnect_recorded_once() {
     let (monitor, sink) = monitor();

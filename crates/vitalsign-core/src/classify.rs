@@ -20,7 +20,8 @@ use crate::RequestPoint;
 /// Decides whether a finished request is an error (and gets an
 /// [`ErrorPoint`](crate::ErrorPoint)).
 pub trait ClassifyError: Send + Sync + 'static {
-    /// `error_code` is the code the handler attached, if any.
+    /// `error_code` is the code the handler attached, if any; else `panic` for a panic and
+    /// `body_error` for a response body that failed.
     fn is_error(&self, point: &RequestPoint<'_>, error_code: Option<&str>) -> bool;
 }
 

@@ -642,6 +642,12 @@ impl MonitorBuilder {
                 }),
                 excluded_list: self.excluded.iter().cloned().collect(),
                 excluded_prefixes: self.excluded_prefixes,
+                excluded_templates: self
+                    .excluded
+                    .iter()
+                    .filter(|e| e.contains('{'))
+                    .cloned()
+                    .collect(),
                 excluded_lengths: self
                     .excluded
                     .iter()
@@ -933,6 +939,8 @@ struct Inner {
     excluded_list: Vec<Box<str>>,
     /// Path prefixes not recorded (`exclude_path("/x/*")`).
     excluded_prefixes: Vec<Box<str>>,
+    /// The excluded paths that are route templates (with a `{parameter}`).
+    excluded_templates: Vec<Box<str>>,
     /// Statuses not recorded (indexed by status, 0..600), if any.
     excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
@@ -1170,6 +1178,20 @@ impl Monitor {
         self.excluded_exactly(path) || route.is_some_and(|r| self.excluded_exactly(r))
     }
 
+    /// Whether a request to `path` may be routed to an excluded route template (an excluded
+    /// path with a `{parameter}`, such as `/health/{component}`). For an adapter that reads the
+    /// route only after routing (actix-web): it resolves the route of such a request when the
+    /// request arrives, so that the request is left out from its start (never in flight, never
+    /// started in a sink), as with an adapter that knows its route from the start. Cheap, and
+    /// false for most paths; may be true for a path that is routed elsewhere.
+    pub fn may_route_to_excluded_template(&self, path: &str) -> bool {
+        let templates = &self.inner.excluded_templates;
+        !templates.is_empty()
+            && (templates.iter().any(|t| may_route_to(t, path))
+                // The router may decode percent-escapes before matching: let it decide.
+                || path.contains('%'))
+    }
+
     /// Whether `candidate` (a path or a route) is one of the excluded paths.
     fn excluded_exactly(&self, candidate: &str) -> bool {
         if self.inner.excluded.len() > SCAN_EXCLUSIONS {
@@ -1213,6 +1235,7 @@ impl Monitor {
             head_nanos: NO_HEAD,
             body_bytes: 0,
             route_excluded: false,
+            body_failed: false,
             done: false,
         })
     }
@@ -1306,7 +1329,10 @@ impl Monitor {
             .as_ref()
             .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
         if !status_excluded && !flight.route_excluded {
-            self.send(&point, attached_code.or(panicked.then_some("panic")));
+            let code = attached_code
+                .or(panicked.then_some("panic"))
+                .or(flight.body_failed.then_some(BODY_ERROR_CODE));
+            self.send(&point, code);
         }
         self.each_sink(|sink| sink.request_finished(point.method));
         // Only now, with every sink holding the point, does the request stop being in flight:
@@ -1361,6 +1387,31 @@ impl Monitor {
     }
 }
 
+/// Whether a router may route `path` to `template`, segment by segment: a segment with a
+/// `{parameter}` matches any segment, one with a wildcard or a pattern (`{*rest}`, `{id:\d+}`)
+/// any rest of the path; other segments match themselves.
+fn may_route_to(template: &str, path: &str) -> bool {
+    // Most paths differ in the literal part before the first parameter.
+    let literal = template.find('{').map_or(template, |i| &template[..i]);
+    if !path.starts_with(literal) {
+        return false;
+    }
+    let mut segments = path.split('/');
+    for expected in template.split('/') {
+        let Some(segment) = segments.next() else {
+            return false;
+        };
+        if expected.contains('{') {
+            if expected.contains(['*', ':']) {
+                return true;
+            }
+        } else if expected != segment {
+            return false;
+        }
+    }
+    segments.next().is_none()
+}
+
 /// A request's route label: a slot of the monitor's route cache (or one of two constants), or
 /// (past the cache) a shared copy from the route set. Two words, so that an [`InFlight`] stays
 /// small enough to be moved without a call to `memcpy`.
@@ -1380,11 +1431,15 @@ impl Route {
 /// [`InFlight::head_nanos`] before the response head.
 const NO_HEAD: u64 = u64::MAX;
 
+/// Error code of a request whose response body failed (see [`InFlight::body_failed`]).
+const BODY_ERROR_CODE: &str = "body_error";
+
 /// One request being served: the completion guard that adapters carry from the request to the
 /// end of the response body.
 ///
-/// Records exactly once: [`InFlight::complete`] for a response that ended normally; dropping it
-/// before that records a disconnect (status [`CLIENT_CLOSED_REQUEST`] if no response head was
+/// Records exactly once: [`InFlight::complete`] for a response that ended normally,
+/// [`InFlight::body_failed`] for one whose body failed; dropping it before that records a
+/// disconnect (status [`CLIENT_CLOSED_REQUEST`] if no response head was
 /// seen), or status 500 with error code `panic` if the inner service panicked inside
 /// [`InFlight::in_scope`].
 #[derive(Debug)]
@@ -1401,6 +1456,8 @@ pub struct InFlight {
     body_bytes: u64,
     /// The route set after the start is excluded: nothing is recorded.
     route_excluded: bool,
+    /// The response body yielded an error ([`InFlight::body_failed`]).
+    body_failed: bool,
     done: bool,
 }
 
@@ -1520,11 +1577,21 @@ impl InFlight {
         self.method != Method::Head && !matches!(self.status, Some(100..=199 | 204 | 304))
     }
 
-    /// The response ended normally (last body frame sent, body error, or an empty body).
+    /// The response ended normally (last body frame sent, or an empty body).
     /// Records the request; later calls and the drop do nothing.
     pub fn complete(&mut self) {
         if !std::mem::replace(&mut self.done, true) {
             self.monitor.record(self, false);
+        }
+    }
+
+    /// The response body yielded an error: records the request now, with the status it was
+    /// sent with, as an error with error code `body_error` (unless the handler attached a code),
+    /// not as a disconnect. Later calls and the drop do nothing.
+    pub fn body_failed(&mut self) {
+        if !self.done {
+            self.body_failed = true;
+            self.complete();
         }
     }
 }
@@ -1633,10 +1700,19 @@ impl Flight {
         }
     }
 
-    /// The body yielded its last frame, an error, or the end: the request is recorded now.
+    /// The body yielded its last frame or the end: the request is recorded now.
     pub fn body_ended(&mut self) {
         if let Some(flight) = &mut self.0 {
             flight.complete();
+            self.0 = None;
+        }
+    }
+
+    /// The body yielded an error: the request is recorded now, as an error with error code
+    /// `body_error` (see [`InFlight::body_failed`]).
+    pub fn body_failed(&mut self) {
+        if let Some(flight) = &mut self.0 {
+            flight.body_failed();
             self.0 = None;
         }
     }
@@ -1816,6 +1892,43 @@ mod tests {
             .is_some());
     }
 
+    /// Review item 11: actix reads routes after routing, and asks this first.
+    #[test]
+    fn paths_that_may_be_routed_to_an_excluded_template() {
+        let (monitor, _) = monitor(|b| {
+            b.exclude_path("/files/{*rest}")
+                .exclude_path("/n/{id:\\d+}/x")
+                .exclude_path("/a/{x}.txt")
+        });
+        for path in [
+            "/health/db",
+            "/health/live",
+            "/health/",
+            "/files/a/b/c",
+            "/n/12/x",
+            "/n/12/y/z",
+            "/a/report.txt",
+            "/h%65alth/db",
+        ] {
+            assert!(monitor.may_route_to_excluded_template(path), "{path}");
+        }
+        for path in [
+            "/users/42",
+            "/health",
+            "/healthz/db",
+            "/health/db/more",
+            "/files",
+            "/n",
+            "/a/b/c",
+            "/",
+        ] {
+            assert!(!monitor.may_route_to_excluded_template(path), "{path}");
+        }
+        let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
+        assert!(!monitor.may_route_to_excluded_template("/health/db"));
+        assert!(!monitor.may_route_to_excluded_template("/h%65alth/db"));
+    }
+
     #[test]
     fn path_prefixes_are_excluded() {
         let (monitor, _) = monitor(|b| b.exclude_path("/internal/*"));
@@ -1865,6 +1978,42 @@ mod tests {
         drop(flight);
         let p = &sink.requests()[0];
         assert_eq!((p.status_code, p.disconnected), (200, true));
+    }
+
+    /// Regression (review item 9): a body that failed was recorded as a normal completion.
+    #[test]
+    fn a_body_error_is_an_error_point_with_its_status_and_not_a_disconnect() {
+        let (monitor, sink) = monitor(|b| b);
+        let mut flight = Flight::from(monitor.begin(start(b"GET", "/s", Some("/s"))));
+        let mut body = flight.response(200);
+        body.body_bytes(8);
+        assert!(
+            sink.requests().is_empty(),
+            "not recorded before the body ends"
+        );
+        body.body_failed();
+        body.body_failed();
+        body.body_ended();
+        drop(body);
+        let points = sink.requests();
+        assert_eq!(points.len(), 1, "recorded exactly once");
+        let p = &points[0];
+        assert_eq!(
+            (p.status_code, p.disconnected, p.response_body_bytes),
+            (200, false, 8)
+        );
+        let errors = sink.errors();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].error_code, "body_error");
+        assert_eq!(monitor.in_flight(), 0);
+        // A code the handler attached names the error, as it does for a panic.
+        let mut flight = monitor.begin(start(b"GET", "/s", Some("/s"))).unwrap();
+        flight.in_scope(|| {
+            PointHandle::current().unwrap().error_code("E_UPSTREAM");
+        });
+        flight.set_status(200);
+        flight.body_failed();
+        assert_eq!(sink.errors()[1].error_code, "E_UPSTREAM");
     }
 
     #[test]

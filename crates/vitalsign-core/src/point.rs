@@ -202,7 +202,8 @@ impl RequestPoint<'_> {
 pub struct ErrorPoint<'a> {
     /// The request this error belongs to.
     pub request: &'a RequestPoint<'a>,
-    /// The error code the handler attached, or the status code as text when it attached none.
+    /// The error code the handler attached; else `panic` (a panic) or `body_error` (the response
+    /// body failed); else the status code as text.
     pub error_code: &'a str,
 }
 

@@ -9,8 +9,8 @@ use vitalsign_core::Flight;
 
 pin_project! {
     /// The response body of [`MonitorService`](crate::MonitorService): records the request when
-    /// the body ends (last frame, error, or already empty), or as a disconnect when it is dropped
-    /// before that.
+    /// the body ends (last frame, or already empty), as an error with error code `body_error`
+    /// when it yields an error, or as a disconnect when it is dropped before that.
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
@@ -50,13 +50,13 @@ impl<B: Body> Body for ResponseBody<B> {
                 this.flight.body_bytes(bytes::Buf::remaining(data) as u64);
             }
         }
-        let ended = match &result {
-            None | Some(Err(_)) => true,
+        match &result {
             // hyper stops polling a body with an exact length once it reports its end.
-            Some(Ok(_)) => inner.is_end_stream(),
-        };
-        if ended {
-            this.flight.body_ended();
+            None => this.flight.body_ended(),
+            Some(Ok(_)) if inner.is_end_stream() => this.flight.body_ended(),
+            Some(Ok(_)) => {}
+            // The response is cut short: an error of the service, not a client's hang-up.
+            Some(Err(_)) => this.flight.body_failed(),
         }
         Poll::Ready(result)
     }

@@ -200,6 +200,54 @@ async fn a_panic_in_the_body_stream_is_a_500() {
     assert_eq!(sink.errors()[0].error_code, "panic");
 }
 
+/// Regression (review item 9): a body that yielded an error was recorded as if it ended well.
+#[tokio::test]
+async fn a_body_error_is_an_error_point_with_the_status_sent_not_a_disconnect() {
+    let (monitor, sink) = monitor();
+    let svc = tower::service_fn(|_req: Request<Empty<Bytes>>| async {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"chunk 0\n"))),
+            Err(std::io::Error::other("upstream cut")),
+            Ok(Frame::data(Bytes::from_static(b"never sent"))),
+        ];
+        Ok::<_, Infallible>(Response::new(StreamBody::new(futures_util::stream::iter(
+            frames,
+        ))))
+    });
+    let mut svc = MonitorLayer::new(&monitor)
+        .route_resolver(UriPath)
+        .layer(svc);
+    let mut body = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("/s"))
+        .await
+        .unwrap()
+        .into_body();
+    body.frame().await.unwrap().unwrap();
+    assert!(sink.requests().is_empty(), "after a data frame");
+    assert!(body.frame().await.unwrap().is_err());
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "recorded at the error");
+    let p = &points[0];
+    assert_eq!(
+        (
+            p.route.as_str(),
+            p.status_code,
+            p.disconnected,
+            p.response_body_bytes
+        ),
+        ("/s", 200, false, 8)
+    );
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].error_code, "body_error");
+    drop(body);
+    assert_eq!(sink.requests().len(), 1, "exactly once");
+    assert_eq!(monitor.in_flight(), 0);
+}
+
 fn assert_send_sync<T: Send + Sync>() {}
 fn assert_send<T: Send>() {}
 
