@@ -9,9 +9,11 @@
 //! | `http_server_disconnects_total` | counter | `http_request_method`, `http_route` |
 //! | `service_health_status` | gauge (0 unavailable, 1 degraded, 2 available) | `component` |
 //!
-//! Handles are registered once per label set and kept in a bounded map, so recording a request on
-//! a known label set is a hash lookup under a read lock plus one atomic operation per metric, with
-//! no allocation. By default the sink owns its recorder (no global state); see
+//! Histograms and the in-flight gauge are vitalsign's own atomics. A request's histograms are
+//! found in a lock-free cache of label sets, so recording a successful request takes no lock
+//! and allocates nothing; a label set seen for the first time (or with handler tags as
+//! labels), and the error and disconnect counters, are looked up in bounded maps under a read
+//! lock. Nothing is allocated for a known label set. By default the sink owns its recorder (no global state); see
 //! [`MonitorBuilder::prometheus_handle`](crate::MonitorBuilder::prometheus_handle) to share the
 //! application's.
 //!
@@ -61,7 +63,8 @@ pub const SIZE_BUCKETS: &[f64] = &[
 
 /// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
 pub const HEALTH_STATUS: &str = "service_health_status";
-/// Name of the thread that folds histogram samples while nothing scrapes (one per monitor).
+/// Name of the thread that runs the exporter's upkeep (one per monitor; see
+/// [`MonitorBuilder::upkeep_interval`](crate::MonitorBuilder::upkeep_interval)).
 pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
 /// Label of the one series that takes every label set past the cap.
 pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
@@ -119,11 +122,37 @@ pub struct PrometheusSink {
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
     collector: OnceLock<Collector>,
+    /// The global labels, rendered once for the collectors' own text.
+    global_rendered: String,
     _upkeep: mpsc::Sender<()>,
 }
 
-/// Work done just before each render (process and runtime figures, custom stats).
-pub(crate) type Collector = Box<dyn Fn() + Send + Sync>;
+/// Work done just before each render (process and runtime figures, custom stats): records
+/// through the `metrics` facade, and writes what the facade cannot express.
+pub(crate) type Collector = Box<dyn Fn(&mut Exposition<'_>) + Send + Sync>;
+
+/// Text a collector writes itself, rendered after the recorder's series.
+pub(crate) struct Exposition<'a> {
+    text: &'a mut String,
+    /// The global labels, rendered.
+    global_labels: &'a str,
+}
+
+impl Exposition<'_> {
+    /// A counter with a fractional value (the facade's counters hold whole numbers).
+    pub(crate) fn fractional_counter(&mut self, name: &str, help: &str, value: f64) {
+        use std::fmt::Write;
+        let labels = if self.global_labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", self.global_labels)
+        };
+        let _ = write!(
+            self.text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {value}\n\n"
+        );
+    }
+}
 
 impl fmt::Debug for PrometheusSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -287,7 +316,7 @@ impl PrometheusSink {
                 ConfigError::new(
                     ConfigErrorKind::Resource,
                     "upkeep_interval",
-                    format!("cannot start the histogram upkeep thread: {e}"),
+                    format!("cannot start the upkeep thread: {e}"),
                 )
                 .with_source(e)
             })?;
@@ -310,6 +339,12 @@ impl PrometheusSink {
             health_name,
             health: std::sync::Mutex::new(Vec::new()),
             collector: OnceLock::new(),
+            global_rendered: render_labels(
+                config
+                    .global_labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
             _upkeep: stop,
         })
     }
@@ -317,17 +352,26 @@ impl PrometheusSink {
     /// Renders the exposition text of the whole registry (the application's own metrics too
     /// when it shares its recorder), after collecting process and runtime figures.
     pub fn render(&self) -> String {
+        let mut own = String::new();
         if let Some(collect) = self.collector.get() {
+            let mut exposition = Exposition {
+                text: &mut own,
+                global_labels: &self.global_rendered,
+            };
             match &self.registrar {
-                Registrar::Own(recorder) => metrics::with_local_recorder(recorder, collect),
-                Registrar::Global => collect(),
+                Registrar::Own(recorder) => {
+                    metrics::with_local_recorder(recorder, || collect(&mut exposition))
+                }
+                Registrar::Global => collect(&mut exposition),
             }
         }
         let mut text = self.handle.render();
-        // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
+        // Then the series vitalsign renders itself: collectors' text, and its gauge and
+        // histograms (atomics of its own).
         if !text.is_empty() && !text.ends_with("\n\n") {
             text.push('\n');
         }
+        text.push_str(&own);
         self.active.render_into(&mut text);
         self.durations.render_into(&mut text);
         for family in [&self.heads, &self.sizes, &self.request_sizes]
@@ -577,7 +621,7 @@ pub(crate) fn sink_collector(
         "vitalsign_sink_queued_points",
     ]
     .map(name);
-    Box::new(move || {
+    Box::new(move |_| {
         if sinks.is_empty() {
             return;
         }
@@ -596,13 +640,12 @@ pub(crate) fn sink_collector(
 }
 
 /// The collector of `/stats` figures for `/metrics`: the standard `process_*` series
-/// (`metrics-process`), Tokio runtime gauges, the event-loop delay, and custom stats.
+/// (read by `metrics-process`), Tokio runtime gauges, the event-loop delay, and custom stats.
 #[cfg(feature = "stats")]
 pub(crate) fn stats_collector(
     stats: std::sync::Arc<crate::stats::Stats>,
     namespace: Option<String>,
 ) -> Collector {
-    let process = metrics_process::Collector::default();
     let name = |base: &str| match &namespace {
         Some(ns) => format!("{ns}_{base}"),
         None => base.to_owned(),
@@ -616,9 +659,8 @@ pub(crate) fn stats_collector(
         "vitalsign_custom",
     ]
     .map(name);
-    Box::new(move || {
-        process.describe();
-        process.collect();
+    Box::new(move |exposition| {
+        process_series(exposition);
         let (w, t, q) = stats.probes.runtime_figures();
         metrics::describe_gauge!(
             workers.clone(),
@@ -658,6 +700,64 @@ pub(crate) fn stats_collector(
             }
         }
     })
+}
+
+/// The standard process series (the Prometheus client libraries' names). The CPU counter is
+/// written as text: the facade's counters hold whole numbers, and whole seconds make
+/// `rate(process_cpu_seconds_total[1m])` useless on a lightly loaded service.
+#[cfg(feature = "stats")]
+fn process_series(exposition: &mut Exposition<'_>) {
+    let process = metrics_process::collector::collect();
+    if let Some(cpu) = process.cpu_seconds_total {
+        exposition.fractional_counter(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        );
+    }
+    let gauges = [
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            process.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            process.max_fds,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            process.virtual_memory_bytes,
+        ),
+        (
+            "process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes.",
+            process.virtual_memory_max_bytes,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            process.resident_memory_bytes,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            process.start_time_seconds,
+        ),
+        (
+            "process_threads",
+            "Number of OS threads in the process.",
+            process.threads,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            metrics::describe_gauge!(name, help);
+            metrics::gauge!(name).set(value as f64);
+        }
+    }
 }
 
 fn upkeep(handle: PrometheusHandle, stopped: mpsc::Receiver<()>, interval: Duration) {

@@ -46,13 +46,16 @@ mod requests;
 mod system;
 
 use std::sync::{Arc, Mutex, PoisonError};
+
 use std::time::{Duration, Instant, SystemTime};
+use system::DelaySummary;
 
 use serde_json::{json, Map, Value};
 
 pub use custom::CustomStats;
 pub(crate) use requests::RequestStats;
-pub(crate) use system::RuntimeProbes;
+pub use system::DEFAULT_PROBE_INTERVAL;
+pub(crate) use system::{PollTimes, RuntimeProbes};
 
 /// Default collection interval of the `window` block.
 pub const DEFAULT_COLLECTION_INTERVAL: Duration = Duration::from_secs(5);
@@ -63,6 +66,7 @@ pub(crate) struct Stats {
     pub(crate) requests: Arc<RequestStats>,
     pub(crate) custom: CustomStats,
     pub(crate) probes: RuntimeProbes,
+    pub(crate) polls: PollTimes,
     interval: Duration,
     started: Instant,
     window: Mutex<Window>,
@@ -79,11 +83,17 @@ struct Window {
 }
 
 impl Stats {
-    pub(crate) fn new(interval: Duration, max_custom_keys: usize) -> Self {
+    pub(crate) fn new(
+        interval: Duration,
+        max_custom_keys: usize,
+        probe_interval: Duration,
+    ) -> Self {
+        let probes = RuntimeProbes::new(probe_interval);
         Stats {
-            requests: Arc::new(RequestStats::default()),
+            requests: Arc::new(RequestStats::new(probes.waker())),
             custom: CustomStats::new(max_custom_keys),
-            probes: RuntimeProbes::default(),
+            probes,
+            polls: PollTimes::new(),
             interval,
             started: Instant::now(),
             window: Mutex::new(Window {
@@ -102,35 +112,41 @@ impl Stats {
         let _ = self.reporters.set(sinks);
     }
 
-    /// Closes the window when the interval has passed (called by the health thread's tick).
-    pub(crate) fn tick(&self, now: Instant) {
+    /// Closes the window when the interval has passed (run by the health thread); returns
+    /// when the open window closes.
+    pub(crate) fn tick(&self, now: Instant) -> Instant {
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.saturating_duration_since(window.opened_at) < self.interval {
-            return;
+        if now.saturating_duration_since(window.opened_at) >= self.interval {
+            let totals = self.requests.close_window();
+            let closed_at = SystemTime::now();
+            window.closed = Some((window.opened, closed_at, totals));
+            window.delays =
+                DelaySummary::of_window(self.probes.close_window(), self.polls.close_window());
+            window.opened = closed_at;
+            window.opened_at = now;
         }
-        let totals = self.requests.close_window();
-        let closed_at = SystemTime::now();
-        window.closed = Some((window.opened, closed_at, totals));
-        window.delays = self.probes.close_window();
-        window.opened = closed_at;
-        window.opened_at = now;
+        window.opened_at + self.interval
+    }
+
+    /// Event-loop delays of the last closed window, or of the open one if that had none.
+    fn delays(&self, window: &Window) -> Option<DelaySummary> {
+        window
+            .delays
+            .clone()
+            .or_else(|| DelaySummary::of_window(self.probes.peek(), self.polls.peek()))
     }
 
     /// Mean event-loop delay of the last closed window (or the open one before that), in ms.
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn event_loop_delay_ms(&self) -> f64 {
         let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        window
-            .delays
-            .clone()
-            .or_else(|| self.probes.peek())
-            .map_or(0.0, |d| d.mean)
+        self.delays(&window).map_or(0.0, |d| d.mean)
     }
 
     /// The `/stats` document.
     pub(crate) fn json(&self, in_flight: i64) -> Value {
         let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        let delays = window.delays.clone().or_else(|| self.probes.peek());
+        let delays = self.delays(&window);
         let mut system = self.system.lock().unwrap_or_else(PoisonError::into_inner);
         let (process, os) = system.collect(self.started.elapsed(), delays.as_ref());
         drop(system);
@@ -150,19 +166,18 @@ impl Stats {
             .as_ref()
             .map_or(window.opened, |(_, to, _)| *to);
         document.insert("last_updated".into(), rfc3339(last_updated).into());
-        let window_json = match &window.closed {
-            Some((from, to, totals)) => json!({
-                "from": rfc3339(*from),
-                "to": rfc3339(*to),
-                "response_times": totals.response_times_json(),
-                "requests": totals.requests_json(),
-            }),
-            None => json!({
-                "from": rfc3339(window.opened),
-                "to": Value::Null,
-                "note": "the first collection interval has not closed yet",
-            }),
+        // Before the first interval closes: an empty window at the start, in the same shape.
+        let empty = requests::Totals::default();
+        let (from, to, totals) = match &window.closed {
+            Some((from, to, totals)) => (*from, *to, totals),
+            None => (window.opened, window.opened, &empty),
         };
+        let window_json = json!({
+            "from": rfc3339(from),
+            "to": rfc3339(to),
+            "response_times": totals.response_times_json(),
+            "requests": totals.requests_json(),
+        });
         document.insert("window".into(), window_json);
         document.insert("runtime".into(), self.probes.runtime_json());
         let sinks: Map<String, Value> = self
