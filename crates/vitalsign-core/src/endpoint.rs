@@ -302,6 +302,8 @@ impl Monitor {
             "level": if alive { "available" } else { "unavailable" },
             "summary": if alive {
                 "alive".to_owned()
+            } else if stalled == std::time::Duration::MAX {
+                "stuck: the health thread has ended".to_owned()
             } else {
                 format!(
                     "stuck: the health thread has been busy for {} ms without a pause",

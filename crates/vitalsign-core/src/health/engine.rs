@@ -85,6 +85,8 @@ pub(crate) struct Health {
     /// Milliseconds after `started`, plus one, since which the health thread has been busy;
     /// 0 while it waits for work (set by its runtime's park and unpark hooks).
     busy_since_ms: AtomicU64,
+    /// The health thread has ended (a panic, or the monitor is being dropped).
+    ended: AtomicBool,
     /// Wakes the health thread: a request into an armed window, or a poke.
     wake: Arc<Notify>,
     sinks: OnceLock<Vec<Arc<dyn Sink>>>,
@@ -159,6 +161,7 @@ impl Health {
             started: now,
             // Busy from the start until its thread first waits.
             busy_since_ms: AtomicU64::new(1),
+            ended: AtomicBool::new(false),
             wake,
             sinks: OnceLock::new(),
         };
@@ -225,8 +228,12 @@ impl Health {
     }
 
     /// How long the health thread has been busy without waiting for work: zero while it
-    /// waits. A thread stuck in a check or on a lock, or ended by a panic, keeps counting.
+    /// waits. A thread stuck in a check or on a lock keeps counting; one that has ended is
+    /// stalled for [`Duration::MAX`].
     pub(crate) fn stalled_for(&self) -> Duration {
+        if self.ended.load(Ordering::Relaxed) {
+            return Duration::MAX;
+        }
         match self.busy_since_ms.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
             since => self
@@ -611,8 +618,20 @@ impl HealthThread {
             .build()?;
         std::thread::Builder::new()
             .name(super::HEALTH_THREAD.into())
-            .spawn(move || runtime.block_on(run(health, tickers, stopped)))?;
+            .spawn(move || {
+                let _ended = Ended(Arc::clone(&health));
+                runtime.block_on(run(health, tickers, stopped));
+            })?;
         Ok(HealthThread { _stop: stop })
+    }
+}
+
+/// Marks the health thread ended when it ends, by a panic too.
+struct Ended(Arc<Health>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Relaxed);
     }
 }
 
@@ -693,4 +712,43 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health() -> Arc<Health> {
+        Arc::new(Health::new(
+            HealthConfig::default(),
+            Box::new(super::super::DefaultTaskClassifier),
+        ))
+    }
+
+    fn wait(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A health thread that waits for work is not stalled; one that has ended (here by a
+    /// panic in its round) is, at once, so that `/health/live` need not wait 5 s to say so.
+    #[test]
+    fn the_stall_is_zero_while_waiting_and_endless_once_the_thread_ended() {
+        let resting = health();
+        let _thread = HealthThread::spawn(Arc::clone(&resting), Vec::new()).unwrap();
+        wait("the thread waits for work", || {
+            resting.stalled_for() == Duration::ZERO
+        });
+
+        let dying = health();
+        let _thread = HealthThread::spawn(
+            Arc::clone(&dying),
+            vec![Box::new(|_| panic!("a round that panics"))],
+        )
+        .unwrap();
+        wait("the thread ended", || dying.stalled_for() == Duration::MAX);
+    }
 }
