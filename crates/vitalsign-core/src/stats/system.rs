@@ -451,6 +451,79 @@ mod tests {
         assert!(DelaySummary::of(&mut []).is_none());
     }
 
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Regression (review item 12): every actix worker restart (a new runtime on a new
+    /// thread) added an entry to `RuntimeProbes.runtimes`, and none ever left.
+    #[test]
+    fn probes_of_runtimes_that_shut_down_are_dropped() {
+        let probes = RuntimeProbes::new(Duration::from_millis(5));
+        for restart in 0..20 {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let runtime = current_thread();
+                    runtime.block_on(async {
+                        probes.attach();
+                        tokio::task::yield_now().await;
+                    });
+                    assert_eq!(probes.probed_threads(), 1, "restart {restart}");
+                    assert_eq!(probes.runtime_json()["workers"], 1);
+                });
+            });
+            assert_eq!(probes.probed_threads(), 0, "restart {restart}");
+        }
+        // `attach_once` (the Tower layer's) attaches again once its runtime is gone.
+        for _ in 0..2 {
+            let runtime = current_thread();
+            runtime.block_on(async { probes.attach_once() });
+            assert_eq!(probes.probed_threads(), 1);
+            drop(runtime);
+            assert_eq!(probes.probed_threads(), 0);
+        }
+    }
+
+    /// A probe measures while requests begin, then waits for the next one instead of waking
+    /// its runtime every period; a request wakes it.
+    #[test]
+    fn probes_wait_while_no_request_begins() {
+        let probes = RuntimeProbes::new(Duration::from_millis(5));
+        let waker = probes.waker();
+        let runtime = current_thread();
+        runtime.block_on(async {
+            probes.attach();
+            let samples = || probes.peek().len();
+            // No request: a period or two of samples, then none.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut quiet_since = (samples(), Instant::now());
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let now = samples();
+                if now == quiet_since.0 {
+                    break;
+                }
+                quiet_since = (now, Instant::now());
+                assert!(Instant::now() < deadline, "the probe never went quiet");
+            }
+            let parked = samples();
+            assert!(parked <= 3, "{parked} samples without a request");
+            // A request wakes it.
+            waker.request_began();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while samples() == parked {
+                assert!(
+                    Instant::now() < deadline,
+                    "a request did not wake the probe"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+
     #[test]
     fn process_and_os_figures_are_positive_on_linux() {
         let (process, os) = System::new().collect(Duration::from_millis(5), None);
