@@ -16,7 +16,8 @@
 //!
 //! Cumulative figures since the monitor started are at the top level; the `window` block has
 //! the same request and response-time figures for the last completed collection interval, so
-//! nothing resets silently.
+//! nothing resets silently. Before the first interval closes, `window` is the empty span at
+//! the start (`from` = `to`), with zeros, in the same shape.
 //!
 //! | field | meaning for a Rust process |
 //! |---|---|
@@ -26,8 +27,8 @@
 //! | `process.memory.heap.total_in_bytes` | the peak resident set size (`VmHWM` on Linux; the current RSS elsewhere) |
 //! | `process.memory.heap.size_limit` | the cgroup memory limit if one is set (containers), else the physical memory |
 //! | `process.memory.resident_set_size_in_bytes` | the resident set size |
-//! | `process.event_loop_delay` | mean scheduling delay, in ms, of a probe task that sleeps 20 ms at a time on the Tokio runtime serving requests (Node's event-loop delay), over the last interval |
-//! | `process.event_loop_delay_histogram` | `min`, `max`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms |
+//! | `process.event_loop_delay` | mean scheduling delay, in ms, over the last interval, of a probe task on each Tokio runtime serving requests (one per actix worker), which sleeps [`probe_interval`](crate::MonitorBuilder::probe_interval) (100 ms) at a time while requests arrive and waits for the next request after a period without one |
+//! | `process.event_loop_delay_histogram` | `min`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms; `max` is also at least the longest single poll of a request's handler or response body in the interval (every poll is timed), so a handler that blocks any one worker shows in full; zeros while nothing was measured |
 //! | `os.platform`, `os.platformRelease` | `linux`, `macos`, …; the kernel release |
 //! | `os.load.{1m,5m,15m}` | load averages |
 //! | `os.memory.{total,free,used}_in_bytes` | physical memory; free is what is available to new allocations |
