@@ -1408,8 +1408,9 @@ impl InFlight {
     /// current request, so that [`PointHandle::current`](crate::PointHandle::current) finds it,
     /// and notes a panic unwinding out of `f`.
     ///
-    /// Each call is timed: the longest one of a collection interval is the least maximum of
-    /// the event-loop delay on `/stats` (a poll that blocks holds its worker that long).
+    /// Each call is timed (two reads of the TSC): the maximum event-loop delay of a collection
+    /// interval on `/stats` is at least its longest call, since a poll that blocks holds its
+    /// worker thread that long.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "stats")]
         let started = self.monitor.inner.stats.polls.start();

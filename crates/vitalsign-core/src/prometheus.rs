@@ -132,6 +132,7 @@ pub struct PrometheusSink {
 pub(crate) type Collector = Box<dyn Fn(&mut Exposition<'_>) + Send + Sync>;
 
 /// Text a collector writes itself, rendered after the recorder's series.
+#[cfg_attr(not(feature = "stats"), allow(dead_code))]
 pub(crate) struct Exposition<'a> {
     text: &'a mut String,
     /// The global labels, rendered.
@@ -140,6 +141,7 @@ pub(crate) struct Exposition<'a> {
 
 impl Exposition<'_> {
     /// A counter with a fractional value (the facade's counters hold whole numbers).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn fractional_counter(&mut self, name: &str, help: &str, value: f64) {
         use std::fmt::Write;
         let labels = if self.global_labels.is_empty() {
