@@ -131,10 +131,11 @@ pub struct PrometheusSink {
 /// through the `metrics` facade, and writes what the facade cannot express.
 pub(crate) type Collector = Box<dyn Fn(&mut Exposition<'_>) + Send + Sync>;
 
-/// Text a collector writes itself, rendered after the recorder's series.
+/// Metric families a collector writes itself, rendered after the recorder's series.
 #[cfg_attr(not(feature = "stats"), allow(dead_code))]
 pub(crate) struct Exposition<'a> {
-    text: &'a mut String,
+    /// Family name and text.
+    families: Vec<(&'static str, String)>,
     /// The global labels, rendered.
     global_labels: &'a str,
 }
@@ -142,17 +143,25 @@ pub(crate) struct Exposition<'a> {
 impl Exposition<'_> {
     /// A counter with a fractional value (the facade's counters hold whole numbers).
     #[cfg_attr(not(feature = "stats"), allow(dead_code))]
-    pub(crate) fn fractional_counter(&mut self, name: &str, help: &str, value: f64) {
-        use std::fmt::Write;
+    pub(crate) fn fractional_counter(&mut self, name: &'static str, help: &str, value: f64) {
         let labels = if self.global_labels.is_empty() {
             String::new()
         } else {
             format!("{{{}}}", self.global_labels)
         };
-        let _ = write!(
-            self.text,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {value}\n\n"
-        );
+        let text =
+            format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {value}\n\n");
+        self.families.push((name, text));
+    }
+
+    /// Appends the families that `rendered` (the recorder's text) does not have already: an
+    /// application sharing its recorder may register the same family itself.
+    fn append_to(self, rendered: &mut String) {
+        for (name, text) in self.families {
+            if !rendered.contains(&format!("# TYPE {name} ")) {
+                rendered.push_str(&text);
+            }
+        }
     }
 }
 
@@ -354,12 +363,11 @@ impl PrometheusSink {
     /// Renders the exposition text of the whole registry (the application's own metrics too
     /// when it shares its recorder), after collecting process and runtime figures.
     pub fn render(&self) -> String {
-        let mut own = String::new();
+        let mut exposition = Exposition {
+            families: Vec::new(),
+            global_labels: &self.global_rendered,
+        };
         if let Some(collect) = self.collector.get() {
-            let mut exposition = Exposition {
-                text: &mut own,
-                global_labels: &self.global_rendered,
-            };
             match &self.registrar {
                 Registrar::Own(recorder) => {
                     metrics::with_local_recorder(recorder, || collect(&mut exposition))
@@ -373,7 +381,7 @@ impl PrometheusSink {
         if !text.is_empty() && !text.ends_with("\n\n") {
             text.push('\n');
         }
-        text.push_str(&own);
+        exposition.append_to(&mut text);
         self.active.render_into(&mut text);
         self.durations.render_into(&mut text);
         for family in [&self.heads, &self.sizes, &self.request_sizes]
@@ -1042,6 +1050,30 @@ fn warn_overflow<H>(series: &BoundedSeries<H>) {
 mod tests {
     use super::*;
     use std::hash::BuildHasher;
+
+    /// The process CPU counter has fractional seconds and one family, also when the
+    /// application's shared recorder registered its own (e.g. through `metrics-process`).
+    #[cfg(all(feature = "stats", target_os = "linux"))]
+    #[test]
+    fn the_process_cpu_counter_is_written_once() {
+        let family = |text: &str| text.matches("# TYPE process_cpu_seconds_total ").count();
+        let own = crate::Monitor::builder("s").build().unwrap();
+        let text = own.render_metrics().unwrap();
+        assert_eq!(family(&text), 1, "{text}");
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+
+        let recorder = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("process_cpu_seconds_total").absolute(7);
+        });
+        let shared = crate::Monitor::builder("s")
+            .prometheus_recorder(recorder)
+            .build()
+            .unwrap();
+        let text = shared.render_metrics().unwrap();
+        assert_eq!(family(&text), 1, "{text}");
+        assert!(text.contains("process_cpu_seconds_total 7\n"), "{text}");
+    }
 
     #[test]
     fn borrowed_and_owned_keys_hash_alike() {
