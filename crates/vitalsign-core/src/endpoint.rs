@@ -32,7 +32,8 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// Content type of the IETF health check response format (draft-inadarei-api-health-check).
 pub const HEALTH_JSON_CONTENT_TYPE: &str = "application/health+json";
 
-/// How long the health thread may stay silent before `/health/live` says the process is stuck.
+/// How long the health thread may stay busy without a pause before `/health/live` says the
+/// process is stuck.
 pub const LIVENESS_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// vitalsign's endpoints; adapters mount every entry of [`Endpoint::ALL`] with one handler
@@ -288,18 +289,27 @@ impl Monitor {
         EndpointResponse::json(http_status, JSON_CONTENT_TYPE, &body)
     }
 
-    /// `GET /health/live`: the process is alive and not stuck. 200 while vitalsign's health
-    /// thread keeps ticking (it takes the monitor's locks, so a deadlock shows); 503 when it
-    /// has been silent for [`LIVENESS_STALL`]. No dependency check is involved.
+    /// `GET /health/live`: the process is alive and not stuck. Each call asks vitalsign's
+    /// health thread for a round, which takes the monitor's locks; 503 once that thread has
+    /// been busy without a pause for [`LIVENESS_STALL`] (stuck on a lock, in a check that
+    /// blocks it, or ended), so a deadlock shows by the next probe. No dependency check is
+    /// involved.
     pub fn live_endpoint(&self) -> EndpointResponse {
-        let age = self.health_engine().heartbeat_age();
-        let alive = age < LIVENESS_STALL;
+        let health = self.health_engine();
+        health.poke();
+        let stalled = health.stalled_for();
+        let alive = stalled < LIVENESS_STALL;
         let body = json!({
             "level": if alive { "available" } else { "unavailable" },
             "summary": if alive {
                 "alive".to_owned()
+            } else if stalled == std::time::Duration::MAX {
+                "stuck: the health thread has ended".to_owned()
             } else {
-                format!("stuck: the health thread has not ticked for {} ms", age.as_millis())
+                format!(
+                    "stuck: the health thread has been busy for {} ms without a pause",
+                    stalled.as_millis()
+                )
             },
         });
         EndpointResponse::json(if alive { 200 } else { 503 }, JSON_CONTENT_TYPE, &body)

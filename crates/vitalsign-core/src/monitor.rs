@@ -142,6 +142,8 @@ pub struct MonitorBuilder {
     version: String,
     #[cfg(feature = "stats")]
     collection_interval: Duration,
+    #[cfg(feature = "stats")]
+    probe_interval: Duration,
     health: HealthConfig,
     task_classifier: BoxedTaskClassifier,
     token: Option<String>,
@@ -238,6 +240,8 @@ impl MonitorBuilder {
             version: "unknown".to_owned(),
             #[cfg(feature = "stats")]
             collection_interval: crate::stats::DEFAULT_COLLECTION_INTERVAL,
+            #[cfg(feature = "stats")]
+            probe_interval: crate::stats::DEFAULT_PROBE_INTERVAL,
             health: HealthConfig::default(),
             task_classifier: BoxedTaskClassifier(
                 Box::new(DefaultTaskClassifier),
@@ -252,6 +256,17 @@ impl MonitorBuilder {
     #[cfg(feature = "stats")]
     pub fn collection_interval(mut self, interval: Duration) -> Self {
         self.collection_interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How often the event-loop probe on each Tokio runtime that serves requests wakes to
+    /// measure how late it is scheduled (`process.event_loop_delay` of `/stats`). Probes wake
+    /// only while requests arrive: after a period without one, they wait for the next. The
+    /// longest poll of a handler is timed on every poll whatever this period. At least 1 ms.
+    /// Defaults to 100 ms.
+    #[cfg(feature = "stats")]
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -497,17 +512,19 @@ impl MonitorBuilder {
         self
     }
 
-    /// How often the exporter's upkeep runs (idle-series bookkeeping, and folding the samples of
-    /// histograms the application records itself through a shared recorder). vitalsign's own
-    /// histograms need none: they are fixed atomic buckets. Defaults to 5 s.
+    /// How often the exporter's upkeep runs: it folds the samples of histograms that the
+    /// application records itself through a recorder it shares with vitalsign
+    /// ([`MonitorBuilder::prometheus_recorder`], [`MonitorBuilder::prometheus_handle`]).
+    /// Defaults to 5 s.
     pub fn upkeep_interval(mut self, interval: Duration) -> Self {
         self.upkeep_interval = interval.max(Duration::from_millis(10));
         self
     }
 
     /// Uses a Prometheus recorder the application built (e.g. with extra
-    /// `PrometheusBuilder` options) instead of building one. Not installed globally. The
-    /// application's own bucket settings apply to vitalsign's histogram.
+    /// `PrometheusBuilder` options) instead of building one. Not installed globally. Its
+    /// bucket settings apply to the application's own histograms; vitalsign's histograms use
+    /// [`MonitorBuilder::buckets`].
     #[cfg(feature = "prometheus")]
     pub fn prometheus_recorder(
         mut self,
@@ -519,9 +536,8 @@ impl MonitorBuilder {
 
     /// Uses the recorder the application already installed as the global `metrics` recorder;
     /// `handle` is its handle. vitalsign's series then sit beside the application's own
-    /// `metrics::counter!`s on one `/metrics`. Set buckets for
-    /// vitalsign's histograms are its own (atomic buckets, rendered after the recorder's
-    /// series), so [`MonitorBuilder::buckets`] applies whatever the recorder's settings.
+    /// `metrics::counter!`s on one `/metrics`; vitalsign's histograms use
+    /// [`MonitorBuilder::buckets`].
     #[cfg(feature = "prometheus")]
     pub fn prometheus_handle(
         mut self,
@@ -574,18 +590,18 @@ impl MonitorBuilder {
             sinks.push(window);
         }
         let clock = Arc::new(WallClock::new());
-        let resync = Arc::clone(&clock);
         #[allow(unused_mut)]
-        let mut tickers: Vec<Ticker> = vec![Box::new(move |_| resync.resync())];
+        let mut tickers: Vec<Ticker> = Vec::new();
         #[cfg(feature = "stats")]
         let stats = {
             let stats = Arc::new(crate::stats::Stats::new(
                 self.collection_interval,
                 self.max_label_sets,
+                self.probe_interval,
             ));
             sinks.push(stats.requests.clone());
             let ticking = Arc::clone(&stats);
-            tickers.push(Box::new(move |now| ticking.tick(now)));
+            tickers.push(Box::new(move |now| Some(ticking.tick(now))));
             stats.set_reporters(reporters(&sinks));
             stats
         };
@@ -600,11 +616,13 @@ impl MonitorBuilder {
             #[cfg(feature = "stats")]
             let stats_part =
                 crate::prometheus::stats_collector(Arc::clone(&stats), self.namespace.clone());
-            prometheus.set_collector(Box::new(move || {
-                sink_part();
-                #[cfg(feature = "stats")]
-                stats_part();
-            }));
+            prometheus.set_collector(Box::new(
+                move |exposition: &mut crate::prometheus::Exposition<'_>| {
+                    sink_part(exposition);
+                    #[cfg(feature = "stats")]
+                    stats_part(exposition);
+                },
+            ));
         }
         health.set_sinks(sinks.clone());
         let health_thread = HealthThread::spawn(Arc::clone(&health), tickers).map_err(|e| {
@@ -865,7 +883,8 @@ pub struct Monitor {
 }
 
 /// Wall-clock time from a monotonic reading: one clock read per request instead of two. The
-/// offset is re-measured on every health tick (100 ms), so clock adjustments show at once.
+/// offset is re-measured when a request is stamped more than [`RESYNC_NANOS`] after the last
+/// measurement, so clock adjustments show within a second, and nothing runs while idle.
 #[derive(Debug)]
 struct WallClock {
     /// The request clock: the TSC where it is reliable (calibrated once per process).
@@ -873,7 +892,12 @@ struct WallClock {
     anchor: quanta::Instant,
     /// Unix time of `anchor`, in nanoseconds, as last measured.
     anchor_unix_nanos: AtomicU64,
+    /// Nanoseconds after `anchor` of that measurement.
+    synced_at: AtomicU64,
 }
+
+/// Longest time the wall-clock offset is used without being measured again.
+const RESYNC_NANOS: u64 = 1_000_000_000;
 
 impl WallClock {
     fn new() -> Self {
@@ -882,11 +906,13 @@ impl WallClock {
             anchor: source.now(),
             clock: source,
             anchor_unix_nanos: AtomicU64::new(0),
+            synced_at: AtomicU64::new(0),
         };
         clock.resync();
         clock
     }
 
+    #[cold]
     fn resync(&self) {
         let now = self.now();
         let unix = SystemTime::now()
@@ -895,6 +921,7 @@ impl WallClock {
         let since_anchor = now.saturating_duration_since(self.anchor).as_nanos() as u64;
         self.anchor_unix_nanos
             .store(unix.saturating_sub(since_anchor), Ordering::Relaxed);
+        self.synced_at.store(since_anchor, Ordering::Relaxed);
     }
 
     fn now(&self) -> quanta::Instant {
@@ -907,8 +934,11 @@ impl WallClock {
     }
 
     fn unix_nanos(&self, at: quanta::Instant) -> u64 {
-        self.anchor_unix_nanos.load(Ordering::Relaxed)
-            + at.saturating_duration_since(self.anchor).as_nanos() as u64
+        let since_anchor = at.saturating_duration_since(self.anchor).as_nanos() as u64;
+        if since_anchor.saturating_sub(self.synced_at.load(Ordering::Relaxed)) > RESYNC_NANOS {
+            self.resync();
+        }
+        self.anchor_unix_nanos.load(Ordering::Relaxed) + since_anchor
     }
 }
 
@@ -1086,14 +1116,16 @@ impl Monitor {
     }
 
     /// Starts an event-loop delay probe on the Tokio runtime of the calling thread (once per
-    /// thread). The actix adapter calls it on every worker; nothing happens outside a runtime.
+    /// thread, while that runtime runs). The actix adapter calls it on every worker; nothing
+    /// happens outside a runtime.
     pub fn probe_runtime(&self) {
         #[cfg(feature = "stats")]
         self.inner.stats.probes.attach();
     }
 
     /// [`Monitor::probe_runtime`] on the first call, a relaxed atomic load afterwards (the
-    /// Tower layer calls it on every request: a multi-thread runtime needs one probe).
+    /// Tower layer calls it on every request: a multi-thread runtime needs one probe); again
+    /// once the probed runtime has shut down.
     pub fn probe_runtime_once(&self) {
         #[cfg(feature = "stats")]
         self.inner.stats.probes.attach_once();
@@ -1490,8 +1522,17 @@ impl InFlight {
     /// Runs `f` (a call or poll of the inner service or body) with this request as the thread's
     /// current request, so that [`PointHandle::current`](crate::PointHandle::current) finds it,
     /// and notes a panic unwinding out of `f`.
+    ///
+    /// Each call is timed (two reads of the TSC): the maximum event-loop delay of a collection
+    /// interval on `/stats` is at least its longest call, since a poll that blocks holds its
+    /// worker thread that long.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        self.scope.enter(f)
+        #[cfg(feature = "stats")]
+        let started = self.monitor.inner.stats.polls.start();
+        let result = self.scope.enter(f);
+        #[cfg(feature = "stats")]
+        self.monitor.inner.stats.polls.ended(started);
+        result
     }
 
     /// The handle of this request's point (made now if no handler has asked for it yet).
@@ -1501,8 +1542,14 @@ impl InFlight {
 
     /// Runs `f` noting only a panic unwinding out of it (cheaper than
     /// [`InFlight::in_scope`]; for polls of the response body, where no handler extracts).
+    /// Timed as [`InFlight::in_scope`] is.
     pub fn watch_panics<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        self.scope.watch(f)
+        #[cfg(feature = "stats")]
+        let started = self.monitor.inner.stats.polls.start();
+        let result = self.scope.watch(f);
+        #[cfg(feature = "stats")]
+        self.monitor.inner.stats.polls.ended(started);
+        result
     }
 
     /// The response head is known (its time is noted as the time to the response head).

@@ -9,9 +9,11 @@
 //! | `http_server_disconnects_total` | counter | `http_request_method`, `http_route` |
 //! | `service_health_status` | gauge (0 unavailable, 1 degraded, 2 available) | `component` |
 //!
-//! Handles are registered once per label set and kept in a bounded map, so recording a request on
-//! a known label set is a hash lookup under a read lock plus one atomic operation per metric, with
-//! no allocation. By default the sink owns its recorder (no global state); see
+//! Histograms and the in-flight gauge are vitalsign's own atomics. A request's histograms are
+//! found in a lock-free cache of label sets, so recording a successful request takes no lock
+//! and allocates nothing; a label set seen for the first time (or with handler tags as
+//! labels), and the error and disconnect counters, are looked up in bounded maps under a read
+//! lock. Nothing is allocated for a known label set. By default the sink owns its recorder (no global state); see
 //! [`MonitorBuilder::prometheus_handle`](crate::MonitorBuilder::prometheus_handle) to share the
 //! application's.
 //!
@@ -61,7 +63,8 @@ pub const SIZE_BUCKETS: &[f64] = &[
 
 /// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
 pub const HEALTH_STATUS: &str = "service_health_status";
-/// Name of the thread that folds histogram samples while nothing scrapes (one per monitor).
+/// Name of the thread that runs the exporter's upkeep (one per monitor; see
+/// [`MonitorBuilder::upkeep_interval`](crate::MonitorBuilder::upkeep_interval)).
 pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
 /// Label of the one series that takes every label set past the cap.
 pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
@@ -119,11 +122,48 @@ pub struct PrometheusSink {
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
     collector: OnceLock<Collector>,
+    /// The global labels, rendered once for the collectors' own text.
+    global_rendered: String,
     _upkeep: mpsc::Sender<()>,
 }
 
-/// Work done just before each render (process and runtime figures, custom stats).
-pub(crate) type Collector = Box<dyn Fn() + Send + Sync>;
+/// Work done just before each render (process and runtime figures, custom stats): records
+/// through the `metrics` facade, and writes what the facade cannot express.
+pub(crate) type Collector = Box<dyn Fn(&mut Exposition<'_>) + Send + Sync>;
+
+/// Metric families a collector writes itself, rendered after the recorder's series.
+#[cfg_attr(not(feature = "stats"), allow(dead_code))]
+pub(crate) struct Exposition<'a> {
+    /// Family name and text.
+    families: Vec<(&'static str, String)>,
+    /// The global labels, rendered.
+    global_labels: &'a str,
+}
+
+impl Exposition<'_> {
+    /// A counter with a fractional value (the facade's counters hold whole numbers).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    pub(crate) fn fractional_counter(&mut self, name: &'static str, help: &str, value: f64) {
+        let labels = if self.global_labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", self.global_labels)
+        };
+        let text =
+            format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {value}\n\n");
+        self.families.push((name, text));
+    }
+
+    /// Appends the families that `rendered` (the recorder's text) does not have already: an
+    /// application sharing its recorder may register the same family itself.
+    fn append_to(self, rendered: &mut String) {
+        for (name, text) in self.families {
+            if !rendered.contains(&format!("# TYPE {name} ")) {
+                rendered.push_str(&text);
+            }
+        }
+    }
+}
 
 impl fmt::Debug for PrometheusSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -287,7 +327,7 @@ impl PrometheusSink {
                 ConfigError::new(
                     ConfigErrorKind::Resource,
                     "upkeep_interval",
-                    format!("cannot start the histogram upkeep thread: {e}"),
+                    format!("cannot start the upkeep thread: {e}"),
                 )
                 .with_source(e)
             })?;
@@ -310,6 +350,12 @@ impl PrometheusSink {
             health_name,
             health: std::sync::Mutex::new(Vec::new()),
             collector: OnceLock::new(),
+            global_rendered: render_labels(
+                config
+                    .global_labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
             _upkeep: stop,
         })
     }
@@ -317,15 +363,26 @@ impl PrometheusSink {
     /// Renders the exposition text of the whole registry (the application's own metrics too
     /// when it shares its recorder), after collecting process and runtime figures.
     pub fn render(&self) -> String {
+        let mut exposition = Exposition {
+            families: Vec::new(),
+            global_labels: &self.global_rendered,
+        };
         if let Some(collect) = self.collector.get() {
             match &self.registrar {
-                Registrar::Own(recorder) => metrics::with_local_recorder(recorder, collect),
-                Registrar::Global => collect(),
+                Registrar::Own(recorder) => {
+                    metrics::with_local_recorder(recorder, || collect(&mut exposition))
+                }
+                Registrar::Global => collect(&mut exposition),
             }
         }
         // The registry's families (the application's too when it shares the recorder) come
-        // out of hash maps, in a new order on each render.
-        let shared = self.handle.render();
+        // out of hash maps, in a new order on each render; collectors' own families join them
+        // unless the registry has them already.
+        let mut shared = self.handle.render();
+        if !shared.is_empty() && !shared.ends_with("\n\n") {
+            shared.push('\n');
+        }
+        exposition.append_to(&mut shared);
         // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
         let mut own = String::new();
         self.active.render_into(&mut own);
@@ -645,7 +702,7 @@ pub(crate) fn sink_collector(
         "vitalsign_sink_panics_total",
     ]
     .map(name);
-    Box::new(move || {
+    Box::new(move |_| {
         metrics::describe_counter!(
             panicked.clone(),
             "Panics of a sink (or of the error classifier) contained while recording a request."
@@ -671,13 +728,12 @@ pub(crate) fn sink_collector(
 }
 
 /// The collector of `/stats` figures for `/metrics`: the standard `process_*` series
-/// (`metrics-process`), Tokio runtime gauges, the event-loop delay, and custom stats.
+/// (read by `metrics-process`), Tokio runtime gauges, the event-loop delay, and custom stats.
 #[cfg(feature = "stats")]
 pub(crate) fn stats_collector(
     stats: std::sync::Arc<crate::stats::Stats>,
     namespace: Option<String>,
 ) -> Collector {
-    let process = metrics_process::Collector::default();
     let name = |base: &str| match &namespace {
         Some(ns) => format!("{ns}_{base}"),
         None => base.to_owned(),
@@ -691,9 +747,8 @@ pub(crate) fn stats_collector(
         "vitalsign_custom",
     ]
     .map(name);
-    Box::new(move || {
-        process.describe();
-        process.collect();
+    Box::new(move |exposition| {
+        process_series(exposition);
         let (w, t, q) = stats.probes.runtime_figures();
         metrics::describe_gauge!(
             workers.clone(),
@@ -733,6 +788,64 @@ pub(crate) fn stats_collector(
             }
         }
     })
+}
+
+/// The standard process series (the Prometheus client libraries' names). The CPU counter is
+/// written as text: the facade's counters hold whole numbers, and whole seconds make
+/// `rate(process_cpu_seconds_total[1m])` useless on a lightly loaded service.
+#[cfg(feature = "stats")]
+fn process_series(exposition: &mut Exposition<'_>) {
+    let process = metrics_process::collector::collect();
+    if let Some(cpu) = process.cpu_seconds_total {
+        exposition.fractional_counter(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        );
+    }
+    let gauges = [
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            process.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            process.max_fds,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            process.virtual_memory_bytes,
+        ),
+        (
+            "process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes.",
+            process.virtual_memory_max_bytes,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            process.resident_memory_bytes,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            process.start_time_seconds,
+        ),
+        (
+            "process_threads",
+            "Number of OS threads in the process.",
+            process.threads,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            metrics::describe_gauge!(name, help);
+            metrics::gauge!(name).set(value as f64);
+        }
+    }
 }
 
 fn upkeep(handle: PrometheusHandle, stopped: mpsc::Receiver<()>, interval: Duration) {
@@ -1017,6 +1130,30 @@ fn warn_overflow<H>(series: &BoundedSeries<H>) {
 mod tests {
     use super::*;
     use std::hash::BuildHasher;
+
+    /// The process CPU counter has fractional seconds and one family, also when the
+    /// application's shared recorder registered its own (e.g. through `metrics-process`).
+    #[cfg(all(feature = "stats", target_os = "linux"))]
+    #[test]
+    fn the_process_cpu_counter_is_written_once() {
+        let family = |text: &str| text.matches("# TYPE process_cpu_seconds_total ").count();
+        let own = crate::Monitor::builder("s").build().unwrap();
+        let text = own.render_metrics().unwrap();
+        assert_eq!(family(&text), 1, "{text}");
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+
+        let recorder = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("process_cpu_seconds_total").absolute(7);
+        });
+        let shared = crate::Monitor::builder("s")
+            .prometheus_recorder(recorder)
+            .build()
+            .unwrap();
+        let text = shared.render_metrics().unwrap();
+        assert_eq!(family(&text), 1, "{text}");
+        assert!(text.contains("process_cpu_seconds_total 7\n"), "{text}");
+    }
 
     #[test]
     fn borrowed_and_owned_keys_hash_alike() {

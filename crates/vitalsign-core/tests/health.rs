@@ -180,15 +180,23 @@ async fn fall_and_rise_need_consecutive_results() {
     );
 }
 
+/// Regression (review item 13): this test checked `/health/live` 100 ms after the panic, when
+/// liveness could only fail after 5 s. Now it waits for the check to run again after its
+/// panics, and liveness says at once when the health thread has ended.
 #[tokio::test]
 async fn a_panicking_check_is_contained_and_reported() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
     let monitor = Monitor::builder("s")
         .check(
             "boom",
-            Check::new(|| async {
-                panic!("the check exploded");
-                #[allow(unreachable_code)]
-                Ok::<(), String>(())
+            Check::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    panic!("the check exploded");
+                    #[allow(unreachable_code)]
+                    Ok::<(), String>(())
+                }
             })
             .interval(FAST),
         )
@@ -205,9 +213,18 @@ async fn a_panicking_check_is_contained_and_reported() {
         summary.contains("check panicked: the check exploded"),
         "{summary}"
     );
-    // It keeps running: the health thread survived.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(monitor.live_endpoint().status, 200);
+    // It keeps running: the panics are caught and the check runs again, on a live thread.
+    let after = runs.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runs.load(Ordering::SeqCst) < after + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the check stopped running after panicking"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let live = monitor.live_endpoint();
+    assert_eq!(live.status, 200, "{}", live.body);
 }
 
 #[tokio::test]
@@ -427,6 +444,78 @@ async fn absent_latency_and_rate_rules() {
         "held for less than 300 ms"
     );
     wait_level(&quiet, "http", Level::Degraded).await;
+}
+
+/// The level of every component.
+fn levels(snapshot: &vitalsign_core::health::HealthSnapshot) -> Vec<(String, Level)> {
+    snapshot
+        .components
+        .iter()
+        .map(|(name, status)| (name.clone(), status.level))
+        .collect()
+}
+
+/// Regression (review item 5): a rule's window summed the current partial second plus
+/// `seconds - 1` whole ones, so a 1 s window held 0 to 1 s of requests: at every second
+/// boundary `Absent` fired and the request rate dropped (divided by the whole window however
+/// little it covered), each flip logged and sent to watchers. Under a steady 50 requests/s
+/// for 5 s, no level changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_traffic_never_flips_rate_or_absent_rules() {
+    let rate = |seconds| {
+        Rule::new(Signal::RequestRate, Condition::Below(10.0)).window(Duration::from_secs(seconds))
+    };
+    let absent = |seconds| {
+        Rule::new(Signal::RequestRate, Condition::Absent).window(Duration::from_secs(seconds))
+    };
+    let monitor = Monitor::builder("s")
+        .rule("rate_1s", rate(1))
+        .rule("rate_10s", rate(10))
+        .rule("absent_1s", absent(1))
+        .rule("absent_10s", absent(10))
+        .build()
+        .unwrap();
+    let sending = Arc::new(AtomicBool::new(true));
+    let traffic = tokio::spawn({
+        let (monitor, sending) = (monitor.clone(), sending.clone());
+        async move {
+            let mut pace = tokio::time::interval(Duration::from_millis(20));
+            while sending.load(Ordering::SeqCst) {
+                pace.tick().await;
+                request(&monitor, 200);
+            }
+        }
+    });
+    // The rate rules start degraded (no traffic yet); all four are available once it flows.
+    for name in ["rate_1s", "rate_10s", "absent_1s", "absent_10s"] {
+        wait_level(&monitor, name, Level::Available).await;
+    }
+    let mut watch = monitor.health_watch();
+    let mut last = levels(&watch.borrow_and_update());
+    let (mut snapshots, mut flips) = (0, Vec::new());
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(changed) = tokio::time::timeout_at(end, watch.changed()).await {
+        changed.unwrap();
+        let snapshot = watch.borrow_and_update().clone();
+        snapshots += 1;
+        let now = levels(&snapshot);
+        if now != last {
+            flips.push(snapshot.summary.clone());
+            last = now;
+        }
+    }
+    sending.store(false, Ordering::SeqCst);
+    traffic.await.unwrap();
+    assert!(snapshots > 0, "the rules were evaluated during the traffic");
+    assert!(
+        flips.is_empty(),
+        "levels changed under steady traffic: {flips:?}"
+    );
+    let last = monitor.health();
+    let seen = last.components["rate_1s"].meta.as_ref().unwrap()["value"]
+        .as_f64()
+        .unwrap();
+    assert!(seen > 10.0, "the 1 s rate rule saw the traffic: {seen}");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::model::{
     Check, ClassifyTaskError, ComponentKind, ComponentSpec, ComponentStatus, Condition,
@@ -16,10 +16,13 @@ use super::model::{
 use super::window::RequestWindow;
 use crate::Sink;
 
-/// How often the health thread re-evaluates rules and staleness, and beats its heart.
+/// How often the health thread re-evaluates rules while a rule has requests in its window.
+/// With none, it sleeps until a request arrives, a deadline of its own comes (a hold that
+/// ends, an `Absent` window that fills, a stats interval that closes) or it is poked.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Past this silence of the health thread, readers rebuild the snapshot themselves.
+/// Past this long busy without a pause of the health thread, readers rebuild the snapshot
+/// themselves.
 const STUCK: Duration = Duration::from_secs(1);
 
 /// What [`Monitor::shutdown`](crate::Monitor::shutdown) reports.
@@ -75,9 +78,17 @@ pub(crate) struct Health {
     publishing: Mutex<()>,
     draining: AtomicBool,
     window: Option<Arc<RequestWindow>>,
+    /// The longest rule window, in seconds.
+    window_seconds: u64,
     classifier: Box<dyn ClassifyTaskError>,
     started: Instant,
-    heartbeat_ms: AtomicU64,
+    /// Milliseconds after `started`, plus one, since which the health thread has been busy;
+    /// 0 while it waits for work (set by its runtime's park and unpark hooks).
+    busy_since_ms: AtomicU64,
+    /// The health thread has ended (a panic, or the monitor is being dropped).
+    ended: AtomicBool,
+    /// Wakes the health thread: a request into an armed window, or a poke.
+    wake: Arc<Notify>,
     sinks: OnceLock<Vec<Arc<dyn Sink>>>,
 }
 
@@ -101,6 +112,7 @@ impl Health {
                 _ => None,
             })
             .max();
+        let wake = Arc::new(Notify::new());
         let components = config
             .components
             .into_iter()
@@ -143,10 +155,14 @@ impl Health {
             overall: watch::Sender::new(Level::Available),
             publishing: Mutex::new(()),
             draining: AtomicBool::new(false),
-            window: window_seconds.map(|s| Arc::new(RequestWindow::new(s))),
+            window: window_seconds.map(|s| Arc::new(RequestWindow::new(s, Arc::clone(&wake)))),
+            window_seconds: window_seconds.unwrap_or(0),
             classifier,
             started: now,
-            heartbeat_ms: AtomicU64::new(0),
+            // Busy from the start until its thread first waits.
+            busy_since_ms: AtomicU64::new(1),
+            ended: AtomicBool::new(false),
+            wake,
             sinks: OnceLock::new(),
         };
         let first = health.build_snapshot(now);
@@ -176,7 +192,7 @@ impl Health {
     /// The published snapshot. Should the health thread be stuck (a check blocking its
     /// thread), the caller republishes, so that staleness still shows.
     pub(crate) fn snapshot(&self) -> Arc<HealthSnapshot> {
-        if self.heartbeat_age() > STUCK {
+        if self.stalled_for() > STUCK {
             self.publish();
         }
         self.snapshot.borrow().clone()
@@ -211,10 +227,45 @@ impl Health {
         }
     }
 
-    /// Milliseconds since the health thread last ticked.
-    pub(crate) fn heartbeat_age(&self) -> Duration {
-        let beat = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(beat)
+    /// How long the health thread has been busy without waiting for work: zero while it
+    /// waits. A thread stuck in a check or on a lock keeps counting; one that has ended is
+    /// stalled for [`Duration::MAX`].
+    pub(crate) fn stalled_for(&self) -> Duration {
+        if self.ended.load(Ordering::Relaxed) {
+            return Duration::MAX;
+        }
+        match self.busy_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => self
+                .started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since - 1)),
+        }
+    }
+
+    /// Asks the health thread for a round (rules, snapshot: it takes the monitor's locks), so
+    /// that a thread that cannot finish one shows in [`Health::stalled_for`].
+    pub(crate) fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Park and unpark hooks of the health thread's runtime.
+    fn resting(&self, resting: bool) {
+        let since = if resting {
+            0
+        } else {
+            self.started.elapsed().as_millis() as u64 + 1
+        };
+        self.busy_since_ms.store(since, Ordering::Relaxed);
+    }
+
+    /// When check `index` goes stale if no result arrives.
+    fn stale_at(&self, index: usize, check: &Check) -> Instant {
+        let since = self.components[index]
+            .lock()
+            .last_report
+            .unwrap_or(self.started);
+        since + check.interval * 3 + Duration::from_millis(1)
     }
 
     // ---- inputs ----
@@ -318,19 +369,26 @@ impl Health {
         self.classifier.classify(error)
     }
 
-    /// Re-evaluates rules and staleness; run every tick by the health thread.
-    pub(crate) fn tick(&self) {
-        self.heartbeat_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    /// Re-evaluates the rules and publishes. Returns when the rules next need it if no
+    /// request arrives (`None`: only when one does; the window is then armed to wake the
+    /// thread).
+    pub(crate) fn tick(&self) -> Option<Instant> {
+        let mut next = None;
         if let Some(window) = &self.window {
             let now = Instant::now();
             for component in &self.components {
                 if let ComponentKind::Rule(rule) = &component.spec.kind {
-                    evaluate(rule, window, &mut component.lock(), now);
+                    next = earliest(next, evaluate(rule, window, &mut component.lock(), now));
                 }
+            }
+            // Requests in a window age out second by second, and rates move with the span:
+            // evaluate again soon. Without any, nothing moves until the next request.
+            if !window.arm(self.window_seconds) {
+                next = earliest(next, Some(now + TICK));
             }
         }
         self.publish();
+        next
     }
 
     // ---- output ----
@@ -454,10 +512,25 @@ impl Health {
     }
 }
 
-/// Evaluates one rule into its component's state.
-fn evaluate(rule: &Rule, window: &RequestWindow, state: &mut State, now: Instant) {
+/// The earlier of two optional instants.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Evaluates one rule into its component's state. Returns when its verdict changes by itself
+/// if no request arrives: an `Absent` window that fills, or a hold that ends.
+fn evaluate(
+    rule: &Rule,
+    window: &RequestWindow,
+    state: &mut State,
+    now: Instant,
+) -> Option<Instant> {
     let seconds = rule.window.as_secs();
     let totals = window.totals(seconds);
+    let full = Duration::from_secs(seconds);
     let value = match rule.signal {
         Signal::ErrorRatio => {
             (totals.requests > 0).then(|| totals.errors as f64 / totals.requests as f64)
@@ -466,13 +539,17 @@ fn evaluate(rule: &Rule, window: &RequestWindow, state: &mut State, now: Instant
             (totals.requests > 0).then(|| totals.server_errors as f64 / totals.requests as f64)
         }
         Signal::LatencyQuantile(q) => totals.quantile(q),
-        Signal::RequestRate => Some(totals.requests as f64 / seconds as f64),
+        Signal::RequestRate => Some(totals.rate()),
     };
     let judged = matches!(rule.signal, Signal::RequestRate)
         || matches!(rule.condition, Condition::Absent)
         || totals.requests >= rule.min_requests;
     let (holds, wording) = match (rule.condition, value) {
-        (Condition::Absent, _) => (totals.requests == 0, "no requests".to_owned()),
+        // Only once the window has been watched for its whole length.
+        (Condition::Absent, _) => (
+            totals.requests == 0 && totals.span >= full,
+            "no requests".to_owned(),
+        ),
         (_, None) => (false, String::new()),
         (Condition::Above(limit), Some(v)) => (judged && v > limit, format!("above {limit}")),
         (Condition::Below(limit), Some(v)) => (judged && v < limit, format!("below {limit}")),
@@ -519,6 +596,13 @@ fn evaluate(rule: &Rule, window: &RequestWindow, state: &mut State, now: Instant
         "requests": totals.requests,
         "window_seconds": seconds,
     }));
+    if holds && !fires {
+        Some(since + rule.hold)
+    } else if matches!(rule.condition, Condition::Absent) && totals.requests == 0 && !holds {
+        Some(now + full.saturating_sub(totals.span))
+    } else {
+        None
+    }
 }
 
 /// The background thread of a monitor's health: runs checks, ticks rules; ends when dropped.
@@ -528,21 +612,37 @@ pub(crate) struct HealthThread {
 }
 
 impl HealthThread {
-    /// Spawns the thread; `tickers` run on every tick after the health one.
+    /// Spawns the thread; `tickers` run on every round after the health one.
     pub(crate) fn spawn(health: Arc<Health>, tickers: Vec<Ticker>) -> std::io::Result<Self> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (parked, unparked) = (Arc::clone(&health), Arc::clone(&health));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(move || parked.resting(true))
+            .on_thread_unpark(move || unparked.resting(false))
             .build()?;
         std::thread::Builder::new()
             .name(super::HEALTH_THREAD.into())
-            .spawn(move || runtime.block_on(run(health, tickers, stopped)))?;
+            .spawn(move || {
+                let _ended = Ended(Arc::clone(&health));
+                runtime.block_on(run(health, tickers, stopped));
+            })?;
         Ok(HealthThread { _stop: stop })
     }
 }
 
-/// Work done on each tick of the health thread.
-pub(crate) type Ticker = Box<dyn Fn(Instant) + Send + Sync>;
+/// Marks the health thread ended when it ends, by a panic too.
+struct Ended(Arc<Health>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Work done on each round of the health thread; returns when it next needs a round
+/// (`None`: it has no deadline of its own).
+pub(crate) type Ticker = Box<dyn Fn(Instant) -> Option<Instant> + Send + Sync>;
 
 async fn run(
     health: Arc<Health>,
@@ -557,14 +657,20 @@ async fn run(
     let ticker = {
         let health = Arc::clone(&health);
         async move {
-            let mut interval = tokio::time::interval(TICK);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                interval.tick().await;
-                health.tick();
+                let mut next = health.tick();
                 let now = Instant::now();
                 for ticker in &tickers {
-                    ticker(now);
+                    next = earliest(next, ticker(now));
+                }
+                // Sleeps until the earliest deadline, a request into an armed window, or a
+                // poke (a permit left while the round ran counts).
+                let woken = health.wake.notified();
+                match next {
+                    Some(at) => {
+                        let _ = tokio::time::timeout_at(at.into(), woken).await;
+                    }
+                    None => woken.await,
                 }
             }
         }
@@ -582,7 +688,17 @@ async fn run_check(health: Arc<Health>, index: usize, check: Check) {
         interval.tick().await;
         let run = (check.run)();
         // Spawned, so that a panic in the check is caught here as a JoinError.
-        let outcome = tokio::spawn(tokio::time::timeout(check.timeout, run)).await;
+        let mut run = tokio::spawn(tokio::time::timeout(check.timeout, run));
+        // A run outlasting three intervals (its timeout allows it) makes the check stale:
+        // republish when that happens, then keep waiting for the run.
+        let stale_at = health.stale_at(index, &check);
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            () = tokio::time::sleep_until(stale_at.into()) => {
+                health.publish();
+                run.await
+            }
+        };
         let result = match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_elapsed)) => Err(format!("timed out after {} ms", check.timeout.as_millis())),
@@ -605,6 +721,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::health::{Task, TaskStatus};
     use crate::Monitor;
 
@@ -628,5 +745,39 @@ mod tests {
             summary(&["ingest", "mailer"]),
             "all 2 components are available"
         );
+    }
+
+    fn health() -> Arc<Health> {
+        Arc::new(Health::new(
+            HealthConfig::default(),
+            Box::new(super::super::DefaultTaskClassifier),
+        ))
+    }
+
+    fn wait(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A health thread that waits for work is not stalled; one that has ended (here by a
+    /// panic in its round) is, at once, so that `/health/live` need not wait 5 s to say so.
+    #[test]
+    fn the_stall_is_zero_while_waiting_and_endless_once_the_thread_ended() {
+        let resting = health();
+        let _thread = HealthThread::spawn(Arc::clone(&resting), Vec::new()).unwrap();
+        wait("the thread waits for work", || {
+            resting.stalled_for() == Duration::ZERO
+        });
+
+        let dying = health();
+        let _thread = HealthThread::spawn(
+            Arc::clone(&dying),
+            vec![Box::new(|_| panic!("a round that panics"))],
+        )
+        .unwrap();
+        wait("the thread ended", || dying.stalled_for() == Duration::MAX);
     }
 }

@@ -16,7 +16,8 @@
 //!
 //! Cumulative figures since the monitor started are at the top level; the `window` block has
 //! the same request and response-time figures for the last completed collection interval, so
-//! nothing resets silently.
+//! nothing resets silently. Before the first interval closes, `window` is the empty span at
+//! the start (`from` = `to`), with zeros, in the same shape.
 //!
 //! | field | meaning for a Rust process |
 //! |---|---|
@@ -26,8 +27,8 @@
 //! | `process.memory.heap.total_in_bytes` | the peak resident set size (`VmHWM` on Linux; the current RSS elsewhere) |
 //! | `process.memory.heap.size_limit` | the cgroup memory limit if one is set (containers), else the physical memory |
 //! | `process.memory.resident_set_size_in_bytes` | the resident set size |
-//! | `process.event_loop_delay` | mean scheduling delay, in ms, of a probe task that sleeps 20 ms at a time on the Tokio runtime serving requests (Node's event-loop delay), over the last interval |
-//! | `process.event_loop_delay_histogram` | `min`, `max`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms |
+//! | `process.event_loop_delay` | mean scheduling delay, in ms, over the last interval, of a probe task on each Tokio runtime serving requests (one per actix worker), which sleeps [`probe_interval`](crate::MonitorBuilder::probe_interval) (100 ms) at a time while requests arrive and waits for the next request after a period without one |
+//! | `process.event_loop_delay_histogram` | `min`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms; `max` is also at least the longest single poll of a request's handler or response body in the interval (every poll is timed), so a handler that blocks any one worker shows in full; zeros while nothing was measured |
 //! | `os.platform`, `os.platformRelease` | `linux`, `macos`, …; the kernel release |
 //! | `os.load.{1m,5m,15m}` | load averages |
 //! | `os.memory.{total,free,used}_in_bytes` | physical memory; free is what is available to new allocations |
@@ -46,13 +47,16 @@ mod requests;
 mod system;
 
 use std::sync::{Arc, Mutex, PoisonError};
+
 use std::time::{Duration, Instant, SystemTime};
+use system::DelaySummary;
 
 use serde_json::{json, Map, Value};
 
 pub use custom::CustomStats;
 pub(crate) use requests::RequestStats;
-pub(crate) use system::RuntimeProbes;
+pub use system::DEFAULT_PROBE_INTERVAL;
+pub(crate) use system::{PollTimes, RuntimeProbes};
 
 /// Default collection interval of the `window` block.
 pub const DEFAULT_COLLECTION_INTERVAL: Duration = Duration::from_secs(5);
@@ -63,6 +67,7 @@ pub(crate) struct Stats {
     pub(crate) requests: Arc<RequestStats>,
     pub(crate) custom: CustomStats,
     pub(crate) probes: RuntimeProbes,
+    pub(crate) polls: PollTimes,
     interval: Duration,
     started: Instant,
     window: Mutex<Window>,
@@ -79,11 +84,17 @@ struct Window {
 }
 
 impl Stats {
-    pub(crate) fn new(interval: Duration, max_custom_keys: usize) -> Self {
+    pub(crate) fn new(
+        interval: Duration,
+        max_custom_keys: usize,
+        probe_interval: Duration,
+    ) -> Self {
+        let probes = RuntimeProbes::new(probe_interval);
         Stats {
-            requests: Arc::new(RequestStats::default()),
+            requests: Arc::new(RequestStats::new(probes.waker())),
             custom: CustomStats::new(max_custom_keys),
-            probes: RuntimeProbes::default(),
+            probes,
+            polls: PollTimes::new(),
             interval,
             started: Instant::now(),
             window: Mutex::new(Window {
@@ -102,35 +113,41 @@ impl Stats {
         let _ = self.reporters.set(sinks);
     }
 
-    /// Closes the window when the interval has passed (called by the health thread's tick).
-    pub(crate) fn tick(&self, now: Instant) {
+    /// Closes the window when the interval has passed (run by the health thread); returns
+    /// when the open window closes.
+    pub(crate) fn tick(&self, now: Instant) -> Instant {
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.saturating_duration_since(window.opened_at) < self.interval {
-            return;
+        if now.saturating_duration_since(window.opened_at) >= self.interval {
+            let totals = self.requests.close_window();
+            let closed_at = SystemTime::now();
+            window.closed = Some((window.opened, closed_at, totals));
+            window.delays =
+                DelaySummary::of_window(self.probes.close_window(), self.polls.close_window());
+            window.opened = closed_at;
+            window.opened_at = now;
         }
-        let totals = self.requests.close_window();
-        let closed_at = SystemTime::now();
-        window.closed = Some((window.opened, closed_at, totals));
-        window.delays = self.probes.close_window();
-        window.opened = closed_at;
-        window.opened_at = now;
+        window.opened_at + self.interval
+    }
+
+    /// Event-loop delays of the last closed window, or of the open one if that had none.
+    fn delays(&self, window: &Window) -> Option<DelaySummary> {
+        window
+            .delays
+            .clone()
+            .or_else(|| DelaySummary::of_window(self.probes.peek(), self.polls.peek()))
     }
 
     /// Mean event-loop delay of the last closed window (or the open one before that), in ms.
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn event_loop_delay_ms(&self) -> f64 {
         let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        window
-            .delays
-            .clone()
-            .or_else(|| self.probes.peek())
-            .map_or(0.0, |d| d.mean)
+        self.delays(&window).map_or(0.0, |d| d.mean)
     }
 
     /// The `/stats` document.
     pub(crate) fn json(&self, in_flight: i64) -> Value {
         let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        let delays = window.delays.clone().or_else(|| self.probes.peek());
+        let delays = self.delays(&window);
         let mut system = self.system.lock().unwrap_or_else(PoisonError::into_inner);
         let (process, os) = system.collect(self.started.elapsed(), delays.as_ref());
         drop(system);
@@ -150,19 +167,18 @@ impl Stats {
             .as_ref()
             .map_or(window.opened, |(_, to, _)| *to);
         document.insert("last_updated".into(), rfc3339(last_updated).into());
-        let window_json = match &window.closed {
-            Some((from, to, totals)) => json!({
-                "from": rfc3339(*from),
-                "to": rfc3339(*to),
-                "response_times": totals.response_times_json(),
-                "requests": totals.requests_json(),
-            }),
-            None => json!({
-                "from": rfc3339(window.opened),
-                "to": Value::Null,
-                "note": "the first collection interval has not closed yet",
-            }),
+        // Before the first interval closes: an empty window at the start, in the same shape.
+        let empty = requests::Totals::default();
+        let (from, to, totals) = match &window.closed {
+            Some((from, to, totals)) => (*from, *to, totals),
+            None => (window.opened, window.opened, &empty),
         };
+        let window_json = json!({
+            "from": rfc3339(from),
+            "to": rfc3339(to),
+            "response_times": totals.response_times_json(),
+            "requests": totals.requests_json(),
+        });
         document.insert("window".into(), window_json);
         document.insert("runtime".into(), self.probes.runtime_json());
         let sinks: Map<String, Value> = self

@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::{json, Map, Value};
 
+use super::system::ProbeWaker;
 use crate::{RequestPoint, Sink};
 
 /// Status codes counted one by one (100 to 599); others are counted under 0 (`"other"`).
@@ -110,13 +111,23 @@ impl Totals {
 }
 
 /// The request side of `/stats`, fed as a sink.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RequestStats {
     current: Counters,
     folded: Mutex<Totals>,
+    /// Wakes the event-loop probes when requests come back after a quiet spell.
+    probes: ProbeWaker,
 }
 
 impl RequestStats {
+    pub(crate) fn new(probes: ProbeWaker) -> Self {
+        RequestStats {
+            current: Counters::default(),
+            folded: Mutex::default(),
+            probes,
+        }
+    }
+
     /// Closes the current window: returns its totals and folds them into the cumulative ones.
     pub(crate) fn close_window(&self) -> Totals {
         let mut folded = self.folded.lock().unwrap_or_else(PoisonError::into_inner);
@@ -137,6 +148,10 @@ impl RequestStats {
 impl Sink for RequestStats {
     fn needs_request_id(&self) -> bool {
         false
+    }
+
+    fn request_started(&self, _method: crate::Method) {
+        self.probes.request_began();
     }
 
     fn record_request(&self, point: &RequestPoint<'_>) {
