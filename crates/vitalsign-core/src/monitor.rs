@@ -515,7 +515,8 @@ impl MonitorBuilder {
     /// How often the exporter's upkeep runs: it folds the samples of histograms that the
     /// application records itself through a recorder it shares with vitalsign
     /// ([`MonitorBuilder::prometheus_recorder`], [`MonitorBuilder::prometheus_handle`]).
-    /// Defaults to 5 s.
+    /// With vitalsign's own recorder (the default) there is nothing to fold and no upkeep
+    /// thread runs. Defaults to 5 s.
     pub fn upkeep_interval(mut self, interval: Duration) -> Self {
         self.upkeep_interval = interval.max(Duration::from_millis(10));
         self

@@ -189,6 +189,10 @@ impl PrometheusSink {
             }
         };
         let duration_name = name(REQUEST_DURATION);
+        // Only a recorder the application can reach (one it built, or the global one) may
+        // hold histograms whose samples need folding; vitalsign's own recorder holds counters
+        // and gauges only, so it needs no upkeep thread (nothing wakes an idle service).
+        let needs_upkeep = !matches!(setup, PrometheusSetup::Own);
         let (registrar, handle) = match setup {
             PrometheusSetup::Own => {
                 // Global labels also go to the builder, so that series vitalsign does not
@@ -318,19 +322,21 @@ impl PrometheusSink {
         let active = ActiveGauge::new(active_name, global);
 
         let (stop, stopped) = mpsc::channel::<()>();
-        let upkeep_handle = handle.clone();
-        let interval = config.upkeep_interval;
-        std::thread::Builder::new()
-            .name(UPKEEP_THREAD.into())
-            .spawn(move || upkeep(upkeep_handle, stopped, interval))
-            .map_err(|e| {
-                ConfigError::new(
-                    ConfigErrorKind::Resource,
-                    "upkeep_interval",
-                    format!("cannot start the upkeep thread: {e}"),
-                )
-                .with_source(e)
-            })?;
+        if needs_upkeep {
+            let upkeep_handle = handle.clone();
+            let interval = config.upkeep_interval;
+            std::thread::Builder::new()
+                .name(UPKEEP_THREAD.into())
+                .spawn(move || upkeep(upkeep_handle, stopped, interval))
+                .map_err(|e| {
+                    ConfigError::new(
+                        ConfigErrorKind::Resource,
+                        "upkeep_interval",
+                        format!("cannot start the upkeep thread: {e}"),
+                    )
+                    .with_source(e)
+                })?;
+        }
 
         Ok(PrometheusSink {
             registrar,

@@ -50,7 +50,16 @@ fn wait_for(what: &str, check: impl Fn() -> bool) {
 #[test]
 fn upkeep_runs_while_the_monitor_lives_and_stops_with_it() {
     assert_eq!(upkeep_threads().len(), 0);
+    // vitalsign's own recorder holds no histograms to fold: no upkeep thread at all.
+    let own = Monitor::builder("own")
+        .upkeep_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    assert_eq!(upkeep_threads().len(), 0, "an own recorder needs no upkeep");
+    drop(own);
+    // A recorder the application built may hold its own histograms: upkeep runs.
     let monitor = Monitor::builder("up")
+        .prometheus_recorder(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder())
         .upkeep_interval(Duration::from_millis(10))
         .build()
         .unwrap();
