@@ -1526,7 +1526,8 @@ impl InFlight {
     ///
     /// Each call is timed (two reads of the TSC): the maximum event-loop delay of a collection
     /// interval on `/stats` is at least its longest call, since a poll that blocks holds its
-    /// worker thread that long.
+    /// worker thread that long. (Polls of the response body, through
+    /// [`InFlight::watch_panics`], are not timed.)
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "stats")]
         let started = self.monitor.inner.stats.polls.start();
@@ -1543,14 +1544,10 @@ impl InFlight {
 
     /// Runs `f` noting only a panic unwinding out of it (cheaper than
     /// [`InFlight::in_scope`]; for polls of the response body, where no handler extracts).
-    /// Timed as [`InFlight::in_scope`] is.
+    /// Not timed: a handler that blocks its worker does so in the calls and polls that
+    /// [`InFlight::in_scope`] times, and body frames are polled many times per request.
     pub fn watch_panics<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        #[cfg(feature = "stats")]
-        let started = self.monitor.inner.stats.polls.start();
-        let result = self.scope.watch(f);
-        #[cfg(feature = "stats")]
-        self.monitor.inner.stats.polls.ended(started);
-        result
+        self.scope.watch(f)
     }
 
     /// The response head is known (its time is noted as the time to the response head).
