@@ -188,7 +188,7 @@ where
                 req.extensions_mut().insert(handle);
             }
         }
-        let inner = flight.in_scope(|| self.service.call(req));
+        let inner = flight.in_call(|| self.service.call(req));
         // Path parameters exist once actix has routed: they are read from the response's request.
         let path_labels = (!self.monitor.path_labels().is_empty()).then(|| self.monitor.clone());
         MonitoringFuture {

@@ -1526,8 +1526,9 @@ impl InFlight {
     ///
     /// Each call is timed (two reads of the TSC): the maximum event-loop delay of a collection
     /// interval on `/stats` is at least its longest call, since a poll that blocks holds its
-    /// worker thread that long. (Polls of the response body, through
-    /// [`InFlight::watch_panics`], are not timed.)
+    /// worker thread that long. Adapters use it for the polls of the handler's future; the
+    /// call of the inner service ([`Flight::in_call`]) and the polls of the response body
+    /// ([`InFlight::watch_panics`]) are not timed.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "stats")]
         let started = self.monitor.inner.stats.polls.start();
@@ -1662,6 +1663,15 @@ impl Flight {
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         match &mut self.0 {
             Some(flight) => flight.in_scope(f),
+            None => crate::handle::enter_unrecorded(f),
+        }
+    }
+
+    /// [`Flight::in_scope`] for the call of the inner service, which is not timed: axum and
+    /// actix-web run handlers in the polls of the future that the call returns.
+    pub fn in_call<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match &mut self.0 {
+            Some(flight) => flight.scope.enter(f),
             None => crate::handle::enter_unrecorded(f),
         }
     }

@@ -91,7 +91,7 @@ where
                 req.extensions_mut().insert(handle);
             }
         }
-        let future = flight.in_scope(|| self.inner.call(req));
+        let future = flight.in_call(|| self.inner.call(req));
         ResponseFuture::new(future, flight)
     }
 }

@@ -28,7 +28,7 @@
 //! | `process.memory.heap.size_limit` | the cgroup memory limit if one is set (containers), else the physical memory |
 //! | `process.memory.resident_set_size_in_bytes` | the resident set size |
 //! | `process.event_loop_delay` | mean scheduling delay, in ms, over the last interval, of a probe task on each Tokio runtime serving requests (one per actix worker), which sleeps [`probe_interval`](crate::MonitorBuilder::probe_interval) (100 ms) at a time while requests arrive and waits for the next request after a period without one |
-//! | `process.event_loop_delay_histogram` | `min`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms; `max` is also at least the longest single call or poll of a request's handler in the interval (each is timed; response body polls are not), so a handler that blocks any one worker shows in full; zeros while nothing was measured |
+//! | `process.event_loop_delay_histogram` | `min`, `mean` and `percentiles` `50`/`75`/`95`/`99` of those delays, in ms; `max` is also at least the longest single poll of a request's handler future in the interval (each is timed), so a handler that blocks any one worker shows in full; zeros while nothing was measured |
 //! | `os.platform`, `os.platformRelease` | `linux`, `macos`, …; the kernel release |
 //! | `os.load.{1m,5m,15m}` | load averages |
 //! | `os.memory.{total,free,used}_in_bytes` | physical memory; free is what is available to new allocations |
