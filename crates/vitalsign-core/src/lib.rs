@@ -46,6 +46,7 @@ pub mod sinks;
 pub mod stats;
 
 pub use classify::{ClassifyError, DefaultClassifier};
+pub use endpoint::{Endpoint, Endpoints};
 pub use handle::{PointHandle, SectionTimer};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;

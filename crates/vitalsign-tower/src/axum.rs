@@ -28,7 +28,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use vitalsign_core::endpoint::{Endpoint, EndpointRequest, EndpointResponse};
+use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -127,22 +127,37 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
     }
 }
 
-/// A router with vitalsign's endpoints: `/metrics` (Prometheus text format), `/health`,
-/// `/health/live`, `/health/ready` and `/health/{component}` (GET and HEAD). Merge it into the
+/// A router with vitalsign's endpoints: by default `/metrics` (Prometheus text format),
+/// `/stats`, `/health`, `/health/live`, `/health/ready` and `/health/{component}` (GET and
+/// HEAD); the paths and the set are the monitor's
+/// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)). Merge it into the
 /// application's router, or serve it on a separate listener.
 ///
+/// axum panics at start-up ("Overlapping method route") when the application has a route of
+/// its own on one of these paths: mount vitalsign's elsewhere or leave that one out.
+///
 /// ```
+/// use axum::{routing::get, Router};
+/// use vitalsign_core::endpoint::{Endpoint, Endpoints};
 /// use vitalsign_core::Monitor;
 ///
-/// let monitor = Monitor::builder("shop").build().unwrap();
-/// let admin: axum::Router = vitalsign_tower::axum::endpoints(&monitor);
-/// # let _ = admin;
+/// // The application keeps its own /health; vitalsign's health goes to /healthz.
+/// let monitor = Monitor::builder("shop")
+///     .endpoints(Endpoints::new().path(Endpoint::Health, "/healthz"))
+///     .build()
+///     .unwrap();
+/// let app: Router = Router::new()
+///     .route("/health", get(|| async { "ok" }))
+///     .merge(vitalsign_tower::axum::endpoints(&monitor));
+/// # let _ = app;
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<S> {
-    Endpoint::ALL
-        .into_iter()
+    monitor
+        .endpoint_routes()
+        .iter()
         .fold(Router::new(), |router, (path, endpoint)| {
             let monitor = monitor.clone();
+            let endpoint = *endpoint;
             router.route(
                 path,
                 get(move |uri: Uri, headers: HeaderMap| {
