@@ -27,6 +27,8 @@
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod cache;
 mod classify;
 pub mod endpoint;
