@@ -551,6 +551,27 @@ impl MonitorBuilder {
     /// `handle` is its handle. vitalsign's series then sit beside the application's own
     /// `metrics::counter!`s on one `/metrics`; vitalsign's histograms use
     /// [`MonitorBuilder::buckets`].
+    ///
+    /// **An application that serves `/metrics` itself must render it with
+    /// [`Monitor::render_metrics`], not with `handle.render()`.** vitalsign's histograms and
+    /// in-flight gauge (`http_server_request_duration_seconds`,
+    /// `http_server_active_requests`, …) are its own atomics, outside the recorder:
+    /// `handle.render()` has the application's series and vitalsign's counters, but not them.
+    /// `Monitor::render_metrics` renders everything: the recorder's series (the application's
+    /// included), vitalsign's histograms and the process and runtime series. vitalsign's own
+    /// `/metrics` endpoint answers the same text.
+    ///
+    /// ```
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let handle = PrometheusBuilder::new().install_recorder().unwrap();
+    /// let monitor = Monitor::builder("shop").prometheus_handle(handle).build().unwrap();
+    ///
+    /// // The application's own `/metrics` handler answers this:
+    /// let text = monitor.render_metrics().unwrap();
+    /// assert!(text.contains("# HELP http_server_active_requests"));
+    /// ```
     #[cfg(feature = "prometheus")]
     pub fn prometheus_handle(
         mut self,
@@ -1213,6 +1234,13 @@ impl Monitor {
     }
 
     /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink.
+    ///
+    /// The one call that renders everything: vitalsign's histograms and gauges, the
+    /// recorder's series (the application's own too with
+    /// [`MonitorBuilder::prometheus_handle`]), the process and runtime series. An application
+    /// that serves `/metrics` with a handler of its own answers this text (with
+    /// [`PROMETHEUS_CONTENT_TYPE`](crate::endpoint::PROMETHEUS_CONTENT_TYPE)); a shared
+    /// handle's own `render()` lacks vitalsign's histograms.
     #[cfg(feature = "prometheus")]
     pub fn render_metrics(&self) -> Option<String> {
         self.prometheus().map(|p| p.render())
