@@ -138,8 +138,9 @@ impl Endpoints {
         self
     }
 
-    /// Mounts `endpoint` at `path` (before the prefix, if any): it starts with `/`, does not end
-    /// with one, and holds no `{`, `}`, `*`, `?`, `#` or whitespace. [`Endpoint::Component`]
+    /// Mounts `endpoint` at `path` (after the prefix, if any): it starts with `/`, does not end
+    /// with one, and holds no empty segment, no segment starting with `:`, and no `{`, `}`,
+    /// `*`, `?`, `#` or whitespace. [`Endpoint::Component`]
     /// has no path of its own: it follows [`Endpoint::Health`]'s.
     pub fn path(mut self, endpoint: Endpoint, path: impl Into<String>) -> Self {
         self.paths.retain(|(e, _)| *e != endpoint);
@@ -233,6 +234,9 @@ fn check_path(what: &str, path: &str) -> Result<(), ConfigError> {
         Some("must not hold '{', '}', '*', '?', '#' or whitespace")
     } else if path.contains("//") {
         Some("must not hold an empty segment ('//')")
+    } else if path.contains("/:") {
+        // axum refuses (panics on) a segment that starts with ':' (its old parameter syntax).
+        Some("must not hold a segment starting with ':'")
     } else {
         None
     };
