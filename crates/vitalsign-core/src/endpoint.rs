@@ -1,6 +1,7 @@
-//! Framework-independent answers of vitalsign's endpoints (`/metrics`, `/health`,
-//! `/health/{component}`, `/health/live`, `/health/ready`); adapters only translate them into
-//! their framework's response type, so both frameworks serve the same bytes.
+//! Framework-independent answers of vitalsign's endpoints (by default `/metrics`, `/stats`,
+//! `/health`, `/health/{component}`, `/health/live`, `/health/ready`) and where they are
+//! mounted ([`Endpoints`]); adapters only translate them into their framework's routes and
+//! response type, so both frameworks serve the same bytes at the same paths.
 //!
 //! ```
 //! use vitalsign_core::endpoint::{EndpointRequest, PROMETHEUS_CONTENT_TYPE};
