@@ -252,6 +252,22 @@ fn the_default_endpoints_overlap_an_app_health_route_on_axum() {
         .merge(vitalsign::axum::endpoints(&monitor));
 }
 
+/// On actix the overlap does not panic: the route registered first answers (here
+/// vitalsign's, mounted before the application's), as the README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_actix_the_first_registered_route_of_an_overlap_answers() {
+    let (monitor, _sink) = monitor(Endpoints::new());
+    let server = serve(
+        Framework::Actix,
+        &monitor,
+        &[("/health", "the app's own health")],
+    )
+    .await;
+    let (status, body) = server.get("/health").await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""overall""#), "{body}");
+}
+
 #[test]
 fn bad_or_clashing_paths_are_refused_at_build() {
     let cases = [
