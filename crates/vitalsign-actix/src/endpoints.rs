@@ -2,11 +2,16 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{guard, web, HttpRequest, HttpResponse};
-use vitalsign_core::endpoint::{Endpoint, EndpointRequest, EndpointResponse};
+use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse};
 use vitalsign_core::Monitor;
 
-/// Mounts vitalsign's endpoints: `/metrics` (Prometheus text format), `/health`,
-/// `/health/live`, `/health/ready` and `/health/{component}`, each for GET and HEAD.
+/// Mounts vitalsign's endpoints: by default `/metrics` (Prometheus text format), `/stats`,
+/// `/health`, `/health/live`, `/health/ready` and `/health/{component}`, each for GET and
+/// HEAD; the paths and the set are the monitor's
+/// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)).
+///
+/// actix-web serves a path with the first route registered for it: when the application has a
+/// route of its own on one of these paths, mount vitalsign's elsewhere or leave that one out.
 ///
 /// ```
 /// use actix_web::App;
@@ -21,13 +26,14 @@ use vitalsign_core::Monitor;
 pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let monitor = monitor.clone();
     move |config: &mut web::ServiceConfig| {
-        // In the order of `Endpoint::ALL`: static paths first, as actix matches in order.
-        for (path, endpoint) in Endpoint::ALL {
-            let monitor = monitor.clone();
+        // Static paths first, as actix matches in order.
+        for (path, endpoint) in monitor.endpoint_routes() {
+            let endpoint = *endpoint;
+            let handler_monitor = monitor.clone();
             config.route(
                 path,
                 get_or_head().to(move |req: HttpRequest| {
-                    let page = monitor.serve_endpoint(endpoint, req.path(), &request(&req));
+                    let page = handler_monitor.serve_endpoint(endpoint, req.path(), &request(&req));
                     async move { into_response(page) }
                 }),
             );

@@ -72,3 +72,8 @@ pub use endpoints::configure;
 pub use extract::Point;
 pub use middleware::{Monitoring, MonitoringFuture, MonitoringMiddleware};
 pub use request_body::{CountRequestBody, CountRequestBodyMiddleware};
+/// The admin listener (feature `admin`): [`ServeAdmin::serve_admin`] serves the monitor's
+/// endpoints on a listener of their own, beside the actix `HttpServer` (re-exported from
+/// `vitalsign_core::admin`; hyper's HTTP/1 server, no axum).
+#[cfg(feature = "admin")]
+pub use vitalsign_core::admin::{AdminServer, ServeAdmin};

@@ -1,6 +1,7 @@
-//! Framework-independent answers of vitalsign's endpoints (`/metrics`, `/health`,
-//! `/health/{component}`, `/health/live`, `/health/ready`); adapters only translate them into
-//! their framework's response type, so both frameworks serve the same bytes.
+//! Framework-independent answers of vitalsign's endpoints (by default `/metrics`, `/stats`,
+//! `/health`, `/health/{component}`, `/health/live`, `/health/ready`) and where they are
+//! mounted ([`Endpoints`]); adapters only translate them into their framework's routes and
+//! response type, so both frameworks serve the same bytes at the same paths.
 //!
 //! ```
 //! use vitalsign_core::endpoint::{EndpointRequest, PROMETHEUS_CONTENT_TYPE};
@@ -18,7 +19,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::health::{ComponentStatus, Level};
-use crate::Monitor;
+use crate::{ConfigError, ConfigErrorKind, Monitor};
 
 /// Content type of the Prometheus text exposition format (version 0.0.4).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,8 +37,9 @@ pub const HEALTH_JSON_CONTENT_TYPE: &str = "application/health+json";
 /// process is stuck.
 pub const LIVENESS_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// vitalsign's endpoints; adapters mount every entry of [`Endpoint::ALL`] with one handler
-/// that calls [`Monitor::serve_endpoint`].
+/// vitalsign's endpoints. Adapters mount the monitor's table
+/// ([`Monitor::endpoint_routes`]), each path with one handler that calls
+/// [`Monitor::serve_endpoint`]; [`Endpoints`] chooses the paths and which are mounted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Endpoint {
@@ -49,15 +51,15 @@ pub enum Endpoint {
     Live,
     /// `/health/ready`
     Ready,
-    /// `/health/{component}`
+    /// `/health/{component}`: follows the path of [`Endpoint::Health`].
     Component,
     /// `/stats`
     Stats,
 }
 
 impl Endpoint {
-    /// Every endpoint with its route (axum and actix share the `{param}` syntax), static
-    /// routes before the one with a parameter.
+    /// Every endpoint with its default route (axum and actix share the `{param}` syntax),
+    /// static routes before the one with a parameter.
     pub const ALL: [(&'static str, Endpoint); 6] = [
         ("/metrics", Endpoint::Metrics),
         ("/stats", Endpoint::Stats),
@@ -66,6 +68,187 @@ impl Endpoint {
         ("/health/ready", Endpoint::Ready),
         ("/health/{component}", Endpoint::Component),
     ];
+
+    /// The default path of this endpoint.
+    pub fn default_path(self) -> &'static str {
+        Endpoint::ALL
+            .iter()
+            .find(|(_, e)| *e == self)
+            .map_or("", |(path, _)| path)
+    }
+}
+
+/// Where vitalsign's endpoints are mounted, and which: one table for both frameworks' routers
+/// and the admin listener, given to [`MonitorBuilder::endpoints`](crate::MonitorBuilder::endpoints).
+/// The monitor leaves requests to the mounted paths out of its figures (unless
+/// [`MonitorBuilder::monitor_own_endpoints`](crate::MonitorBuilder::monitor_own_endpoints)),
+/// so the exclusion follows the chosen paths.
+///
+/// Defaults: every endpoint, at the paths of [`Endpoint::ALL`], no prefix.
+/// `/health/{component}` always sits under the health path (`/healthz/{component}` when the
+/// health path is `/healthz`). A prefix goes before every path, custom ones included.
+///
+/// An application that already serves one of these paths itself (its own `/health`, say) must
+/// mount vitalsign's elsewhere or leave that one out: axum panics at start-up on two routes
+/// for one path ("Overlapping method route"), and actix serves whichever was registered first.
+///
+/// ```
+/// use vitalsign_core::endpoint::{Endpoint, Endpoints};
+/// use vitalsign_core::Monitor;
+///
+/// // Kubernetes-style probes, no /stats.
+/// let monitor = Monitor::builder("shop")
+///     .endpoints(
+///         Endpoints::new()
+///             .path(Endpoint::Health, "/healthz")
+///             .path(Endpoint::Live, "/livez")
+///             .path(Endpoint::Ready, "/readyz")
+///             .without(Endpoint::Stats),
+///     )
+///     .build()
+///     .unwrap();
+/// let paths: Vec<&str> = monitor.endpoint_routes().iter().map(|(p, _)| &**p).collect();
+/// assert_eq!(paths, ["/metrics", "/healthz", "/livez", "/readyz", "/healthz/{component}"]);
+///
+/// // Everything under one prefix.
+/// let monitor = Monitor::builder("shop")
+///     .endpoints(Endpoints::new().prefix("/_vitalsign"))
+///     .build()
+///     .unwrap();
+/// assert_eq!(&*monitor.endpoint_routes()[0].0, "/_vitalsign/metrics");
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Endpoints {
+    prefix: String,
+    paths: Vec<(Endpoint, String)>,
+    only: Option<Vec<Endpoint>>,
+    without: Vec<Endpoint>,
+}
+
+impl Endpoints {
+    /// Every endpoint at its default path.
+    pub fn new() -> Self {
+        Endpoints::default()
+    }
+
+    /// Puts every endpoint under `prefix` (`"/_vitalsign"`, `"/admin"`): it starts with `/`
+    /// and does not end with one.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Mounts `endpoint` at `path` (after the prefix, if any): it starts with `/`, does not end
+    /// with one, and holds no empty segment, no segment starting with `:`, and no `{`, `}`,
+    /// `*`, `?`, `#` or whitespace. [`Endpoint::Component`]
+    /// has no path of its own: it follows [`Endpoint::Health`]'s.
+    pub fn path(mut self, endpoint: Endpoint, path: impl Into<String>) -> Self {
+        self.paths.retain(|(e, _)| *e != endpoint);
+        self.paths.push((endpoint, path.into()));
+        self
+    }
+
+    /// Mounts only these endpoints (the others are not served, and requests to their paths
+    /// reach the application's own routes, or its 404).
+    pub fn only(mut self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        self.only = Some(endpoints.into_iter().collect());
+        self
+    }
+
+    /// Does not mount `endpoint`.
+    pub fn without(mut self, endpoint: Endpoint) -> Self {
+        self.without.push(endpoint);
+        self
+    }
+
+    fn mounted(&self, endpoint: Endpoint) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.contains(&endpoint))
+            && !self.without.contains(&endpoint)
+    }
+
+    fn own_path(&self, endpoint: Endpoint) -> &str {
+        self.paths
+            .iter()
+            .find(|(e, _)| *e == endpoint)
+            .map_or(endpoint.default_path(), |(_, path)| path)
+    }
+
+    /// The mounted endpoints with their full paths, static paths before the one with a
+    /// parameter (the order actix needs), checked: a bad prefix or path, or two endpoints
+    /// on one path, is a [`ConfigError`].
+    pub fn routes(&self) -> Result<Vec<(Box<str>, Endpoint)>, ConfigError> {
+        if !self.prefix.is_empty() {
+            check_path("prefix", &self.prefix)?;
+        }
+        if let Some((_, path)) = self.paths.iter().find(|(e, _)| *e == Endpoint::Component) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::InvalidValue,
+                "endpoints",
+                format!(
+                    "path(Endpoint::Component, {path:?}): /health/{{component}} follows the \
+                     health path; set Endpoint::Health's path instead"
+                ),
+            ));
+        }
+        for (_, path) in &self.paths {
+            check_path("path", path)?;
+        }
+        let mut routes: Vec<(Box<str>, Endpoint)> = Vec::new();
+        for (_, endpoint) in Endpoint::ALL {
+            if !self.mounted(endpoint) {
+                continue;
+            }
+            let path = if endpoint == Endpoint::Component {
+                format!(
+                    "{}{}/{{component}}",
+                    self.prefix,
+                    self.own_path(Endpoint::Health)
+                )
+            } else {
+                format!("{}{}", self.prefix, self.own_path(endpoint))
+            };
+            if let Some((_, other)) = routes.iter().find(|(p, _)| **p == *path) {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::DuplicateName,
+                    "endpoints",
+                    format!("{endpoint:?} and {other:?} are both mounted at {path:?}"),
+                ));
+            }
+            routes.push((path.into_boxed_str(), endpoint));
+        }
+        Ok(routes)
+    }
+}
+
+fn check_path(what: &str, path: &str) -> Result<(), ConfigError> {
+    let problem = if !path.starts_with('/') {
+        Some("must start with '/'")
+    } else if path.len() == 1 || path.ends_with('/') {
+        Some("must not end with '/'")
+    } else if path
+        .chars()
+        .any(|c| matches!(c, '{' | '}' | '*' | '?' | '#') || c.is_whitespace() || c.is_control())
+    {
+        Some("must not hold '{', '}', '*', '?', '#' or whitespace")
+    } else if path.contains("//") {
+        Some("must not hold an empty segment ('//')")
+    } else if path.contains("/:") {
+        // axum refuses (panics on) a segment that starts with ':' (its old parameter syntax).
+        Some("must not hold a segment starting with ':'")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(ConfigError::new(
+            ConfigErrorKind::InvalidValue,
+            "endpoints",
+            format!("{what} {path:?} {problem}"),
+        )),
+    }
 }
 
 /// What an endpoint needs to know about the request.
@@ -149,6 +332,13 @@ fn wants_ietf(accept: Option<&[u8]>) -> bool {
 }
 
 impl Monitor {
+    /// The endpoints to mount and their paths ([`MonitorBuilder::endpoints`](crate::MonitorBuilder::endpoints);
+    /// by default [`Endpoint::ALL`]), in the order to mount them. Adapters' routers and the
+    /// admin listener serve exactly these.
+    pub fn endpoint_routes(&self) -> &[(Box<str>, Endpoint)] {
+        self.endpoint_table()
+    }
+
     /// Answers `endpoint`; `path` is the request path (the component name is its last segment).
     pub fn serve_endpoint(
         &self,

@@ -25,8 +25,12 @@
 //!   `metrics` and `metrics-exporter-prometheus`.
 //! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
+//! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
+//!   of their own for any framework, on hyper's HTTP/1 server.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod cache;
 mod classify;
 pub mod endpoint;
@@ -46,6 +50,7 @@ pub mod sinks;
 pub mod stats;
 
 pub use classify::{ClassifyError, DefaultClassifier};
+pub use endpoint::{Endpoint, Endpoints};
 pub use handle::{PointHandle, SectionTimer};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;

@@ -39,7 +39,8 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// Paths of vitalsign's own endpoints, excluded from recording by default.
+/// Default paths of vitalsign's own endpoints, excluded from recording by default (the paths
+/// chosen with [`MonitorBuilder::endpoints`] are excluded instead when set).
 pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
     "/metrics",
     "/health",
@@ -125,6 +126,7 @@ pub struct MonitorBuilder {
     excluded_prefixes: Vec<Box<str>>,
     excluded_statuses: Vec<u16>,
     exclude_own_endpoints: bool,
+    endpoints: crate::endpoint::Endpoints,
     pub(crate) max_label_sets: usize,
     pub(crate) label_tags: Vec<Cow<'static, str>>,
     path_labels: Vec<Cow<'static, str>>,
@@ -223,6 +225,7 @@ impl MonitorBuilder {
             excluded_prefixes: Vec::new(),
             excluded_statuses: Vec::new(),
             exclude_own_endpoints: true,
+            endpoints: crate::endpoint::Endpoints::new(),
             max_label_sets: DEFAULT_MAX_LABEL_SETS,
             label_tags: Vec::new(),
             path_labels: Vec::new(),
@@ -418,6 +421,16 @@ impl MonitorBuilder {
         self
     }
 
+    /// Where vitalsign's endpoints are mounted, and which (see
+    /// [`Endpoints`](crate::endpoint::Endpoints)): the axum router, the actix `configure` and
+    /// the admin listener serve this table, and requests to its paths are not recorded (unless
+    /// [`MonitorBuilder::monitor_own_endpoints`]). Defaults to every endpoint at its default
+    /// path ([`DEFAULT_EXCLUDED_PATHS`]). `build()` refuses a bad path or two endpoints on one.
+    pub fn endpoints(mut self, endpoints: crate::endpoint::Endpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
     /// Caps the distinct label sets of each metric (and the distinct routes the monitor
     /// remembers). Past the cap, new label sets go to one series labelled
     /// `otel_metric_overflow="true"` (OpenTelemetry's overflow attribute) and a warning is
@@ -539,6 +552,27 @@ impl MonitorBuilder {
     /// `handle` is its handle. vitalsign's series then sit beside the application's own
     /// `metrics::counter!`s on one `/metrics`; vitalsign's histograms use
     /// [`MonitorBuilder::buckets`].
+    ///
+    /// **An application that serves `/metrics` itself must render it with
+    /// [`Monitor::render_metrics`], not with `handle.render()`.** vitalsign's histograms and
+    /// in-flight gauge (`http_server_request_duration_seconds`,
+    /// `http_server_active_requests`, …) are its own atomics, outside the recorder:
+    /// `handle.render()` has the application's series and vitalsign's counters, but not them.
+    /// `Monitor::render_metrics` renders everything: the recorder's series (the application's
+    /// included), vitalsign's histograms and the process and runtime series. vitalsign's own
+    /// `/metrics` endpoint answers the same text.
+    ///
+    /// ```
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let handle = PrometheusBuilder::new().install_recorder().unwrap();
+    /// let monitor = Monitor::builder("shop").prometheus_handle(handle).build().unwrap();
+    ///
+    /// // The application's own `/metrics` handler answers this:
+    /// let text = monitor.render_metrics().unwrap();
+    /// assert!(text.contains("# HELP http_server_active_requests"));
+    /// ```
     #[cfg(feature = "prometheus")]
     pub fn prometheus_handle(
         mut self,
@@ -563,9 +597,10 @@ impl MonitorBuilder {
     /// token that cannot travel in a header, or a thread that could not be started.
     pub fn build(mut self) -> Result<Monitor, ConfigError> {
         self.validate()?;
+        let endpoint_table = self.endpoints.routes()?.into_boxed_slice();
         if self.exclude_own_endpoints {
-            for path in DEFAULT_EXCLUDED_PATHS {
-                self.excluded.insert((*path).into());
+            for (path, _) in &endpoint_table {
+                self.excluded.insert(path.clone());
             }
         }
         #[cfg_attr(not(feature = "prometheus"), allow(unused_mut))]
@@ -672,6 +707,7 @@ impl MonitorBuilder {
                     .iter()
                     .fold(0, |mask, e| mask | 1u64 << (e.len() % 64)),
                 excluded: self.excluded,
+                endpoint_table,
                 max_routes: self.max_label_sets,
                 routes: RwLock::new(HashSet::new()),
                 route_cache: OnceCache::new(self.max_label_sets.min(ROUTE_CACHE_ROUTES) * 2),
@@ -966,6 +1002,8 @@ struct Inner {
     stats: Arc<crate::stats::Stats>,
     service: String,
     excluded: HashSet<Box<str>>,
+    /// The mounted endpoints and their paths.
+    endpoint_table: Box<[(Box<str>, crate::endpoint::Endpoint)]>,
     /// The same, for a linear scan when there are few.
     excluded_list: Vec<Box<str>>,
     /// Path prefixes not recorded (`exclude_path("/x/*")`).
@@ -1048,6 +1086,10 @@ impl Monitor {
 
     pub(crate) fn health_engine(&self) -> &Health {
         &self.inner.health
+    }
+
+    pub(crate) fn endpoint_table(&self) -> &[(Box<str>, crate::endpoint::Endpoint)] {
+        &self.inner.endpoint_table
     }
 
     /// The last published health snapshot (one read; never waits on a check).
@@ -1193,6 +1235,13 @@ impl Monitor {
     }
 
     /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink.
+    ///
+    /// The one call that renders everything: vitalsign's histograms and gauges, the
+    /// recorder's series (the application's own too with
+    /// [`MonitorBuilder::prometheus_handle`]), the process and runtime series. An application
+    /// that serves `/metrics` with a handler of its own answers this text (with
+    /// [`PROMETHEUS_CONTENT_TYPE`](crate::endpoint::PROMETHEUS_CONTENT_TYPE)); a shared
+    /// handle's own `render()` lacks vitalsign's histograms.
     #[cfg(feature = "prometheus")]
     pub fn render_metrics(&self) -> Option<String> {
         self.prometheus().map(|p| p.render())

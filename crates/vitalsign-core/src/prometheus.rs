@@ -15,7 +15,9 @@
 //! labels), and the error and disconnect counters, are looked up in bounded maps under a read
 //! lock. Nothing is allocated for a known label set. By default the sink owns its recorder (no global state); see
 //! [`MonitorBuilder::prometheus_handle`](crate::MonitorBuilder::prometheus_handle) to share the
-//! application's.
+//! application's. Since the histograms are outside the recorder, a shared handle's `render()`
+//! lacks them: an application serving `/metrics` itself answers
+//! [`Monitor::render_metrics`](crate::Monitor::render_metrics), which renders everything.
 //!
 //! ```
 //! use vitalsign_core::Monitor;
@@ -415,7 +417,10 @@ impl PrometheusSink {
         let _ = self.collector.set(collector);
     }
 
-    /// The handle of the registry.
+    /// The handle of the registry. Its `render()` has the registry's series only, not
+    /// vitalsign's histograms and in-flight gauge (they are vitalsign's own atomics): to serve
+    /// `/metrics`, use [`PrometheusSink::render`] or
+    /// [`Monitor::render_metrics`](crate::Monitor::render_metrics).
     pub fn handle(&self) -> &PrometheusHandle {
         &self.handle
     }

@@ -28,7 +28,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use vitalsign_core::endpoint::{Endpoint, EndpointRequest, EndpointResponse};
+use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -127,22 +127,37 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
     }
 }
 
-/// A router with vitalsign's endpoints: `/metrics` (Prometheus text format), `/health`,
-/// `/health/live`, `/health/ready` and `/health/{component}` (GET and HEAD). Merge it into the
+/// A router with vitalsign's endpoints: by default `/metrics` (Prometheus text format),
+/// `/stats`, `/health`, `/health/live`, `/health/ready` and `/health/{component}` (GET and
+/// HEAD); the paths and the set are the monitor's
+/// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)). Merge it into the
 /// application's router, or serve it on a separate listener.
 ///
+/// axum panics at start-up ("Overlapping method route") when the application has a route of
+/// its own on one of these paths: mount vitalsign's elsewhere or leave that one out.
+///
 /// ```
+/// use axum::{routing::get, Router};
+/// use vitalsign_core::endpoint::{Endpoint, Endpoints};
 /// use vitalsign_core::Monitor;
 ///
-/// let monitor = Monitor::builder("shop").build().unwrap();
-/// let admin: axum::Router = vitalsign_tower::axum::endpoints(&monitor);
-/// # let _ = admin;
+/// // The application keeps its own /health; vitalsign's health goes to /healthz.
+/// let monitor = Monitor::builder("shop")
+///     .endpoints(Endpoints::new().path(Endpoint::Health, "/healthz"))
+///     .build()
+///     .unwrap();
+/// let app: Router = Router::new()
+///     .route("/health", get(|| async { "ok" }))
+///     .merge(vitalsign_tower::axum::endpoints(&monitor));
+/// # let _ = app;
 /// ```
 pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<S> {
-    Endpoint::ALL
-        .into_iter()
+    monitor
+        .endpoint_routes()
+        .iter()
         .fold(Router::new(), |router, (path, endpoint)| {
             let monitor = monitor.clone();
+            let endpoint = *endpoint;
             router.route(
                 path,
                 get(move |uri: Uri, headers: HeaderMap| {
@@ -176,84 +191,7 @@ fn into_response(page: EndpointResponse) -> Response {
     response
 }
 
-/// A separate admin listener serving [`endpoints`]; stops when dropped (or with
-/// [`AdminServer::stop`]).
-#[derive(Debug)]
-#[must_use = "the admin listener stops when this is dropped"]
-pub struct AdminServer {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl AdminServer {
-    /// The address it listens on (useful with port 0).
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting, lets open requests finish, and waits for the server to end.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for AdminServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Serves vitalsign's endpoints on a listener of their own, apart from the application's
-/// (for any framework: the actix middleware and the Tower layer feed the same monitor).
-pub trait ServeAdmin {
-    /// Binds `addr` and serves `/metrics`, `/stats` and `/health*` on the current Tokio runtime
-    /// (an actix runtime is one). Fails at once, with the reason, if `addr` cannot be bound.
-    ///
-    /// ```no_run
-    /// # async fn run() -> std::io::Result<()> {
-    /// use vitalsign_core::Monitor;
-    /// use vitalsign_tower::axum::ServeAdmin;
-    ///
-    /// let monitor = Monitor::builder("shop").build().unwrap();
-    /// let admin = monitor.serve_admin("127.0.0.1:9464").await?;
-    /// println!("metrics on http://{}/metrics", admin.local_addr());
-    /// # Ok(()) }
-    /// ```
-    fn serve_admin(
-        &self,
-        addr: impl tokio::net::ToSocketAddrs + Send,
-    ) -> impl std::future::Future<Output = std::io::Result<AdminServer>> + Send;
-}
-
-impl ServeAdmin for Monitor {
-    async fn serve_admin(
-        &self,
-        addr: impl tokio::net::ToSocketAddrs + Send,
-    ) -> std::io::Result<AdminServer> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app: Router = endpoints(self);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        Ok(AdminServer {
-            addr: local,
-            stop: Some(stop),
-            task: Some(task),
-        })
-    }
-}
+/// The admin listener, for any framework: [`ServeAdmin::serve_admin`] serves the monitor's
+/// endpoints on a listener of their own (re-exported from
+/// [`vitalsign_core::admin`]).
+pub use vitalsign_core::admin::{AdminServer, ServeAdmin};

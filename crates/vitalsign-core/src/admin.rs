@@ -1,0 +1,235 @@
+//! The admin listener: vitalsign's endpoints on a listener of their own, apart from the
+//! application's, whatever its framework (axum, actix-web, or another), with hyper's HTTP/1
+//! server on the current Tokio runtime (an actix runtime is one). Feature `admin`.
+//!
+//! It serves the monitor's endpoint table
+//! ([`MonitorBuilder::endpoints`](crate::MonitorBuilder::endpoints)) with the same answers
+//! and the same token rules as the routers the adapters mount: GET and HEAD, 405 for other
+//! methods, 404 for other paths.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use vitalsign_core::admin::ServeAdmin;
+//! use vitalsign_core::Monitor;
+//!
+//! let monitor = Monitor::builder("shop").build().unwrap();
+//! let admin = monitor.serve_admin("127.0.0.1:9464").await?;
+//! println!("metrics on http://{}/metrics", admin.local_addr());
+//! # Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::endpoint::{Endpoint, EndpointRequest};
+use crate::Monitor;
+
+/// A running admin listener; stops when dropped (or with [`AdminServer::stop`]).
+#[derive(Debug)]
+#[must_use = "the admin listener stops when this is dropped"]
+pub struct AdminServer {
+    addr: SocketAddr,
+    stop: Option<watch::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl AdminServer {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets open requests finish, and waits for the server to end.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        // Dropping the sender is the signal.
+        drop(self.stop.take());
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Serves vitalsign's endpoints on a listener of their own, apart from the application's
+/// (for any framework: the actix middleware and the Tower layer feed the same monitor).
+pub trait ServeAdmin {
+    /// Binds `addr` and serves the monitor's endpoints (by default `/metrics`, `/stats` and
+    /// `/health*`) on the current Tokio runtime (an actix runtime is one). Fails at once, with
+    /// the reason, if `addr` cannot be bound.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// use vitalsign_core::admin::ServeAdmin;
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop").build().unwrap();
+    /// let admin = monitor.serve_admin("127.0.0.1:9464").await?;
+    /// println!("metrics on http://{}/metrics", admin.local_addr());
+    /// # Ok(()) }
+    /// ```
+    fn serve_admin(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs + Send,
+    ) -> impl std::future::Future<Output = std::io::Result<AdminServer>> + Send;
+}
+
+impl ServeAdmin for Monitor {
+    async fn serve_admin(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs + Send,
+    ) -> std::io::Result<AdminServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(());
+        let task = tokio::spawn(run(listener, self.clone(), stopped));
+        Ok(AdminServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// Accepts until the stop signal, then lets each connection finish its request.
+async fn run(
+    listener: TcpListener,
+    monitor: Monitor,
+    mut stopped: watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, monitor.clone(), stopped.clone()));
+                }
+                // The peer left before it was accepted: nothing to do.
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) => {}
+                // Out of file descriptors, say: wait a little rather than spin.
+                Err(e) => {
+                    tracing::warn!("vitalsign admin listener: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    monitor: Monitor,
+    mut stopped: watch::Receiver<()>,
+) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let response = answer(&monitor, &request);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// The endpoint mounted at `path` in `routes`: a static path exactly, the component route by
+/// its prefix and one non-empty segment.
+fn route(routes: &[(Box<str>, Endpoint)], path: &str) -> Option<Endpoint> {
+    let mut found = None;
+    for (route, endpoint) in routes {
+        match route.strip_suffix("/{component}") {
+            None if **route == *path => return Some(*endpoint),
+            Some(base)
+                if found.is_none()
+                    && path
+                        .strip_prefix(base)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|name| !name.is_empty() && !name.contains('/')) =>
+            {
+                found = Some(*endpoint);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn answer<B>(monitor: &Monitor, request: &Request<B>) -> Response<String> {
+    let path = request.uri().path();
+    let Some(endpoint) = route(monitor.endpoint_routes(), path) else {
+        return status_only(StatusCode::NOT_FOUND);
+    };
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = status_only(StatusCode::METHOD_NOT_ALLOWED);
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET,HEAD"));
+        return response;
+    }
+    let headers = request.headers();
+    let page = monitor.serve_endpoint(
+        endpoint,
+        path,
+        &EndpointRequest {
+            authorization: headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
+            accept: headers.get(ACCEPT).map(|v| v.as_bytes()),
+        },
+    );
+    let mut response = Response::new(page.body);
+    *response.status_mut() =
+        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(page.content_type));
+    for (name, value) in page.headers {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn status_only(status: StatusCode) -> Response<String> {
+    let mut response = Response::new(String::new());
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_as_the_routers_do() {
+        let routes = crate::endpoint::Endpoints::new()
+            .prefix("/_v")
+            .routes()
+            .unwrap();
+        assert_eq!(route(&routes, "/_v/health"), Some(Endpoint::Health));
+        assert_eq!(route(&routes, "/_v/health/live"), Some(Endpoint::Live));
+        assert_eq!(route(&routes, "/_v/health/db"), Some(Endpoint::Component));
+        assert_eq!(route(&routes, "/_v/health/"), None);
+        assert_eq!(route(&routes, "/_v/health/a/b"), None);
+        assert_eq!(route(&routes, "/_v/healthy"), None);
+        assert_eq!(route(&routes, "/health"), None);
+        assert_eq!(route(&routes, "/_v/metrics"), Some(Endpoint::Metrics));
+    }
+}
