@@ -699,8 +699,7 @@ impl MonitorBuilder {
                 excluded_templates: self
                     .excluded
                     .iter()
-                    .filter(|e| e.contains('{'))
-                    .cloned()
+                    .filter_map(|e| ExcludedTemplate::new(e))
                     .collect(),
                 excluded_lengths: self
                     .excluded
@@ -1009,7 +1008,7 @@ struct Inner {
     /// Path prefixes not recorded (`exclude_path("/x/*")`).
     excluded_prefixes: Vec<Box<str>>,
     /// The excluded paths that are route templates (with a `{parameter}`).
-    excluded_templates: Vec<Box<str>>,
+    excluded_templates: Vec<ExcludedTemplate>,
     /// Statuses not recorded (indexed by status, 0..600), if any.
     excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
@@ -1269,9 +1268,10 @@ impl Monitor {
     pub fn may_route_to_excluded_template(&self, path: &str) -> bool {
         let templates = &self.inner.excluded_templates;
         !templates.is_empty()
-            && (templates.iter().any(|t| may_route_to(t, path))
-                // The router may decode percent-escapes before matching: let it decide.
-                || path.contains('%'))
+            && (templates.iter().any(|t| t.may_route(path))
+                // The router may decode percent-escapes before matching: let it decide. (A byte
+                // loop: paths are short, and `str::contains` goes through a char searcher.)
+                || path.bytes().any(|b| b == b'%'))
     }
 
     /// Whether `candidate` (a path or a route) is one of the excluded paths.
@@ -1466,6 +1466,30 @@ impl Monitor {
             };
             self.each_sink(|sink| sink.record_error(&error));
         }
+    }
+}
+
+/// An excluded route template and the length of its literal part (before the first
+/// parameter), found once: most paths differ there.
+#[derive(Debug)]
+struct ExcludedTemplate {
+    template: Box<str>,
+    literal: usize,
+}
+
+impl ExcludedTemplate {
+    /// `None` for an excluded path that is no template.
+    fn new(template: &str) -> Option<Self> {
+        template.find('{').map(|literal| ExcludedTemplate {
+            template: template.into(),
+            literal,
+        })
+    }
+
+    fn may_route(&self, path: &str) -> bool {
+        path.as_bytes()
+            .starts_with(&self.template.as_bytes()[..self.literal])
+            && may_route_to(&self.template, path)
     }
 }
 
