@@ -51,6 +51,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use vitalsign_core::*;
+#[cfg(feature = "tower")]
 pub use vitalsign_tower::{
     DefaultResolver, MonitorLayer, MonitorService, NoRoute, RequestBodySizeLayer, RequestHead,
     ResolveRoute, ResponseBody, ResponseFuture, RouteFn, UriPath,
@@ -81,7 +82,8 @@ pub mod actix {
     pub use vitalsign_actix::*;
 }
 
-/// The Tower layer and its parts.
+/// The Tower layer and its parts (feature `tower`, included in `axum`).
+#[cfg(feature = "tower")]
 pub mod tower {
     pub use vitalsign_tower::*;
 }

@@ -58,7 +58,8 @@
 //!
 //! # Feature flags
 //!
-//! - `prometheus` (default): `/metrics` in [`configure`] renders the Prometheus sink.
+//! None. `/metrics` in [`configure`] renders the monitor's Prometheus sink whenever it has one
+//! (`vitalsign-core`'s `prometheus` feature, which the `vitalsign` facade turns on by default).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;

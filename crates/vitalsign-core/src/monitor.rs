@@ -1191,10 +1191,15 @@ impl Monitor {
         self.inner.prometheus.as_deref()
     }
 
-    /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink.
-    #[cfg(feature = "prometheus")]
+    /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink
+    /// (built without the `prometheus` feature, or with
+    /// `MonitorBuilder::without_prometheus`). Offered whatever the
+    /// features, so that adapters need no feature of their own to serve `/metrics`.
     pub fn render_metrics(&self) -> Option<String> {
-        self.prometheus().map(|p| p.render())
+        #[cfg(feature = "prometheus")]
+        return self.prometheus().map(|p| p.render());
+        #[cfg(not(feature = "prometheus"))]
+        return None;
     }
 
     /// Whether a request to this path / route template is excluded from recording.
