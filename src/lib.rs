@@ -45,17 +45,54 @@
 //!
 //! # Feature flags
 //!
-//! - `axum` (default): the Tower layer's axum integration ([`axum`] module).
-//! - `prometheus` (default): the Prometheus sink and `/metrics`.
+//! - `axum` (default): the Tower layer ([`MonitorLayer`], [`tower`]) with its axum integration
+//!   (the [`axum`] module: `MatchedPath` routes, the `Point` extractor, the `endpoints` router,
+//!   the admin listener). Includes `tower`.
+//! - `tower`: the Tower layer alone, for tonic or plain Tower stacks (pick a route resolver).
+//! - `prometheus` (default): the Prometheus sink and `/metrics` (the [`prometheus`] module,
+//!   [`metrics`] and [`metrics_exporter_prometheus`] re-exported).
+//! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
+//!   with `prometheus`, the standard `process_*` series and the Tokio runtime gauges.
 //! - `actix`: the actix-web middleware (the `actix` module).
+//! - `influx`: the InfluxDB push sink (`sinks::InfluxSink`), with TLS for `https://` URLs.
+//! - `influx-base`: the InfluxDB push sink without TLS (`http://` URLs and UDP).
+//! - `influx-tls`: TLS for the InfluxDB sink (rustls on ring, the system's root certificates).
+//! - `statsd`: the StatsD push sink (`sinks::StatsdSink`).
+//!
+//! Features only add: turning one on anywhere in a dependency graph changes no type. An
+//! actix-only build (`default-features = false, features = ["actix", "prometheus"]`) compiles
+//! nothing of the Tower adapter.
+//!
+//! # Writing an adapter
+//!
+//! What only adapters use (the request guard, `begin`, the probes) is in [`adapter`]; the
+//! endpoints' framework-independent answers are in [`endpoint`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use vitalsign_core::*;
-#[cfg(feature = "tower")]
-pub use vitalsign_tower::{
-    DefaultResolver, MonitorLayer, MonitorService, NoRoute, RequestBodySizeLayer, RequestHead,
-    ResolveRoute, ResponseBody, ResponseFuture, RouteFn, UriPath,
+#[cfg(feature = "prometheus")]
+pub use vitalsign_core::prometheus;
+#[cfg(feature = "stats")]
+pub use vitalsign_core::stats;
+pub use vitalsign_core::{
+    adapter, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError, ConfigErrorKind,
+    DefaultClassifier, ErrorPoint, Field, FieldValue, MemorySink, Method, Monitor, MonitorBuilder,
+    OwnedErrorPoint, OwnedRequestPoint, PointHandle, RequestId, RequestInfo, RequestPoint,
+    SectionTimer, Sink, SinkReport, Tag, CLIENT_CLOSED_REQUEST, DEFAULT_DURATION_BUCKETS,
+    DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
+    REQUEST_ID_HEADER, RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
 };
+#[cfg(feature = "tower")]
+pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};
+
+/// The `metrics` crate this version records with (feature `prometheus`): the application's own
+/// `metrics::counter!`s appear on the same `/metrics` when the monitor shares its recorder.
+#[cfg(feature = "prometheus")]
+pub use metrics;
+/// The `metrics-exporter-prometheus` crate whose `PrometheusHandle` and `PrometheusRecorder`
+/// [`MonitorBuilder::prometheus_handle`] and [`MonitorBuilder::prometheus_recorder`] take
+/// (feature `prometheus`).
+#[cfg(feature = "prometheus")]
+pub use metrics_exporter_prometheus;
 
 /// axum integration: [`axum::Point`] extractor, [`axum::endpoints`] router, `MatchedPath` routes.
 #[cfg(feature = "axum")]
@@ -82,7 +119,9 @@ pub mod actix {
     pub use vitalsign_actix::*;
 }
 
-/// The Tower layer and its parts (feature `tower`, included in `axum`).
+/// The Tower layer and its parts: route resolvers ([`tower::UriPath`], [`tower::NoRoute`],
+/// [`tower::ResolveRoute`], ...), the service, future and body types (feature `tower`,
+/// included in `axum`).
 #[cfg(feature = "tower")]
 pub mod tower {
     pub use vitalsign_tower::*;

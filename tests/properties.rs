@@ -5,8 +5,9 @@ mod common;
 
 use common::Exposition;
 use proptest::prelude::*;
+use vitalsign::adapter::RequestStart;
 use vitalsign::sinks::InfluxSink;
-use vitalsign::{Method, Monitor, RequestId, RequestPoint, RequestStart, Tag};
+use vitalsign::{Method, Monitor, RequestId, RequestPoint, Tag};
 
 fn point<'a>(id: &'a RequestId, route: &'a str, tags: &'a [Tag]) -> RequestPoint<'a> {
     RequestPoint {
@@ -42,9 +43,7 @@ proptest! {
     #[test]
     fn any_tag_value_survives_the_exposition(value in "\\PC{0,40}|[\"\\\\\n\t ,=]{0,10}") {
         let monitor = Monitor::builder("p").label_tag("tenant").build().unwrap();
-        let mut flight = monitor
-            .begin(RequestStart { method: b"GET", path: "/x", route: Some("/x"), request_id: None })
-            .unwrap();
+        let mut flight = vitalsign::adapter::begin(&monitor, RequestStart { method: b"GET", path: "/x", route: Some("/x"), request_id: None });
         flight.in_scope(|| {
             vitalsign::PointHandle::current().unwrap().tag("tenant", value.clone());
         });

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use demo::BOTH;
 use tokio::net::UdpSocket;
+use vitalsign::adapter::RequestStart;
 use vitalsign::sinks::{PeriodAggregator, StatsdSink, TagStyle};
-use vitalsign::{AggregatePoint, MemorySink, Monitor, RequestStart, Sink};
+use vitalsign::{AggregatePoint, MemorySink, Monitor, Sink};
 
 /// Collects datagrams from a UDP socket in the background.
 struct Listener {
@@ -221,14 +222,15 @@ async fn the_in_flight_gauge_is_sent_on_each_flush_and_settles_at_zero() {
         .sink(sink.clone())
         .build()
         .unwrap();
-    let mut held = monitor
-        .begin(RequestStart {
+    let mut held = vitalsign::adapter::begin(
+        &monitor,
+        RequestStart {
             method: b"GET",
             path: "/held",
             route: Some("/held"),
             request_id: None,
-        })
-        .unwrap();
+        },
+    );
     listener.wait_gauge("shop.in_flight", 0, 3, "1").await;
     // Requests racing on four threads while one is held.
     std::thread::scope(|scope| {
@@ -337,14 +339,15 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
         ("/b", 200, 5),
         ("/a", 200, 2),
     ] {
-        let mut flight = monitor
-            .begin(RequestStart {
+        let mut flight = vitalsign::adapter::begin(
+            &monitor,
+            RequestStart {
                 method: b"GET",
                 path: route,
                 route: Some(route),
                 request_id: None,
-            })
-            .unwrap();
+            },
+        );
         std::thread::sleep(Duration::from_millis(sleep_ms));
         flight.set_status(status);
         flight.complete();

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use vitalsign::{Monitor, RequestStart, Sink};
+use vitalsign::adapter::RequestStart;
+use vitalsign::{Monitor, Sink};
 
 /// A known route, as the request loops send it.
 pub const START: RequestStart<'static> = RequestStart {
@@ -49,13 +50,14 @@ pub fn monitor_with_label_sets(sets: usize) -> Monitor {
         .unwrap();
     for i in 0..sets {
         let route = format!("/r/{i}");
-        let mut flight = monitor
-            .begin(RequestStart {
+        let mut flight = vitalsign::adapter::begin(
+            &monitor,
+            RequestStart {
                 path: &route,
                 route: Some(&route),
                 ..START
-            })
-            .unwrap();
+            },
+        );
         flight.set_status(200);
         flight.complete();
     }

@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use pin_project_lite::pin_project;
-use vitalsign_core::Flight;
+use vitalsign_core::adapter::Flight;
 
 pin_project! {
     /// Response body of [`Monitoring`](crate::Monitoring): records the request when the body
@@ -52,7 +52,7 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
             this.flight.body_bytes(bytes.len() as u64);
         }
         match &result {
-            None => this.flight.body_ended(),
+            None => this.flight.complete(),
             // actix closes the connection: an error of the service, not a client's hang-up.
             Some(Err(_)) => this.flight.body_failed(),
             Some(Ok(_)) => {}
@@ -66,7 +66,7 @@ impl<B: MessageBody> MessageBody for MonitoredBody<B> {
         match body.try_into_bytes() {
             Ok(bytes) => {
                 flight.body_bytes(bytes.len() as u64);
-                flight.body_ended();
+                flight.complete();
                 Ok(bytes)
             }
             Err(body) => Err(MonitoredBody { body, flight }),

@@ -13,7 +13,8 @@ use actix_web::dev::{
 use actix_web::http::header::HeaderName;
 use actix_web::{Error, HttpMessage};
 use pin_project_lite::pin_project;
-use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
+use vitalsign_core::adapter::{self, Flight, RequestStart};
+use vitalsign_core::{Monitor, REQUEST_ID_HEADER};
 
 use crate::MonitoredBody;
 
@@ -76,7 +77,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         // Runs once per worker, on the worker's runtime: probe its event-loop delay.
-        self.monitor.probe_runtime();
+        adapter::probe_runtime(&self.monitor);
         ready(Ok(MonitoringMiddleware {
             service,
             monitor: self.monitor.clone(),
@@ -156,7 +157,7 @@ where
         // ends without one; otherwise actix matches the path now (nested scopes joined). A path
         // that may lead to an excluded route template is matched now, so that an excluded
         // request is left out from its start.
-        let pending = if self.monitor.may_route_to_excluded_template(req.path()) {
+        let pending = if adapter::may_route_to_excluded_template(&self.monitor, req.path()) {
             None
         } else {
             PendingRoute::new(req.path(), resource_map(&self.routes, &req))
@@ -165,23 +166,23 @@ where
             Some(_) => None,
             None => req.match_pattern(),
         };
-        let mut flight = Flight::from(self.monitor.begin(RequestStart {
-            method: req.method().as_str().as_bytes(),
-            path: req.path(),
-            route: route.as_deref(),
-            request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
-        }));
-        if self.monitor.has_label_fns() {
+        let mut flight = adapter::begin(
+            &self.monitor,
+            RequestStart {
+                method: req.method().as_str().as_bytes(),
+                path: req.path(),
+                route: route.as_deref(),
+                request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
+            },
+        );
+        if adapter::has_label_fns(&self.monitor) {
             let headers = req.headers();
             let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
-            let info = vitalsign_core::RequestInfo::new(
-                req.method().as_str().as_bytes(),
-                req.path(),
-                &lookup,
-            );
+            let info =
+                adapter::RequestInfo::new(req.method().as_str().as_bytes(), req.path(), &lookup);
             flight.apply_label_fns(&info);
         }
-        if self.monitor.point_in_extensions() {
+        if adapter::point_in_extensions(&self.monitor) {
             // For futures the handler spawns: see `Point`.
             let carried = flight.carry(req.extensions().get());
             if let Some(handle) = carried {
@@ -190,7 +191,8 @@ where
         }
         let inner = flight.in_scope(|| self.service.call(req));
         // Path parameters exist once actix has routed: they are read from the response's request.
-        let path_labels = (!self.monitor.path_labels().is_empty()).then(|| self.monitor.clone());
+        let path_labels =
+            (!adapter::path_labels(&self.monitor).is_empty()).then(|| self.monitor.clone());
         MonitoringFuture {
             inner,
             flight,
@@ -249,7 +251,7 @@ where
                         .set_route(response.request().match_pattern().as_deref());
                 }
                 if let Some(monitor) = this.path_labels.take() {
-                    for name in monitor.path_labels() {
+                    for name in adapter::path_labels(&monitor) {
                         if let Some(value) = response.request().match_info().get(name) {
                             this.flight.path_param(name, value);
                         }

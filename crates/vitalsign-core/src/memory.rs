@@ -2,13 +2,15 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use vitalsign_core::{MemorySink, Monitor, RequestStart};
+//! use vitalsign_core::adapter::{self, RequestStart};
+//! use vitalsign_core::{MemorySink, Monitor};
 //!
 //! let sink = Arc::new(MemorySink::new(1_000));
 //! let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
-//! let mut flight = monitor
-//!     .begin(RequestStart { method: b"GET", path: "/a", route: Some("/a"), request_id: Some(b"id-1") })
-//!     .unwrap();
+//! let mut flight = adapter::begin(
+//!     &monitor,
+//!     RequestStart { method: b"GET", path: "/a", route: Some("/a"), request_id: Some(b"id-1") },
+//! );
 //! flight.set_status(503);
 //! flight.complete();
 //! assert_eq!(sink.requests()[0].request_id.as_str(), "id-1");
