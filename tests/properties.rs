@@ -10,21 +10,11 @@ use vitalsign::sinks::InfluxSink;
 use vitalsign::{Method, Monitor, RequestId, RequestPoint, Tag};
 
 fn point<'a>(id: &'a RequestId, route: &'a str, tags: &'a [Tag]) -> RequestPoint<'a> {
-    RequestPoint {
-        service: "svc",
-        route,
-        method: Method::Get,
-        status_code: 200,
-        request_id: id,
-        execution_time: 0.25,
-        start_unix_nanos: 1_700_000_000_000_000_000,
-        disconnected: false,
-        head_time: None,
-        response_body_bytes: 0,
-        request_body_bytes: 0,
-        tags,
-        fields: &[],
-    }
+    let mut point = RequestPoint::new("svc", route, Method::Get, 200, id);
+    point.execution_time = 0.25;
+    point.start_unix_nanos = 1_700_000_000_000_000_000;
+    point.tags = tags;
+    point
 }
 
 /// What line protocol can carry of a tag: control characters become spaces, trailing
@@ -102,7 +92,8 @@ proptest! {
     fn any_method_token_is_itself_or_other(raw in method_token()) {
         let method = Method::from_bytes(&raw);
         let standard = Method::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|m| *m != Method::Other && m.as_str().as_bytes() == raw.as_slice());
         prop_assert_eq!(method, standard.unwrap_or(Method::Other), "{:?}", raw);
         prop_assert_eq!(Method::ALL[method.index()], method);

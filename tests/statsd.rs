@@ -462,25 +462,12 @@ fn the_aggregator_records_a_known_tag_set_without_allocating() {
             value: "gold".into(),
         },
     ];
-    let point = vitalsign::RequestPoint {
-        service: "alloc",
-        route: "/users/{id}",
-        method: vitalsign::Method::Get,
-        status_code: 503,
-        request_id: &id,
-        execution_time: 0.01,
-        start_unix_nanos: 1,
-        disconnected: false,
-        head_time: None,
-        response_body_bytes: 0,
-        request_body_bytes: 0,
-        tags: &tags,
-        fields: &[],
-    };
-    let error = vitalsign::ErrorPoint {
-        request: &point,
-        error_code: "E1",
-    };
+    let mut point =
+        vitalsign::RequestPoint::new("alloc", "/users/{id}", vitalsign::Method::Get, 503, &id);
+    point.execution_time = 0.01;
+    point.start_unix_nanos = 1;
+    point.tags = &tags;
+    let error = vitalsign::ErrorPoint::new(&point, "E1");
     // First sight registers both tag sets.
     aggregator.record_request(&point);
     aggregator.record_error(&error);

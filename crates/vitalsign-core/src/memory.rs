@@ -25,6 +25,7 @@ use crate::{ErrorPoint, Method, OwnedRequestPoint, RequestId, RequestPoint, Sink
 
 /// An error point as kept by [`MemorySink`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OwnedErrorPoint {
     /// Id of the failed request.
     pub request_id: RequestId,

@@ -1014,8 +1014,10 @@ impl Monitor {
     }
 
     /// Requests started and not yet recorded.
-    pub fn in_flight(&self) -> i64 {
-        self.inner.in_flight.load(Ordering::Acquire)
+    pub fn in_flight(&self) -> u64 {
+        // The counter goes up before it goes down; a negative reading cannot happen, and would
+        // read as none.
+        u64::try_from(self.inner.in_flight.load(Ordering::Acquire)).unwrap_or(0)
     }
 
     /// Path parameters kept as labels ([`MonitorBuilder::path_label`]); adapters hand their
@@ -1160,7 +1162,7 @@ impl Monitor {
         };
         let _ = tokio::time::timeout(deadline, wait).await;
         let waited = started.elapsed();
-        let cut = self.in_flight().max(0);
+        let cut = self.in_flight();
         // Then push sinks send what they queued, within what is left of the deadline.
         let flushes: Vec<_> = self.inner.sinks.iter().filter_map(|s| s.flush()).collect();
         let all_flushed = async {
