@@ -63,6 +63,26 @@
 //! actix-only build (`default-features = false, features = ["actix", "prometheus"]`) compiles
 //! nothing of the Tower adapter.
 //!
+//! # Tower and actix-web names
+//!
+//! The two adapters behave the same and their parts pair up; each follows its framework's
+//! habit (Tower: `FooLayer` makes the service `Foo`; actix-web: the `Transform` `Foo` makes the
+//! service `FooMiddleware`).
+//!
+//! | Tower / axum (`axum`, `tower` features) | actix-web (`actix` feature) |
+//! |---|---|
+//! | `MonitorLayer` (a `Layer`, `Router::layer`) | `actix::Monitoring` (a `Transform`, `App::wrap`) |
+//! | `tower::MonitorService<S>` | `actix::MonitoringMiddleware<S>` |
+//! | `tower::ResponseFuture` | `actix::ResponseFuture` |
+//! | `tower::ResponseBody` | `actix::ResponseBody` |
+//! | `RequestBodySizeLayer` | `actix::RequestBodySize` |
+//! | `tower::RequestBodySize<S>` | `actix::RequestBodySizeMiddleware<S>` |
+//! | `tower::CountingBody<B>` (the counted request body) | none (the payload stream is replaced inside) |
+//! | `axum::Point` (extractor) | `actix::Point` (extractor) |
+//! | `axum::endpoints(&monitor)` (a `Router` to merge) | `actix::configure(&monitor)` (for `App::configure`) |
+//! | `axum::ServeAdmin` (admin listener) | the same trait, on actix's Tokio runtime |
+//! | route resolvers (`tower::DefaultResolver`, `UriPath`, `tower::NoRoute`, `route_fn`) | none: actix's matched resource pattern |
+//!
 //! # Writing an adapter
 //!
 //! What only adapters use (the request guard, `begin`, the probes) is in [`adapter`]; the

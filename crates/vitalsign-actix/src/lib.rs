@@ -26,6 +26,12 @@
 //! # }
 //! ```
 //!
+//! Its types pair with the Tower layer's (`vitalsign-tower`): [`Monitoring`] /
+//! `MonitorLayer`, [`MonitoringMiddleware`] / `MonitorService`, [`ResponseFuture`],
+//! [`ResponseBody`], [`RequestBodySize`] / `RequestBodySizeLayer`,
+//! [`RequestBodySizeMiddleware`] / `RequestBodySize`, [`Point`], [`configure`] /
+//! `axum::endpoints` (the full table is in the `vitalsign` facade's documentation).
+//!
 //! # What is recorded when
 //!
 //! Exactly as with the Tower layer: once, when the response body's last chunk has been
@@ -68,8 +74,8 @@ mod extract;
 mod middleware;
 mod request_body;
 
-pub use body::MonitoredBody;
+pub use body::ResponseBody;
 pub use endpoints::configure;
 pub use extract::Point;
-pub use middleware::{Monitoring, MonitoringFuture, MonitoringMiddleware};
-pub use request_body::{CountRequestBody, CountRequestBodyMiddleware};
+pub use middleware::{Monitoring, MonitoringMiddleware, ResponseFuture};
+pub use request_body::{RequestBodySize, RequestBodySizeMiddleware};

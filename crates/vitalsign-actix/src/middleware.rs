@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use vitalsign_core::adapter::{self, Flight, RequestStart};
 use vitalsign_core::{Monitor, REQUEST_ID_HEADER};
 
-use crate::MonitoredBody;
+use crate::ResponseBody;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
@@ -69,7 +69,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<MonitoredBody<B>>;
+    type Response = ServiceResponse<ResponseBody<B>>;
     type Error = Error;
     type Transform = MonitoringMiddleware<S>;
     type InitError = ();
@@ -146,9 +146,9 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<MonitoredBody<B>>;
+    type Response = ServiceResponse<ResponseBody<B>>;
     type Error = Error;
-    type Future = MonitoringFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -193,7 +193,7 @@ where
         // Path parameters exist once actix has routed: they are read from the response's request.
         let path_labels =
             (!adapter::path_labels(&self.monitor).is_empty()).then(|| self.monitor.clone());
-        MonitoringFuture {
+        ResponseFuture {
             inner,
             flight,
             path_labels,
@@ -205,14 +205,14 @@ where
 pin_project! {
     /// Response future of [`MonitoringMiddleware`]. Dropping it before it resolves records a
     /// disconnect.
-    pub struct MonitoringFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         flight: Flight,
         path_labels: Option<Monitor>,
         pending: Option<PendingRoute>,
     }
-    impl<F> PinnedDrop for MonitoringFuture<F> {
+    impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             // Ended before a response (a hang-up, or a panic unwinding): match the kept path.
             let this = this.project();
@@ -223,20 +223,20 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for MonitoringFuture<F> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MonitoringFuture")
+        f.debug_struct("ResponseFuture")
             .field("flight", &self.flight)
             .finish_non_exhaustive()
     }
 }
 
-impl<F, B> Future for MonitoringFuture<F>
+impl<F, B> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
     B: MessageBody,
 {
-    type Output = Result<ServiceResponse<MonitoredBody<B>>, Error>;
+    type Output = Result<ServiceResponse<ResponseBody<B>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -259,7 +259,7 @@ where
                 }
                 let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(
-                    response.map_body(move |_, body| MonitoredBody::new(body, flight))
+                    response.map_body(move |_, body| ResponseBody::new(body, flight))
                 ))
             }
             // An error actix turns into a response after the middleware: record its status now.

@@ -388,7 +388,7 @@ impl MonitorBuilder {
 
     /// Also exports `http_server_request_body_size_bytes`: request body bytes actually read.
     /// Needs the adapter's request-body counting middleware (`RequestBodySizeLayer` inside
-    /// `MonitorLayer`, or actix's `CountRequestBody` inside `Monitoring`). Defaults to `false`.
+    /// `MonitorLayer`, or actix's `RequestBodySize` inside `Monitoring`). Defaults to `false`.
     pub fn request_size_histogram(mut self, on: bool) -> Self {
         self.request_size_histogram = on;
         self
@@ -1107,7 +1107,7 @@ impl Monitor {
 
     /// The application's custom stats (under `custom` in `/stats`, and on `/metrics`).
     #[cfg(feature = "stats")]
-    pub fn stats(&self) -> crate::stats::CustomStats {
+    pub fn custom_stats(&self) -> crate::stats::CustomStats {
         self.inner.stats.custom.clone()
     }
 

@@ -5,8 +5,8 @@
 //! use vitalsign_core::Monitor;
 //!
 //! let monitor = Monitor::builder("shop").build().unwrap();
-//! monitor.stats().inc("jobs", "processed", 3);
-//! monitor.stats().set("queue", "depth", 12.0);
+//! monitor.custom_stats().inc("jobs", "processed", 3);
+//! monitor.custom_stats().set("queue", "depth", 12.0);
 //! let stats = monitor.stats_json();
 //! assert_eq!(stats["custom"]["jobs"]["processed"], 3);
 //! assert!(stats["process"]["memory"]["resident_set_size_in_bytes"].as_u64().unwrap() > 0);
