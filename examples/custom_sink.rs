@@ -58,12 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (route, status, sleep_ms) in [("/fast", 200, 0), ("/slow", 200, 20), ("/boom", 503, 0)] {
         let mut flight = vitalsign::adapter::begin(
             &monitor,
-            RequestStart {
-                method: b"GET",
-                path: route,
-                route: Some(route),
-                request_id: None,
-            },
+            RequestStart::new(b"GET", route).with_route(Some(route)),
         );
         std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
         flight.set_status(status);

@@ -33,7 +33,7 @@ proptest! {
     #[test]
     fn any_tag_value_survives_the_exposition(value in "\\PC{0,40}|[\"\\\\\n\t ,=]{0,10}") {
         let monitor = Monitor::builder("p").label_tag("tenant").build().unwrap();
-        let mut flight = vitalsign::adapter::begin(&monitor, RequestStart { method: b"GET", path: "/x", route: Some("/x"), request_id: None });
+        let mut flight = vitalsign::adapter::begin(&monitor, RequestStart::new(b"GET", "/x").with_route(Some("/x")));
         flight.in_scope(|| {
             vitalsign::PointHandle::current().unwrap().tag("tenant", value.clone());
         });

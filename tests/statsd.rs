@@ -224,12 +224,7 @@ async fn the_in_flight_gauge_is_sent_on_each_flush_and_settles_at_zero() {
         .unwrap();
     let mut held = vitalsign::adapter::begin(
         &monitor,
-        RequestStart {
-            method: b"GET",
-            path: "/held",
-            route: Some("/held"),
-            request_id: None,
-        },
+        RequestStart::new(b"GET", "/held").with_route(Some("/held")),
     );
     listener.wait_gauge("shop.in_flight", 0, 3, "1").await;
     // Requests racing on four threads while one is held.
@@ -341,12 +336,7 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
     ] {
         let mut flight = vitalsign::adapter::begin(
             &monitor,
-            RequestStart {
-                method: b"GET",
-                path: route,
-                route: Some(route),
-                request_id: None,
-            },
+            RequestStart::new(b"GET", route).with_route(Some(route)),
         );
         std::thread::sleep(Duration::from_millis(sleep_ms));
         flight.set_status(status);

@@ -436,12 +436,7 @@ pub fn free_port() -> u16 {
 pub fn record(monitor: &Monitor, method: &[u8], route: &str, status: u16) {
     let mut flight = vitalsign::adapter::begin(
         monitor,
-        vitalsign::adapter::RequestStart {
-            method,
-            path: route,
-            route: Some(route),
-            request_id: None,
-        },
+        vitalsign::adapter::RequestStart::new(method, route).with_route(Some(route)),
     );
     flight.set_status(status);
     flight.complete();

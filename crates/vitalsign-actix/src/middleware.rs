@@ -168,12 +168,9 @@ where
         };
         let mut flight = adapter::begin(
             &self.monitor,
-            RequestStart {
-                method: req.method().as_str().as_bytes(),
-                path: req.path(),
-                route: route.as_deref(),
-                request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
-            },
+            RequestStart::new(req.method().as_str().as_bytes(), req.path())
+                .with_route(route.as_deref())
+                .with_request_id(req.headers().get(&REQUEST_ID).map(|v| v.as_bytes())),
         );
         if adapter::has_label_fns(&self.monitor) {
             let headers = req.headers();

@@ -18,7 +18,7 @@
 //! let monitor = Monitor::builder("shop").build()?;
 //! let mut flight = adapter::begin(
 //!     &monitor,
-//!     RequestStart { method: b"GET", path: "/users/7", route: Some("/users/{id}"), request_id: None },
+//!     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}")),
 //! );
 //! flight.in_scope(|| {
 //!     // ... call the handler: it finds its point through `PointHandle::current()`

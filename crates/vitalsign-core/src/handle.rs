@@ -45,7 +45,7 @@
 //! let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
 //! let mut flight = adapter::begin(
 //!     &monitor,
-//!     RequestStart { method: b"GET", path: "/users/1", route: Some("/users/{id}"), request_id: None },
+//!     RequestStart::new(b"GET", "/users/1").with_route(Some("/users/{id}")),
 //! );
 //! assert_eq!(flight.in_scope(handler), "ada");
 //! flight.set_status(200);
@@ -573,12 +573,7 @@ mod unrecorded_and_carried {
     fn begin(monitor: &Monitor, path: &str) -> Flight {
         crate::adapter::begin(
             monitor,
-            RequestStart {
-                method: b"GET",
-                path,
-                route: Some(path),
-                request_id: None,
-            },
+            RequestStart::new(b"GET", path).with_route(Some(path)),
         )
     }
 

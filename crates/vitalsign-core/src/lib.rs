@@ -13,7 +13,7 @@
 //! let monitor = Monitor::builder("shop").build()?;
 //! let mut flight = adapter::begin(
 //!     &monitor,
-//!     RequestStart { method: b"GET", path: "/users/7", route: Some("/users/{id}"), request_id: None },
+//!     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}")),
 //! );
 //! flight.set_status(200);
 //! flight.complete();

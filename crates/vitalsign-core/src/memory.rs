@@ -9,7 +9,7 @@
 //! let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
 //! let mut flight = adapter::begin(
 //!     &monitor,
-//!     RequestStart { method: b"GET", path: "/a", route: Some("/a"), request_id: Some(b"id-1") },
+//!     RequestStart::new(b"GET", "/a").with_route(Some("/a")).with_request_id(Some(b"id-1")),
 //! );
 //! flight.set_status(503);
 //! flight.complete();

@@ -990,7 +990,19 @@ struct Inner {
 }
 
 /// What an adapter knows about a request when it arrives.
+///
+/// It may gain fields (`#[non_exhaustive]`): build it with [`RequestStart::new`] and the
+/// `with_*` methods (all `const`, free at run time).
+///
+/// ```
+/// use vitalsign_core::adapter::RequestStart;
+///
+/// const START: RequestStart<'static> =
+///     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}"));
+/// assert_eq!(START.request_id, None);
+/// ```
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RequestStart<'a> {
     /// The method token as received.
     pub method: &'a [u8],
@@ -1000,6 +1012,36 @@ pub struct RequestStart<'a> {
     pub route: Option<&'a str>,
     /// The `x-request-id` header, if present.
     pub request_id: Option<&'a [u8]>,
+}
+
+impl<'a> RequestStart<'a> {
+    /// A request with this method token and raw path, no route template (yet) and no
+    /// `x-request-id` header.
+    #[inline]
+    pub const fn new(method: &'a [u8], path: &'a str) -> Self {
+        RequestStart {
+            method,
+            path,
+            route: None,
+            request_id: None,
+        }
+    }
+
+    /// With the matched route template (`None`: the router matched none).
+    #[inline]
+    #[must_use]
+    pub const fn with_route(mut self, route: Option<&'a str>) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// With the `x-request-id` header's value.
+    #[inline]
+    #[must_use]
+    pub const fn with_request_id(mut self, request_id: Option<&'a [u8]>) -> Self {
+        self.request_id = request_id;
+        self
+    }
 }
 
 impl Monitor {

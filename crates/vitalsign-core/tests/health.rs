@@ -357,12 +357,7 @@ async fn task_statuses_count_toward_a_threshold() {
 fn begin(monitor: &Monitor) -> vitalsign_core::adapter::Flight {
     vitalsign_core::adapter::begin(
         monitor,
-        RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        },
+        RequestStart::new(b"GET", "/x").with_route(Some("/x")),
     )
 }
 

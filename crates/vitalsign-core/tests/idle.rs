@@ -41,12 +41,7 @@ fn both() -> (u64, u64) {
 fn request(monitor: &Monitor) {
     let mut flight = vitalsign_core::adapter::begin(
         monitor,
-        RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        },
+        RequestStart::new(b"GET", "/x").with_route(Some("/x")),
     );
     flight.set_status(200);
     flight.complete();

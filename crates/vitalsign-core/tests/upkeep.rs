@@ -64,12 +64,7 @@ fn upkeep_runs_while_the_monitor_lives_and_stops_with_it() {
     for _ in 0..1000 {
         let mut flight = vitalsign_core::adapter::begin(
             &second,
-            RequestStart {
-                method: b"GET",
-                path: "/a",
-                route: Some("/a"),
-                request_id: None,
-            },
+            RequestStart::new(b"GET", "/a").with_route(Some("/a")),
         );
         flight.set_status(200);
         flight.complete();

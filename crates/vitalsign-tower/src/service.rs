@@ -65,12 +65,9 @@ where
         let head = head_of(&req);
         let mut flight = adapter::begin(
             &self.monitor,
-            RequestStart {
-                method: req.method().as_str().as_bytes(),
-                path: req.uri().path(),
-                route: self.resolver.resolve(&head),
-                request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
-            },
+            RequestStart::new(req.method().as_str().as_bytes(), req.uri().path())
+                .with_route(self.resolver.resolve(&head))
+                .with_request_id(req.headers().get(&REQUEST_ID).map(|v| v.as_bytes())),
         );
         let wanted = adapter::path_labels(&self.monitor);
         if !wanted.is_empty() {
