@@ -146,3 +146,56 @@ pub mod actix {
 pub mod tower {
     pub use vitalsign_tower::*;
 }
+
+/// The public API's shape, checked by doc tests (`cargo test -p vitalsign --doc`).
+///
+/// Regression (issue "Ready to adopt (2 of 2)"): the facade re-exported all of
+/// `vitalsign_core` (`pub use vitalsign_core::*`), adapter-only types included; structs users
+/// receive could not grow; `Method::ALL` froze the number of methods; counts were signed.
+///
+/// Adapter-only items are not at the facade's root:
+///
+/// ```compile_fail
+/// use vitalsign::Flight;
+/// ```
+///
+/// ```compile_fail
+/// use vitalsign::RequestStart;
+/// ```
+///
+/// but in `adapter`, with one guard type:
+///
+/// ```
+/// use vitalsign::adapter::{self, Flight, RequestStart};
+///
+/// let monitor = vitalsign::Monitor::builder("shop").build().unwrap();
+/// let flight: Flight = adapter::begin(&monitor, RequestStart::new(b"GET", "/"));
+/// drop(flight);
+/// ```
+///
+/// Points are not built from literals (they may grow):
+///
+/// ```compile_fail
+/// let _ = vitalsign::SinkReport { name: "x", sent: 0, dropped: 0, queued: 0 };
+/// ```
+///
+/// ```
+/// let report = vitalsign::SinkReport::new("x");
+/// assert_eq!(report.sent, 0);
+/// ```
+///
+/// `Method::ALL` has no length in its type:
+///
+/// ```compile_fail
+/// let _: [vitalsign::Method; 10] = vitalsign::Method::ALL;
+/// ```
+///
+/// Counts are unsigned:
+///
+/// ```
+/// let monitor = vitalsign::Monitor::builder("shop").build().unwrap();
+/// let in_flight: u64 = monitor.in_flight();
+/// assert_eq!(in_flight, 0);
+/// ```
+#[cfg(doctest)]
+pub struct ApiShape;
