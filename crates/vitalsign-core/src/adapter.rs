@@ -56,6 +56,7 @@ pub fn is_excluded(monitor: &Monitor, path: &str, route: Option<&str>) -> bool {
 /// arrives, so that the request is left out from its start (never in flight, never started in
 /// a sink), as with an adapter that knows its route from the start. Cheap, and false for most
 /// paths; may be true for a path that is routed elsewhere.
+#[inline]
 pub fn may_route_to_excluded_template(monitor: &Monitor, path: &str) -> bool {
     monitor.may_route_to_excluded_template(path)
 }
@@ -63,6 +64,7 @@ pub fn may_route_to_excluded_template(monitor: &Monitor, path: &str) -> bool {
 /// Path parameters kept as labels
 /// ([`MonitorBuilder::path_label`](crate::MonitorBuilder::path_label)); adapters hand their
 /// values to [`Flight::path_param`].
+#[inline]
 pub fn path_labels(monitor: &Monitor) -> &[std::borrow::Cow<'static, str>] {
     monitor.path_labels()
 }
@@ -70,6 +72,7 @@ pub fn path_labels(monitor: &Monitor) -> &[std::borrow::Cow<'static, str>] {
 /// Whether label functions are configured
 /// ([`MonitorBuilder::label_fn`](crate::MonitorBuilder::label_fn)); adapters then build a
 /// [`RequestInfo`] and call [`Flight::apply_label_fns`].
+#[inline]
 pub fn has_label_fns(monitor: &Monitor) -> bool {
     monitor.has_label_fns()
 }
@@ -77,6 +80,7 @@ pub fn has_label_fns(monitor: &Monitor) -> bool {
 /// Whether adapters put each request's handle into the request's extensions
 /// ([`MonitorBuilder::point_in_extensions`](crate::MonitorBuilder::point_in_extensions); see
 /// [`Flight::carry`]).
+#[inline]
 pub fn point_in_extensions(monitor: &Monitor) -> bool {
     monitor.point_in_extensions()
 }
