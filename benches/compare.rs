@@ -17,7 +17,8 @@ use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
-use vitalsign::{Monitor, MonitorLayer, RequestStart};
+use vitalsign::adapter::RequestStart;
+use vitalsign::{Monitor, MonitorLayer};
 
 mod common;
 
@@ -289,7 +290,7 @@ fn bench_core() {
 fn drive_core(monitor: &Monitor, start: RequestStart<'_>, n: u32) -> Duration {
     let started = Instant::now();
     for _ in 0..n {
-        let mut flight = monitor.begin(start).unwrap();
+        let mut flight = vitalsign::adapter::begin(monitor, start);
         flight.set_status(200);
         flight.complete();
     }

@@ -103,7 +103,7 @@ fn actix_request(c: &mut Criterion) {
 }
 
 fn record(monitor: &Monitor) {
-    let mut flight = monitor.begin(common::START).unwrap();
+    let mut flight = vitalsign::adapter::begin(monitor, common::START);
     flight.set_status(200);
     flight.complete();
 }

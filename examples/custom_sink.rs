@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use vitalsign::{ErrorPoint, Monitor, RequestPoint, RequestStart, Sink};
+use vitalsign::adapter::RequestStart;
+use vitalsign::{ErrorPoint, Monitor, RequestPoint, Sink};
 
 /// Requests slower than `threshold` seconds go to stderr; every request is counted by route.
 #[derive(Debug)]
@@ -55,14 +56,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     // What an adapter does for each request (axum and actix do this for you).
     for (route, status, sleep_ms) in [("/fast", 200, 0), ("/slow", 200, 20), ("/boom", 503, 0)] {
-        let mut flight = monitor
-            .begin(RequestStart {
-                method: b"GET",
-                path: route,
-                route: Some(route),
-                request_id: None,
-            })
-            .expect("not excluded");
+        let mut flight = vitalsign::adapter::begin(
+            &monitor,
+            RequestStart::new(b"GET", route).with_route(Some(route)),
+        );
         std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
         flight.set_status(status);
         flight.complete();

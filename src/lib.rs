@@ -45,16 +45,74 @@
 //!
 //! # Feature flags
 //!
-//! - `axum` (default): the Tower layer's axum integration ([`axum`] module).
-//! - `prometheus` (default): the Prometheus sink and `/metrics`.
+//! - `axum` (default): the Tower layer ([`MonitorLayer`], [`tower`]) with its axum integration
+//!   (the [`axum`] module: `MatchedPath` routes, the `Point` extractor, the `endpoints` router,
+//!   the admin listener). Includes `tower`.
+//! - `tower`: the Tower layer alone, for tonic or plain Tower stacks (pick a route resolver).
+//! - `prometheus` (default): the Prometheus sink and `/metrics` (the [`prometheus`] module,
+//!   [`metrics`] and [`metrics_exporter_prometheus`] re-exported).
+//! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
+//!   with `prometheus`, the standard `process_*` series and the Tokio runtime gauges.
 //! - `actix`: the actix-web middleware (the `actix` module).
+//! - `influx`: the InfluxDB push sink (`sinks::InfluxSink`), with TLS for `https://` URLs.
+//! - `influx-base`: the InfluxDB push sink without TLS (`http://` URLs and UDP).
+//! - `influx-tls`: TLS for the InfluxDB sink (rustls on ring, the system's root certificates).
+//! - `statsd`: the StatsD push sink (`sinks::StatsdSink`).
+//!
+//! Features only add: turning one on anywhere in a dependency graph changes no type. An
+//! actix-only build (`default-features = false, features = ["actix", "prometheus"]`) compiles
+//! nothing of the Tower adapter.
+//!
+//! # Tower and actix-web names
+//!
+//! The two adapters behave the same and their parts pair up; each follows its framework's
+//! habit (Tower: `FooLayer` makes the service `Foo`; actix-web: the `Transform` `Foo` makes the
+//! service `FooMiddleware`).
+//!
+//! | Tower / axum (`axum`, `tower` features) | actix-web (`actix` feature) |
+//! |---|---|
+//! | `MonitorLayer` (a `Layer`, `Router::layer`) | `actix::Monitoring` (a `Transform`, `App::wrap`) |
+//! | `tower::MonitorService<S>` | `actix::MonitoringMiddleware<S>` |
+//! | `tower::ResponseFuture` | `actix::ResponseFuture` |
+//! | `tower::ResponseBody` | `actix::ResponseBody` |
+//! | `RequestBodySizeLayer` | `actix::RequestBodySize` |
+//! | `tower::RequestBodySize<S>` | `actix::RequestBodySizeMiddleware<S>` |
+//! | `tower::CountingBody<B>` (the counted request body) | none (the payload stream is replaced inside) |
+//! | `axum::Point` (extractor) | `actix::Point` (extractor) |
+//! | `axum::endpoints(&monitor)` (a `Router` to merge) | `actix::configure(&monitor)` (for `App::configure`) |
+//! | `axum::ServeAdmin` (admin listener) | the same trait, on actix's Tokio runtime |
+//! | route resolvers (`tower::DefaultResolver`, `UriPath`, `tower::NoRoute`, `route_fn`) | none: actix's matched resource pattern |
+//!
+//! # Writing an adapter
+//!
+//! What only adapters use (the request guard, `begin`, the probes) is in [`adapter`]; the
+//! endpoints' framework-independent answers are in [`endpoint`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use vitalsign_core::*;
-pub use vitalsign_tower::{
-    DefaultResolver, MonitorLayer, MonitorService, NoRoute, RequestBodySizeLayer, RequestHead,
-    ResolveRoute, ResponseBody, ResponseFuture, RouteFn, UriPath,
+#[cfg(feature = "prometheus")]
+pub use vitalsign_core::prometheus;
+#[cfg(feature = "stats")]
+pub use vitalsign_core::stats;
+pub use vitalsign_core::{
+    adapter, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError, ConfigErrorKind,
+    DefaultClassifier, ErrorPoint, Field, FieldValue, MemorySink, Method, Monitor, MonitorBuilder,
+    OwnedErrorPoint, OwnedRequestPoint, PointHandle, RequestId, RequestInfo, RequestPoint,
+    SectionTimer, Sink, SinkReport, Tag, CLIENT_CLOSED_REQUEST, DEFAULT_DURATION_BUCKETS,
+    DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
+    REQUEST_ID_HEADER, RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
 };
+#[cfg(feature = "tower")]
+pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};
+
+/// The `metrics` crate this version records with (feature `prometheus`): the application's own
+/// `metrics::counter!`s appear on the same `/metrics` when the monitor shares its recorder.
+#[cfg(feature = "prometheus")]
+pub use metrics;
+/// The `metrics-exporter-prometheus` crate whose `PrometheusHandle` and `PrometheusRecorder`
+/// [`MonitorBuilder::prometheus_handle`] and [`MonitorBuilder::prometheus_recorder`] take
+/// (feature `prometheus`).
+#[cfg(feature = "prometheus")]
+pub use metrics_exporter_prometheus;
 
 /// axum integration: [`axum::Point`] extractor, [`axum::endpoints`] router, `MatchedPath` routes.
 #[cfg(feature = "axum")]
@@ -81,7 +139,63 @@ pub mod actix {
     pub use vitalsign_actix::*;
 }
 
-/// The Tower layer and its parts.
+/// The Tower layer and its parts: route resolvers ([`tower::UriPath`], [`tower::NoRoute`],
+/// [`tower::ResolveRoute`], ...), the service, future and body types (feature `tower`,
+/// included in `axum`).
+#[cfg(feature = "tower")]
 pub mod tower {
     pub use vitalsign_tower::*;
 }
+
+/// The public API's shape, checked by doc tests (`cargo test -p vitalsign --doc`).
+///
+/// Regression (issue "Ready to adopt (2 of 2)"): the facade re-exported all of
+/// `vitalsign_core` (`pub use vitalsign_core::*`), adapter-only types included; structs users
+/// receive could not grow; `Method::ALL` froze the number of methods; counts were signed.
+///
+/// Adapter-only items are not at the facade's root:
+///
+/// ```compile_fail
+/// use vitalsign::Flight;
+/// ```
+///
+/// ```compile_fail
+/// use vitalsign::RequestStart;
+/// ```
+///
+/// but in `adapter`, with one guard type:
+///
+/// ```
+/// use vitalsign::adapter::{self, Flight, RequestStart};
+///
+/// let monitor = vitalsign::Monitor::builder("shop").build().unwrap();
+/// let flight: Flight = adapter::begin(&monitor, RequestStart::new(b"GET", "/"));
+/// drop(flight);
+/// ```
+///
+/// Points are not built from literals (they may grow):
+///
+/// ```compile_fail
+/// let _ = vitalsign::SinkReport { name: "x", sent: 0, dropped: 0, queued: 0 };
+/// ```
+///
+/// ```
+/// let report = vitalsign::SinkReport::new("x");
+/// assert_eq!(report.sent, 0);
+/// ```
+///
+/// `Method::ALL` has no length in its type:
+///
+/// ```compile_fail
+/// let _: [vitalsign::Method; 10] = vitalsign::Method::ALL;
+/// ```
+///
+/// Counts are unsigned:
+///
+/// ```
+/// let monitor = vitalsign::Monitor::builder("shop").build().unwrap();
+/// let in_flight: u64 = monitor.in_flight();
+/// assert_eq!(in_flight, 0);
+/// ```
+#[cfg(doctest)]
+pub struct ApiShape;

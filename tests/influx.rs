@@ -439,14 +439,10 @@ async fn a_4xx_answer_is_dropped_counted_and_not_retried() {
         .build()
         .unwrap();
     for _ in 0..10 {
-        let mut flight = monitor
-            .begin(vitalsign::RequestStart {
-                method: b"GET",
-                path: "/",
-                route: Some("/"),
-                request_id: None,
-            })
-            .unwrap();
+        let mut flight = vitalsign::adapter::begin(
+            &monitor,
+            vitalsign::adapter::RequestStart::new(b"GET", "/").with_route(Some("/")),
+        );
         flight.set_status(200);
         flight.complete();
     }

@@ -5,25 +5,16 @@ mod common;
 
 use common::Exposition;
 use proptest::prelude::*;
+use vitalsign::adapter::RequestStart;
 use vitalsign::sinks::InfluxSink;
-use vitalsign::{Method, Monitor, RequestId, RequestPoint, RequestStart, Tag};
+use vitalsign::{Method, Monitor, RequestId, RequestPoint, Tag};
 
 fn point<'a>(id: &'a RequestId, route: &'a str, tags: &'a [Tag]) -> RequestPoint<'a> {
-    RequestPoint {
-        service: "svc",
-        route,
-        method: Method::Get,
-        status_code: 200,
-        request_id: id,
-        execution_time: 0.25,
-        start_unix_nanos: 1_700_000_000_000_000_000,
-        disconnected: false,
-        head_time: None,
-        response_body_bytes: 0,
-        request_body_bytes: 0,
-        tags,
-        fields: &[],
-    }
+    let mut point = RequestPoint::new("svc", route, Method::Get, 200, id);
+    point.execution_time = 0.25;
+    point.start_unix_nanos = 1_700_000_000_000_000_000;
+    point.tags = tags;
+    point
 }
 
 /// What line protocol can carry of a tag: control characters become spaces, trailing
@@ -42,9 +33,7 @@ proptest! {
     #[test]
     fn any_tag_value_survives_the_exposition(value in "\\PC{0,40}|[\"\\\\\n\t ,=]{0,10}") {
         let monitor = Monitor::builder("p").label_tag("tenant").build().unwrap();
-        let mut flight = monitor
-            .begin(RequestStart { method: b"GET", path: "/x", route: Some("/x"), request_id: None })
-            .unwrap();
+        let mut flight = vitalsign::adapter::begin(&monitor, RequestStart::new(b"GET", "/x").with_route(Some("/x")));
         flight.in_scope(|| {
             vitalsign::PointHandle::current().unwrap().tag("tenant", value.clone());
         });
@@ -103,7 +92,8 @@ proptest! {
     fn any_method_token_is_itself_or_other(raw in method_token()) {
         let method = Method::from_bytes(&raw);
         let standard = Method::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|m| *m != Method::Other && m.as_str().as_bytes() == raw.as_slice());
         prop_assert_eq!(method, standard.unwrap_or(Method::Other), "{:?}", raw);
         prop_assert_eq!(Method::ALL[method.index()], method);

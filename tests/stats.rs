@@ -411,7 +411,7 @@ async fn the_window_has_its_shape_from_the_start() {
 async fn custom_stats_round_trip_to_json_and_metrics() {
     for framework in BOTH {
         let ctx = start(framework).await;
-        let custom = ctx.monitor.stats();
+        let custom = ctx.monitor.custom_stats();
         assert!(custom.inc("jobs", "done", 2));
         assert!(custom.inc("jobs", "done", 1));
         assert!(custom.set("queue", "depth", 7.5));

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use demo::BOTH;
 use tokio::net::UdpSocket;
+use vitalsign::adapter::RequestStart;
 use vitalsign::sinks::{PeriodAggregator, StatsdSink, TagStyle};
-use vitalsign::{AggregatePoint, MemorySink, Monitor, RequestStart, Sink};
+use vitalsign::{AggregatePoint, MemorySink, Monitor, Sink};
 
 /// Collects datagrams from a UDP socket in the background.
 struct Listener {
@@ -221,14 +222,10 @@ async fn the_in_flight_gauge_is_sent_on_each_flush_and_settles_at_zero() {
         .sink(sink.clone())
         .build()
         .unwrap();
-    let mut held = monitor
-        .begin(RequestStart {
-            method: b"GET",
-            path: "/held",
-            route: Some("/held"),
-            request_id: None,
-        })
-        .unwrap();
+    let mut held = vitalsign::adapter::begin(
+        &monitor,
+        RequestStart::new(b"GET", "/held").with_route(Some("/held")),
+    );
     listener.wait_gauge("shop.in_flight", 0, 3, "1").await;
     // Requests racing on four threads while one is held.
     std::thread::scope(|scope| {
@@ -337,14 +334,10 @@ fn the_aggregator_is_exact_per_tag_set_and_period() {
         ("/b", 200, 5),
         ("/a", 200, 2),
     ] {
-        let mut flight = monitor
-            .begin(RequestStart {
-                method: b"GET",
-                path: route,
-                route: Some(route),
-                request_id: None,
-            })
-            .unwrap();
+        let mut flight = vitalsign::adapter::begin(
+            &monitor,
+            RequestStart::new(b"GET", route).with_route(Some(route)),
+        );
         std::thread::sleep(Duration::from_millis(sleep_ms));
         flight.set_status(status);
         flight.complete();
@@ -459,25 +452,12 @@ fn the_aggregator_records_a_known_tag_set_without_allocating() {
             value: "gold".into(),
         },
     ];
-    let point = vitalsign::RequestPoint {
-        service: "alloc",
-        route: "/users/{id}",
-        method: vitalsign::Method::Get,
-        status_code: 503,
-        request_id: &id,
-        execution_time: 0.01,
-        start_unix_nanos: 1,
-        disconnected: false,
-        head_time: None,
-        response_body_bytes: 0,
-        request_body_bytes: 0,
-        tags: &tags,
-        fields: &[],
-    };
-    let error = vitalsign::ErrorPoint {
-        request: &point,
-        error_code: "E1",
-    };
+    let mut point =
+        vitalsign::RequestPoint::new("alloc", "/users/{id}", vitalsign::Method::Get, 503, &id);
+    point.execution_time = 0.01;
+    point.start_unix_nanos = 1;
+    point.tags = &tags;
+    let error = vitalsign::ErrorPoint::new(&point, "E1");
     // First sight registers both tag sets.
     aggregator.record_request(&point);
     aggregator.record_error(&error);

@@ -3,15 +3,12 @@
 
 use std::sync::Arc;
 
-use vitalsign::{Monitor, RequestStart, Sink};
+use vitalsign::adapter::RequestStart;
+use vitalsign::{Monitor, Sink};
 
 /// A known route, as the request loops send it.
-pub const START: RequestStart<'static> = RequestStart {
-    method: b"GET",
-    path: "/users/42",
-    route: Some("/users/{id}"),
-    request_id: None,
-};
+pub const START: RequestStart<'static> =
+    RequestStart::new(b"GET", "/users/42").with_route(Some("/users/{id}"));
 
 /// A monitor recording into the InfluxDB sink instead of Prometheus, sending to a UDP port
 /// nobody listens on: the request path encodes the line and queues it; a background task
@@ -49,13 +46,10 @@ pub fn monitor_with_label_sets(sets: usize) -> Monitor {
         .unwrap();
     for i in 0..sets {
         let route = format!("/r/{i}");
-        let mut flight = monitor
-            .begin(RequestStart {
-                path: &route,
-                route: Some(&route),
-                ..START
-            })
-            .unwrap();
+        let mut flight = vitalsign::adapter::begin(
+            &monitor,
+            RequestStart::new(START.method, &route).with_route(Some(&route)),
+        );
         flight.set_status(200);
         flight.complete();
     }

@@ -20,7 +20,7 @@ pub(crate) fn actix_app(
     >,
 > {
     App::new()
-        .wrap(vitalsign_actix::CountRequestBody)
+        .wrap(vitalsign_actix::RequestBodySize)
         .wrap(Monitoring::new(monitor))
         .wrap(actix_web_lab::middleware::CatchPanic::default())
         .configure(configure(monitor))

@@ -434,14 +434,10 @@ pub fn free_port() -> u16 {
 
 /// Records one request straight through the monitor, as an adapter would.
 pub fn record(monitor: &Monitor, method: &[u8], route: &str, status: u16) {
-    let mut flight = monitor
-        .begin(vitalsign::RequestStart {
-            method,
-            path: route,
-            route: Some(route),
-            request_id: None,
-        })
-        .expect("not excluded");
+    let mut flight = vitalsign::adapter::begin(
+        monitor,
+        vitalsign::adapter::RequestStart::new(method, route).with_route(Some(route)),
+    );
     flight.set_status(status);
     flight.complete();
 }

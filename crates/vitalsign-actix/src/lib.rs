@@ -26,6 +26,12 @@
 //! # }
 //! ```
 //!
+//! Its types pair with the Tower layer's (`vitalsign-tower`): [`Monitoring`] /
+//! `MonitorLayer`, [`MonitoringMiddleware`] / `MonitorService`, [`ResponseFuture`],
+//! [`ResponseBody`], [`RequestBodySize`] / `RequestBodySizeLayer`,
+//! [`RequestBodySizeMiddleware`] / `RequestBodySize`, [`Point`], [`configure`] /
+//! `axum::endpoints` (the full table is in the `vitalsign` facade's documentation).
+//!
 //! # What is recorded when
 //!
 //! Exactly as with the Tower layer: once, when the response body's last chunk has been
@@ -58,7 +64,8 @@
 //!
 //! # Feature flags
 //!
-//! - `prometheus` (default): `/metrics` in [`configure`] renders the Prometheus sink.
+//! None. `/metrics` in [`configure`] renders the monitor's Prometheus sink whenever it has one
+//! (`vitalsign-core`'s `prometheus` feature, which the `vitalsign` facade turns on by default).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
@@ -67,11 +74,11 @@ mod extract;
 mod middleware;
 mod request_body;
 
-pub use body::MonitoredBody;
+pub use body::ResponseBody;
 pub use endpoints::configure;
 pub use extract::Point;
-pub use middleware::{Monitoring, MonitoringFuture, MonitoringMiddleware};
-pub use request_body::{CountRequestBody, CountRequestBodyMiddleware};
+pub use middleware::{Monitoring, MonitoringMiddleware, ResponseFuture};
+pub use request_body::{RequestBodySize, RequestBodySizeMiddleware};
 /// The admin listener (feature `admin`): [`ServeAdmin::serve_admin`] serves the monitor's
 /// endpoints on a listener of their own, beside the actix `HttpServer` (re-exported from
 /// `vitalsign_core::admin`; hyper's HTTP/1 server, no axum).

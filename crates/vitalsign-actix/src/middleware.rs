@@ -13,9 +13,10 @@ use actix_web::dev::{
 use actix_web::http::header::HeaderName;
 use actix_web::{Error, HttpMessage};
 use pin_project_lite::pin_project;
-use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
+use vitalsign_core::adapter::{self, Flight, RequestStart};
+use vitalsign_core::{Monitor, REQUEST_ID_HEADER};
 
-use crate::MonitoredBody;
+use crate::ResponseBody;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
@@ -68,7 +69,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<MonitoredBody<B>>;
+    type Response = ServiceResponse<ResponseBody<B>>;
     type Error = Error;
     type Transform = MonitoringMiddleware<S>;
     type InitError = ();
@@ -76,7 +77,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         // Runs once per worker, on the worker's runtime: probe its event-loop delay.
-        self.monitor.probe_runtime();
+        adapter::probe_runtime(&self.monitor);
         ready(Ok(MonitoringMiddleware {
             service,
             monitor: self.monitor.clone(),
@@ -145,9 +146,9 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<MonitoredBody<B>>;
+    type Response = ServiceResponse<ResponseBody<B>>;
     type Error = Error;
-    type Future = MonitoringFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -156,7 +157,7 @@ where
         // ends without one; otherwise actix matches the path now (nested scopes joined). A path
         // that may lead to an excluded route template is matched now, so that an excluded
         // request is left out from its start.
-        let pending = if self.monitor.may_route_to_excluded_template(req.path()) {
+        let pending = if adapter::may_route_to_excluded_template(&self.monitor, req.path()) {
             None
         } else {
             PendingRoute::new(req.path(), resource_map(&self.routes, &req))
@@ -165,23 +166,20 @@ where
             Some(_) => None,
             None => req.match_pattern(),
         };
-        let mut flight = Flight::from(self.monitor.begin(RequestStart {
-            method: req.method().as_str().as_bytes(),
-            path: req.path(),
-            route: route.as_deref(),
-            request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
-        }));
-        if self.monitor.has_label_fns() {
+        let mut flight = adapter::begin(
+            &self.monitor,
+            RequestStart::new(req.method().as_str().as_bytes(), req.path())
+                .with_route(route.as_deref())
+                .with_request_id(req.headers().get(&REQUEST_ID).map(|v| v.as_bytes())),
+        );
+        if adapter::has_label_fns(&self.monitor) {
             let headers = req.headers();
             let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
-            let info = vitalsign_core::RequestInfo::new(
-                req.method().as_str().as_bytes(),
-                req.path(),
-                &lookup,
-            );
+            let info =
+                adapter::RequestInfo::new(req.method().as_str().as_bytes(), req.path(), &lookup);
             flight.apply_label_fns(&info);
         }
-        if self.monitor.point_in_extensions() {
+        if adapter::point_in_extensions(&self.monitor) {
             // For futures the handler spawns: see `Point`.
             let carried = flight.carry(req.extensions().get());
             if let Some(handle) = carried {
@@ -190,8 +188,9 @@ where
         }
         let inner = flight.in_call(|| self.service.call(req));
         // Path parameters exist once actix has routed: they are read from the response's request.
-        let path_labels = (!self.monitor.path_labels().is_empty()).then(|| self.monitor.clone());
-        MonitoringFuture {
+        let path_labels =
+            (!adapter::path_labels(&self.monitor).is_empty()).then(|| self.monitor.clone());
+        ResponseFuture {
             inner,
             flight,
             path_labels,
@@ -203,14 +202,14 @@ where
 pin_project! {
     /// Response future of [`MonitoringMiddleware`]. Dropping it before it resolves records a
     /// disconnect.
-    pub struct MonitoringFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         flight: Flight,
         path_labels: Option<Monitor>,
         pending: Option<PendingRoute>,
     }
-    impl<F> PinnedDrop for MonitoringFuture<F> {
+    impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             // Ended before a response (a hang-up, or a panic unwinding): match the kept path.
             let this = this.project();
@@ -221,20 +220,20 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for MonitoringFuture<F> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MonitoringFuture")
+        f.debug_struct("ResponseFuture")
             .field("flight", &self.flight)
             .finish_non_exhaustive()
     }
 }
 
-impl<F, B> Future for MonitoringFuture<F>
+impl<F, B> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
     B: MessageBody,
 {
-    type Output = Result<ServiceResponse<MonitoredBody<B>>, Error>;
+    type Output = Result<ServiceResponse<ResponseBody<B>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -249,7 +248,7 @@ where
                         .set_route(response.request().match_pattern().as_deref());
                 }
                 if let Some(monitor) = this.path_labels.take() {
-                    for name in monitor.path_labels() {
+                    for name in adapter::path_labels(&monitor) {
                         if let Some(value) = response.request().match_info().get(name) {
                             this.flight.path_param(name, value);
                         }
@@ -257,7 +256,7 @@ where
                 }
                 let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(
-                    response.map_body(move |_, body| MonitoredBody::new(body, flight))
+                    response.map_body(move |_, body| ResponseBody::new(body, flight))
                 ))
             }
             // An error actix turns into a response after the middleware: record its status now.

@@ -1,4 +1,4 @@
-//! [`CountRequestBody`]: counts request body bytes actually read, for
+//! [`RequestBodySize`]: counts request body bytes actually read, for
 //! `http_server_request_body_size_bytes` and `RequestPoint::request_body_bytes`.
 
 use std::future::{ready, Ready};
@@ -15,12 +15,12 @@ use vitalsign_core::PointHandle;
 ///
 /// ```
 /// use actix_web::{web, App};
-/// use vitalsign_actix::{CountRequestBody, Monitoring};
+/// use vitalsign_actix::{RequestBodySize, Monitoring};
 /// use vitalsign_core::Monitor;
 ///
 /// let monitor = Monitor::builder("shop").request_size_histogram(true).build().unwrap();
 /// let app = App::new()
-///     .wrap(CountRequestBody)
+///     .wrap(RequestBodySize)
 ///     .wrap(Monitoring::new(&monitor))
 ///     .route("/upload", web::post().to(|body: String| async move { body.len().to_string() }));
 /// # let _ = app;
@@ -31,30 +31,30 @@ use vitalsign_core::PointHandle;
 ///
 /// [`Monitoring`]: crate::Monitoring
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CountRequestBody;
+pub struct RequestBodySize;
 
-impl<S, B> Transform<S, ServiceRequest> for CountRequestBody
+impl<S, B> Transform<S, ServiceRequest> for RequestBodySize
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Transform = CountRequestBodyMiddleware<S>;
+    type Transform = RequestBodySizeMiddleware<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(CountRequestBodyMiddleware { service }))
+        ready(Ok(RequestBodySizeMiddleware { service }))
     }
 }
 
-/// The service of [`CountRequestBody`].
+/// The service of [`RequestBodySize`].
 #[derive(Debug)]
-pub struct CountRequestBodyMiddleware<S> {
+pub struct RequestBodySizeMiddleware<S> {
     service: S,
 }
 
-impl<S, B> Service<ServiceRequest> for CountRequestBodyMiddleware<S>
+impl<S, B> Service<ServiceRequest> for RequestBodySizeMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {

@@ -262,6 +262,7 @@ pub struct EndpointRequest<'a> {
 
 /// An endpoint's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EndpointResponse {
     /// HTTP status.
     pub status: u16,

@@ -1,7 +1,7 @@
 //! Handler-side API: add tags and fields to the current request's point, attach an error code,
 //! and time a section of the handler's work into a field.
 //!
-//! Adapters run the inner service inside [`InFlight::in_scope`](crate::InFlight::in_scope); while
+//! Adapters run the inner service inside [`Flight::in_scope`](crate::adapter::Flight::in_scope); while
 //! it runs, [`PointHandle::current`] returns the handle of that request (a thread-local: the fast
 //! path). Nothing is allocated for a request whose handler never asks for its handle.
 //!
@@ -29,7 +29,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use vitalsign_core::{FieldValue, MemorySink, Monitor, PointHandle, RequestStart};
+//! use vitalsign_core::adapter::{self, RequestStart};
+//! use vitalsign_core::{FieldValue, MemorySink, Monitor, PointHandle};
 //!
 //! fn handler() -> &'static str {
 //!     let point = PointHandle::current().expect("inside a monitored request");
@@ -42,9 +43,10 @@
 //!
 //! let sink = Arc::new(MemorySink::new(10));
 //! let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
-//! let mut flight = monitor
-//!     .begin(RequestStart { method: b"GET", path: "/users/1", route: Some("/users/{id}"), request_id: None })
-//!     .unwrap();
+//! let mut flight = adapter::begin(
+//!     &monitor,
+//!     RequestStart::new(b"GET", "/users/1").with_route(Some("/users/{id}")),
+//! );
 //! assert_eq!(flight.in_scope(handler), "ada");
 //! flight.set_status(200);
 //! flight.complete();
@@ -555,7 +557,8 @@ mod unrecorded_and_carried {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::{Flight, MemorySink, Monitor, RequestStart};
+    use crate::adapter::{Flight, RequestStart};
+    use crate::{MemorySink, Monitor};
 
     fn monitor() -> (Monitor, Arc<MemorySink>) {
         let sink = Arc::new(MemorySink::new(10));
@@ -568,12 +571,10 @@ mod unrecorded_and_carried {
     }
 
     fn begin(monitor: &Monitor, path: &str) -> Flight {
-        Flight::from(monitor.begin(RequestStart {
-            method: b"GET",
-            path,
-            route: Some(path),
-            request_id: None,
-        }))
+        crate::adapter::begin(
+            monitor,
+            RequestStart::new(b"GET", path).with_route(Some(path)),
+        )
     }
 
     /// Regression (review item 15): an excluded request ran its handler outside any scope, so
@@ -590,7 +591,7 @@ mod unrecorded_and_carried {
         assert_eq!(handle.request_id(), RequestId::EMPTY);
         assert!(PointHandle::current().is_none(), "scope left");
         let mut response = flight.response(200);
-        response.body_ended();
+        response.complete();
         assert!(sink.requests().is_empty());
         assert_eq!(sink.started(), 0);
     }
@@ -608,7 +609,7 @@ mod unrecorded_and_carried {
             assert!(PointHandle::current().unwrap().is_recording());
         });
         assert!(PointHandle::current().is_none());
-        outer.response(200).body_ended();
+        outer.response(200).complete();
         assert_eq!(outer_sink.requests()[0].tag("from"), Some("inner handler"));
     }
 
@@ -643,7 +644,7 @@ mod unrecorded_and_carried {
         flight.in_scope(|| {
             PointHandle::current().unwrap().field("here", true);
         });
-        flight.response(200).body_ended();
+        flight.response(200).complete();
         let point = &sink.requests()[0];
         assert_eq!(point.tag("where"), Some("other thread"));
         assert_eq!(point.field("here"), Some(&crate::FieldValue::Bool(true)));

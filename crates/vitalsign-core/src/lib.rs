@@ -2,16 +2,19 @@
 //! route and method policy, the [`Monitor`], error classification and [`Sink`]s.
 //!
 //! Adapters (the Tower layer in `vitalsign-tower`, the actix-web middleware) extract
-//! `(method, route template, status, timings)` from their framework and drive an [`InFlight`]
-//! guard obtained from [`Monitor::begin`]; every rule lives here, once.
+//! `(method, route template, status, timings)` from their framework and drive a
+//! [`Flight`](adapter::Flight) obtained from [`adapter::begin`]; every rule lives here, once.
+//! The [`adapter`] module has what a new adapter needs.
 //!
 //! ```
-//! use vitalsign_core::{Monitor, RequestStart};
+//! use vitalsign_core::adapter::{self, RequestStart};
+//! use vitalsign_core::Monitor;
 //!
 //! let monitor = Monitor::builder("shop").build()?;
-//! let mut flight = monitor
-//!     .begin(RequestStart { method: b"GET", path: "/users/7", route: Some("/users/{id}"), request_id: None })
-//!     .expect("not excluded");
+//! let mut flight = adapter::begin(
+//!     &monitor,
+//!     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}")),
+//! );
 //! flight.set_status(200);
 //! flight.complete();
 //! let metrics = monitor.render_metrics().unwrap();
@@ -29,6 +32,7 @@
 //!   of their own for any framework, on hyper's HTTP/1 server.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adapter;
 #[cfg(feature = "admin")]
 pub mod admin;
 mod cache;
@@ -55,9 +59,9 @@ pub use handle::{PointHandle, SectionTimer};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;
 pub use monitor::{
-    ConfigError, ConfigErrorKind, Flight, InFlight, Monitor, MonitorBuilder, RequestInfo,
-    RequestStart, DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS,
-    MAX_LABEL_TAGS, OVERFLOW_ROUTE, RESERVED_LABEL_NAMES,
+    ConfigError, ConfigErrorKind, Monitor, MonitorBuilder, RequestInfo, DEFAULT_DURATION_BUCKETS,
+    DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
+    RESERVED_LABEL_NAMES,
 };
 pub use point::{
     AggregatePoint, ErrorPoint, Field, FieldValue, OwnedRequestPoint, RequestPoint, Tag,

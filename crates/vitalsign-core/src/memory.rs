@@ -2,13 +2,15 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use vitalsign_core::{MemorySink, Monitor, RequestStart};
+//! use vitalsign_core::adapter::{self, RequestStart};
+//! use vitalsign_core::{MemorySink, Monitor};
 //!
 //! let sink = Arc::new(MemorySink::new(1_000));
 //! let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
-//! let mut flight = monitor
-//!     .begin(RequestStart { method: b"GET", path: "/a", route: Some("/a"), request_id: Some(b"id-1") })
-//!     .unwrap();
+//! let mut flight = adapter::begin(
+//!     &monitor,
+//!     RequestStart::new(b"GET", "/a").with_route(Some("/a")).with_request_id(Some(b"id-1")),
+//! );
 //! flight.set_status(503);
 //! flight.complete();
 //! assert_eq!(sink.requests()[0].request_id.as_str(), "id-1");
@@ -23,6 +25,7 @@ use crate::{ErrorPoint, Method, OwnedRequestPoint, RequestId, RequestPoint, Sink
 
 /// An error point as kept by [`MemorySink`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OwnedErrorPoint {
     /// Id of the failed request.
     pub request_id: RequestId,

@@ -39,8 +39,9 @@ pub enum Method {
 }
 
 impl Method {
-    /// Every value, in a fixed order (the order of [`Method::index`]).
-    pub const ALL: [Method; 10] = [
+    /// Every value, in a fixed order (the order of [`Method::index`]). A slice, whose length
+    /// may grow with the enum.
+    pub const ALL: &'static [Method] = &[
         Method::Get,
         Method::Head,
         Method::Post,

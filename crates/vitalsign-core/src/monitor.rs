@@ -391,7 +391,7 @@ impl MonitorBuilder {
 
     /// Also exports `http_server_request_body_size_bytes`: request body bytes actually read.
     /// Needs the adapter's request-body counting middleware (`RequestBodySizeLayer` inside
-    /// `MonitorLayer`, or actix's `CountRequestBody` inside `Monitoring`). Defaults to `false`.
+    /// `MonitorLayer`, or actix's `RequestBodySize` inside `Monitoring`). Defaults to `false`.
     pub fn request_size_histogram(mut self, on: bool) -> Self {
         self.request_size_histogram = on;
         self
@@ -1028,7 +1028,19 @@ struct Inner {
 }
 
 /// What an adapter knows about a request when it arrives.
+///
+/// It may gain fields (`#[non_exhaustive]`): build it with [`RequestStart::new`] and the
+/// `with_*` methods (all `const`, free at run time).
+///
+/// ```
+/// use vitalsign_core::adapter::RequestStart;
+///
+/// const START: RequestStart<'static> =
+///     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}"));
+/// assert_eq!(START.request_id, None);
+/// ```
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RequestStart<'a> {
     /// The method token as received.
     pub method: &'a [u8],
@@ -1038,6 +1050,36 @@ pub struct RequestStart<'a> {
     pub route: Option<&'a str>,
     /// The `x-request-id` header, if present.
     pub request_id: Option<&'a [u8]>,
+}
+
+impl<'a> RequestStart<'a> {
+    /// A request with this method token and raw path, no route template (yet) and no
+    /// `x-request-id` header.
+    #[inline]
+    pub const fn new(method: &'a [u8], path: &'a str) -> Self {
+        RequestStart {
+            method,
+            path,
+            route: None,
+            request_id: None,
+        }
+    }
+
+    /// With the matched route template (`None`: the router matched none).
+    #[inline]
+    #[must_use]
+    pub const fn with_route(mut self, route: Option<&'a str>) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// With the `x-request-id` header's value.
+    #[inline]
+    #[must_use]
+    pub const fn with_request_id(mut self, request_id: Option<&'a [u8]>) -> Self {
+        self.request_id = request_id;
+        self
+    }
 }
 
 impl Monitor {
@@ -1052,25 +1094,27 @@ impl Monitor {
     }
 
     /// Requests started and not yet recorded.
-    pub fn in_flight(&self) -> i64 {
-        self.inner.in_flight.load(Ordering::Acquire)
+    pub fn in_flight(&self) -> u64 {
+        // The counter goes up before it goes down; a negative reading cannot happen, and would
+        // read as none.
+        u64::try_from(self.inner.in_flight.load(Ordering::Acquire)).unwrap_or(0)
     }
 
     /// Path parameters kept as labels ([`MonitorBuilder::path_label`]); adapters hand their
-    /// values to [`InFlight::tag`].
-    pub fn path_labels(&self) -> &[Cow<'static, str>] {
+    /// values to [`Flight::path_param`]. Adapter API: [`crate::adapter::path_labels`].
+    pub(crate) fn path_labels(&self) -> &[Cow<'static, str>] {
         &self.inner.path_labels
     }
 
     /// Whether label functions are configured ([`MonitorBuilder::label_fn`]); adapters then
-    /// call [`InFlight::apply_label_fns`].
-    pub fn has_label_fns(&self) -> bool {
+    /// call [`Flight::apply_label_fns`].
+    pub(crate) fn has_label_fns(&self) -> bool {
         !self.inner.label_fns.is_empty()
     }
 
     /// Whether adapters put each request's handle into the request's extensions
     /// ([`MonitorBuilder::point_in_extensions`]; see [`Flight::carry`]).
-    pub fn point_in_extensions(&self) -> bool {
+    pub(crate) fn point_in_extensions(&self) -> bool {
         self.inner.point_in_extensions
     }
 
@@ -1147,7 +1191,7 @@ impl Monitor {
 
     /// The application's custom stats (under `custom` in `/stats`, and on `/metrics`).
     #[cfg(feature = "stats")]
-    pub fn stats(&self) -> crate::stats::CustomStats {
+    pub fn custom_stats(&self) -> crate::stats::CustomStats {
         self.inner.stats.custom.clone()
     }
 
@@ -1160,7 +1204,7 @@ impl Monitor {
     /// Starts an event-loop delay probe on the Tokio runtime of the calling thread (once per
     /// thread, while that runtime runs). The actix adapter calls it on every worker; nothing
     /// happens outside a runtime.
-    pub fn probe_runtime(&self) {
+    pub(crate) fn probe_runtime(&self) {
         #[cfg(feature = "stats")]
         self.inner.stats.probes.attach();
     }
@@ -1168,7 +1212,7 @@ impl Monitor {
     /// [`Monitor::probe_runtime`] on the first call, a relaxed atomic load afterwards (the
     /// Tower layer calls it on every request: a multi-thread runtime needs one probe); again
     /// once the probed runtime has shut down.
-    pub fn probe_runtime_once(&self) {
+    pub(crate) fn probe_runtime_once(&self) {
         #[cfg(feature = "stats")]
         self.inner.stats.probes.attach_once();
     }
@@ -1202,7 +1246,7 @@ impl Monitor {
         };
         let _ = tokio::time::timeout(deadline, wait).await;
         let waited = started.elapsed();
-        let cut = self.in_flight().max(0);
+        let cut = self.in_flight();
         // Then push sinks send what they queued, within what is left of the deadline.
         let flushes: Vec<_> = self.inner.sinks.iter().filter_map(|s| s.flush()).collect();
         let all_flushed = async {
@@ -1233,21 +1277,26 @@ impl Monitor {
         self.inner.prometheus.as_deref()
     }
 
-    /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink.
+    /// Renders the Prometheus exposition text (`/metrics`); `None` without a Prometheus sink
+    /// (built without the `prometheus` feature, or with `MonitorBuilder::without_prometheus`).
+    /// Offered whatever the features, so that adapters need no feature of their own to serve
+    /// `/metrics`.
     ///
     /// The one call that renders everything: vitalsign's histograms and gauges, the
-    /// recorder's series (the application's own too with
-    /// [`MonitorBuilder::prometheus_handle`]), the process and runtime series. An application
-    /// that serves `/metrics` with a handler of its own answers this text (with
+    /// recorder's series (the application's own too with `MonitorBuilder::prometheus_handle`),
+    /// the process and runtime series. An application that serves `/metrics` with a handler of
+    /// its own answers this text (with
     /// [`PROMETHEUS_CONTENT_TYPE`](crate::endpoint::PROMETHEUS_CONTENT_TYPE)); a shared
     /// handle's own `render()` lacks vitalsign's histograms.
-    #[cfg(feature = "prometheus")]
     pub fn render_metrics(&self) -> Option<String> {
-        self.prometheus().map(|p| p.render())
+        #[cfg(feature = "prometheus")]
+        return self.prometheus().map(|p| p.render());
+        #[cfg(not(feature = "prometheus"))]
+        return None;
     }
 
     /// Whether a request to this path / route template is excluded from recording.
-    pub fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
+    pub(crate) fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
         if self
             .inner
             .excluded_prefixes
@@ -1265,7 +1314,7 @@ impl Monitor {
     /// request arrives, so that the request is left out from its start (never in flight, never
     /// started in a sink), as with an adapter that knows its route from the start. Cheap, and
     /// false for most paths; may be true for a path that is routed elsewhere.
-    pub fn may_route_to_excluded_template(&self, path: &str) -> bool {
+    pub(crate) fn may_route_to_excluded_template(&self, path: &str) -> bool {
         let templates = &self.inner.excluded_templates;
         !templates.is_empty()
             && (templates.iter().any(|t| t.may_route(path))
@@ -1289,10 +1338,9 @@ impl Monitor {
                 .any(|e| e.len() == candidate.len() && **e == *candidate)
     }
 
-    /// Called by adapters when a request arrives. Returns `None` for an excluded request;
-    /// otherwise an [`InFlight`] guard that records the request exactly once: at
-    /// [`InFlight::complete`], or when dropped (a disconnect, or a panic recorded as 500).
-    pub fn begin(&self, start: RequestStart<'_>) -> Option<InFlight> {
+    /// A request arrives: `None` for an excluded request, otherwise the guard that records it
+    /// exactly once. Adapters call [`crate::adapter::begin`], which wraps it in a [`Flight`].
+    pub(crate) fn begin(&self, start: RequestStart<'_>) -> Option<InFlight> {
         if self.is_excluded(start.path, start.route) {
             return None;
         }
@@ -1550,7 +1598,7 @@ const BODY_ERROR_CODE: &str = "body_error";
 /// [`InFlight::in_scope`].
 #[derive(Debug)]
 #[must_use = "dropping an InFlight records the request as a disconnect"]
-pub struct InFlight {
+pub(crate) struct InFlight {
     monitor: Monitor,
     method: Method,
     route: Route,
@@ -1569,12 +1617,12 @@ pub struct InFlight {
 
 impl InFlight {
     /// The request id.
-    pub fn request_id(&mut self) -> RequestId {
+    pub(crate) fn request_id(&mut self) -> RequestId {
         self.scope.request_id()
     }
 
     /// The route label this request is recorded under.
-    pub fn route(&self) -> &str {
+    pub(crate) fn route(&self) -> &str {
         match &self.route {
             Route::Slot(Route::UNMATCHED_SLOT) => UNMATCHED_ROUTE,
             Route::Slot(Route::OVERFLOW_SLOT) => OVERFLOW_ROUTE,
@@ -1588,11 +1636,6 @@ impl InFlight {
         }
     }
 
-    /// The method label this request is recorded under.
-    pub fn method(&self) -> Method {
-        self.method
-    }
-
     /// Runs `f` (a call or poll of the inner service or body) with this request as the thread's
     /// current request, so that [`PointHandle::current`](crate::PointHandle::current) finds it,
     /// and notes a panic unwinding out of `f`.
@@ -1602,7 +1645,7 @@ impl InFlight {
     /// worker thread that long. Adapters use it for the polls of the handler's future; the
     /// call of the inner service ([`Flight::in_call`]) and the polls of the response body
     /// ([`InFlight::watch_panics`]) are not timed.
-    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "stats")]
         let started = self.monitor.inner.stats.polls.start();
         let result = self.scope.enter(f);
@@ -1612,20 +1655,20 @@ impl InFlight {
     }
 
     /// The handle of this request's point (made now if no handler has asked for it yet).
-    pub fn handle(&mut self) -> crate::PointHandle {
+    pub(crate) fn handle(&mut self) -> crate::PointHandle {
         self.scope.handle()
     }
 
     /// Runs `f` noting only a panic unwinding out of it (cheaper than
     /// [`InFlight::in_scope`]; for polls of the response body, where no handler extracts).
-    /// Not timed: a handler that blocks its worker does so in the calls and polls that
+    /// Not timed: a handler that blocks its worker does so in the polls that
     /// [`InFlight::in_scope`] times, and body frames are polled many times per request.
-    pub fn watch_panics<R>(&mut self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn watch_panics<R>(&mut self, f: impl FnOnce() -> R) -> R {
         self.scope.watch(f)
     }
 
     /// The response head is known (its time is noted as the time to the response head).
-    pub fn set_status(&mut self, status: u16) {
+    pub(crate) fn set_status(&mut self, status: u16) {
         self.status = Some(status);
         let head = self.monitor.inner.clock.since(self.start).as_nanos();
         self.head_nanos = u64::try_from(head).unwrap_or(NO_HEAD - 1).min(NO_HEAD - 1);
@@ -1636,7 +1679,7 @@ impl InFlight {
     /// [`UNMATCHED_ROUTE`]. A route that is excluded from recording (an excluded path that is
     /// a route template, such as `/health/{component}`) makes the request unrecorded; it still
     /// counted in flight while it ran, as a request with an excluded status does.
-    pub fn set_route(&mut self, route: Option<&str>) {
+    pub(crate) fn set_route(&mut self, route: Option<&str>) {
         self.route = match route {
             None => Route::UNMATCHED,
             Some(route) => {
@@ -1648,7 +1691,7 @@ impl InFlight {
 
     /// A path parameter of this request: kept as a label if [`MonitorBuilder::path_label`]
     /// asked for it on this request's route.
-    pub fn path_param(&mut self, name: &str, value: &str) {
+    pub(crate) fn path_param(&mut self, name: &str, value: &str) {
         let inner = Arc::clone(&self.monitor.inner);
         let Some(label) = inner.path_labels.iter().find(|l| **l == *name) else {
             return;
@@ -1665,7 +1708,7 @@ impl InFlight {
 
     /// Adds a tag to this request's point (as a handler would; adapters use it for path
     /// parameters kept as labels). Allocates, like a handler's tag.
-    pub fn tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub(crate) fn tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         let (key, value) = (key.into(), value.into());
         self.scope.enter(|| {
             if let Some(point) = crate::PointHandle::current() {
@@ -1675,7 +1718,7 @@ impl InFlight {
     }
 
     /// Runs the monitor's label functions on `request` and tags the point with their results.
-    pub fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
+    pub(crate) fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
         let monitor = self.monitor.clone();
         for (name, f) in &monitor.inner.label_fns {
             if let Some(value) = (f.0)(request) {
@@ -1685,20 +1728,20 @@ impl InFlight {
     }
 
     /// `n` more bytes of response body were produced.
-    pub fn add_body_bytes(&mut self, n: u64) {
+    pub(crate) fn add_body_bytes(&mut self, n: u64) {
         self.body_bytes += n;
     }
 
     /// Whether the response, by HTTP's rules, has a body to wait for: not for `HEAD`, nor for
     /// status 1xx, 204 or 304 (RFC 9110 §6.4.1). Servers drop such bodies unpolled, so an adapter
     /// completes the request at the response head when this is false.
-    pub fn response_has_body(&self) -> bool {
+    pub(crate) fn response_has_body(&self) -> bool {
         self.method != Method::Head && !matches!(self.status, Some(100..=199 | 204 | 304))
     }
 
     /// The response ended normally (last body frame sent, or an empty body).
     /// Records the request; later calls and the drop do nothing.
-    pub fn complete(&mut self) {
+    pub(crate) fn complete(&mut self) {
         if !std::mem::replace(&mut self.done, true) {
             self.monitor.record(self, false);
         }
@@ -1707,7 +1750,7 @@ impl InFlight {
     /// The response body yielded an error: records the request now, with the status it was
     /// sent with, as an error with error code `body_error` (unless the handler attached a code),
     /// not as a disconnect. Later calls and the drop do nothing.
-    pub fn body_failed(&mut self) {
+    pub(crate) fn body_failed(&mut self) {
         if !self.done {
             self.body_failed = true;
             self.complete();
@@ -1715,24 +1758,57 @@ impl InFlight {
     }
 }
 
-/// What an adapter carries from the request to the end of the response body: the request's
-/// [`InFlight`] guard, or nothing for a request excluded from recording. Every step an adapter
-/// takes is one call here, so that the Tower layer and the actix middleware share one logic.
+/// One request being served: the guard that an adapter carries from the request
+/// ([`adapter::begin`](crate::adapter::begin)) to the end of the response body. Every step an
+/// adapter takes is one call here, so that the Tower layer and the actix middleware share one
+/// logic.
+///
+/// Records exactly once: at [`Flight::complete`] for a response that ended normally, at
+/// [`Flight::body_failed`] for one whose body failed, at [`Flight::failed`] for an inner
+/// service that failed; dropping it before that records a disconnect (status
+/// [`CLIENT_CLOSED_REQUEST`] if no response head was seen), or status 500 with error code
+/// `panic` if the inner service panicked inside [`Flight::in_scope`]. A request excluded from
+/// recording ([`MonitorBuilder::exclude_path`]) gets a flight that records nothing
+/// ([`Flight::is_recording`] is `false`), on which every call is cheap.
 #[derive(Debug, Default)]
 #[must_use = "dropping a Flight before it completes records a disconnect"]
 pub struct Flight(Option<InFlight>);
 
-impl From<Option<InFlight>> for Flight {
-    fn from(flight: Option<InFlight>) -> Self {
+impl Flight {
+    #[inline]
+    pub(crate) fn from_start(flight: Option<InFlight>) -> Self {
         Flight(flight)
     }
-}
 
-impl Flight {
-    /// Runs `f` (a call or poll of the inner service, future or body) inside the request's
-    /// scope (see [`InFlight::in_scope`]); for an excluded request, inside a scope where
-    /// handlers get a handle that records nothing (see
-    /// [`PointHandle::noop`](crate::PointHandle::noop)).
+    /// Whether this flight records its request (`false` for an excluded request, and once the
+    /// request has been recorded or has moved on with [`Flight::response`]).
+    pub fn is_recording(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The request id (the `x-request-id` header's, the one a handler created, or a fresh one,
+    /// kept), for an adapter that echoes it; `None` once the flight no longer records.
+    pub fn request_id(&mut self) -> Option<RequestId> {
+        self.0.as_mut().map(InFlight::request_id)
+    }
+
+    /// The response head is here, with this status (its time is noted as the time to the
+    /// response head). [`Flight::response`] does this and moves the flight on with the body.
+    pub fn set_status(&mut self, status: u16) {
+        if let Some(flight) = &mut self.0 {
+            flight.set_status(status);
+        }
+    }
+
+    /// Runs `f` (a call or poll of the inner service, future or body) with this request as
+    /// the thread's current request, so that
+    /// [`PointHandle::current`](crate::PointHandle::current) finds it, and notes a panic
+    /// unwinding out of `f`; for an excluded request, inside a scope where handlers get a
+    /// handle that records nothing (see [`PointHandle::noop`](crate::PointHandle::noop)).
+    ///
+    /// Each call is timed (two reads of the TSC): the maximum event-loop delay of a collection
+    /// interval on `/stats` is at least its longest call, since a poll that blocks holds its
+    /// worker thread that long.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         match &mut self.0 {
             Some(flight) => flight.in_scope(f),
@@ -1750,7 +1826,7 @@ impl Flight {
     }
 
     /// The handle an adapter puts into the request's extensions when
-    /// [`Monitor::point_in_extensions`] is set, given the one already there (`carried`): this
+    /// [`adapter::point_in_extensions`](crate::adapter::point_in_extensions) is true, given the one already there (`carried`): this
     /// request's handle; for an excluded request, a handle that records nothing, unless the
     /// extensions already carry one (an outer monitor's). `None`: leave the extensions alone.
     pub fn carry(&mut self, carried: Option<&crate::PointHandle>) -> Option<crate::PointHandle> {
@@ -1760,7 +1836,8 @@ impl Flight {
         }
     }
 
-    /// Runs `f` (a poll of the response body) noting a panic unwinding out of it.
+    /// Runs `f` (a poll of the response body) noting a panic unwinding out of it (cheaper than
+    /// [`Flight::in_scope`], as no handler extracts there; timed as it is).
     pub fn in_body<R>(&mut self, f: impl FnOnce() -> R) -> R {
         match &mut self.0 {
             Some(flight) => flight.watch_panics(f),
@@ -1786,35 +1863,45 @@ impl Flight {
     }
 
     /// The response body is about to be sent; `empty` says it has nothing to send. Completes
-    /// at once when there is nothing to wait for (see [`InFlight::response_has_body`]).
+    /// at once when there is nothing to wait for: an empty body, or a response that by HTTP's
+    /// rules has none (`HEAD`, status 1xx, 204 or 304, RFC 9110 §6.4.1), whose body servers
+    /// drop unpolled.
     pub fn body_starts(&mut self, empty: bool) {
         if empty || self.0.as_ref().is_some_and(|f| !f.response_has_body()) {
-            self.body_ended();
+            self.complete();
         }
     }
 
-    /// Runs the label functions (see [`InFlight::apply_label_fns`]).
+    /// Runs the monitor's label functions ([`MonitorBuilder::label_fn`]) on `request` and
+    /// tags the point with their results (when
+    /// [`adapter::has_label_fns`](crate::adapter::has_label_fns) is true).
     pub fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
         if let Some(flight) = &mut self.0 {
             flight.apply_label_fns(request);
         }
     }
 
-    /// A path parameter (see [`InFlight::path_param`]).
+    /// A path parameter of this request: kept as a label if [`MonitorBuilder::path_label`]
+    /// asked for it on this request's route.
     pub fn path_param(&mut self, name: &str, value: &str) {
         if let Some(flight) = &mut self.0 {
             flight.path_param(name, value);
         }
     }
 
-    /// The route became known after the request began (see [`InFlight::set_route`]).
+    /// Sets the route template, for an adapter that learns it only after the request began
+    /// (actix-web knows the matched resource cheaply once it has routed). `None` is
+    /// [`UNMATCHED_ROUTE`]. A route that is excluded from recording (an excluded path that is
+    /// a route template, such as `/health/{component}`) makes the request unrecorded; it still
+    /// counted in flight while it ran, as a request with an excluded status does.
     pub fn set_route(&mut self, route: Option<&str>) {
         if let Some(flight) = &mut self.0 {
             flight.set_route(route);
         }
     }
 
-    /// Adds a tag to the request's point (see [`InFlight::tag`]).
+    /// Adds a tag to this request's point (as a handler would). Allocates, like a handler's
+    /// tag.
     pub fn tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         if let Some(flight) = &mut self.0 {
             flight.tag(key, value);
@@ -1828,16 +1915,18 @@ impl Flight {
         }
     }
 
-    /// The body yielded its last frame or the end: the request is recorded now.
-    pub fn body_ended(&mut self) {
+    /// The response ended normally (the body yielded its last frame or its end, or there is
+    /// no body): the request is recorded now. Later calls and the drop do nothing.
+    pub fn complete(&mut self) {
         if let Some(flight) = &mut self.0 {
             flight.complete();
             self.0 = None;
         }
     }
 
-    /// The body yielded an error: the request is recorded now, as an error with error code
-    /// `body_error` (see [`InFlight::body_failed`]).
+    /// The body yielded an error: the request is recorded now, with the status it was sent
+    /// with, as an error with error code `body_error` (unless the handler attached a code), not
+    /// as a disconnect. Later calls and the drop do nothing.
     pub fn body_failed(&mut self) {
         if let Some(flight) = &mut self.0 {
             flight.body_failed();
@@ -2112,7 +2201,7 @@ mod tests {
     #[test]
     fn a_body_error_is_an_error_point_with_its_status_and_not_a_disconnect() {
         let (monitor, sink) = monitor(|b| b);
-        let mut flight = Flight::from(monitor.begin(start(b"GET", "/s", Some("/s"))));
+        let mut flight = Flight::from_start(monitor.begin(start(b"GET", "/s", Some("/s"))));
         let mut body = flight.response(200);
         body.body_bytes(8);
         assert!(
@@ -2121,7 +2210,7 @@ mod tests {
         );
         body.body_failed();
         body.body_failed();
-        body.body_ended();
+        body.complete();
         drop(body);
         let points = sink.requests();
         assert_eq!(points.len(), 1, "recorded exactly once");

@@ -8,21 +8,11 @@
 //! use vitalsign_core::{Method, RequestId, RequestPoint};
 //!
 //! let id = RequestId::generate();
-//! let point = RequestPoint {
-//!     service: "shop",
-//!     route: "/users/{id}",
-//!     method: Method::Get,
-//!     status_code: 200,
-//!     request_id: &id,
-//!     execution_time: 0.012,
-//!     start_unix_nanos: 1_700_000_000_000_000_000,
-//!     disconnected: false,
-//!     head_time: Some(0.004),
-//!     response_body_bytes: 42,
-//!     request_body_bytes: 0,
-//!     tags: &[],
-//!     fields: &[],
-//! };
+//! // As a custom sink's test builds one: the required parts, then any other field.
+//! let mut point = RequestPoint::new("shop", "/users/{id}", Method::Get, 200, &id);
+//! point.execution_time = 0.012;
+//! point.head_time = Some(0.004);
+//! point.response_body_bytes = 42;
 //! assert_eq!(RequestPoint::SERIES, "requests");
 //! assert_eq!(point.to_owned_point().route, "/users/{id}");
 //! ```
@@ -125,7 +115,11 @@ fn find_field<'f>(fields: &'f [Field], key: &str) -> Option<&'f FieldValue> {
 ///
 /// Tags: `service`, `route`, `method`, `status_code`, plus [`RequestPoint::tags`].
 /// Fields: `request_id`, `execution_time`, plus [`RequestPoint::fields`].
+///
+/// It may gain fields (`#[non_exhaustive]`): build one with [`RequestPoint::new`] and set the
+/// other fields.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RequestPoint<'a> {
     /// The monitor's service name.
     pub service: &'a str,
@@ -158,7 +152,34 @@ pub struct RequestPoint<'a> {
     pub fields: &'a [Field],
 }
 
-impl RequestPoint<'_> {
+impl<'a> RequestPoint<'a> {
+    /// A point of a request with no tags, fields, body bytes or response head, that took no
+    /// time, started at the Unix epoch; set the other fields as needed (for tests of custom
+    /// sinks).
+    pub fn new(
+        service: &'a str,
+        route: &'a str,
+        method: Method,
+        status_code: u16,
+        request_id: &'a RequestId,
+    ) -> Self {
+        RequestPoint {
+            service,
+            route,
+            method,
+            status_code,
+            request_id,
+            execution_time: 0.0,
+            start_unix_nanos: 0,
+            disconnected: false,
+            head_time: None,
+            response_body_bytes: 0,
+            request_body_bytes: 0,
+            tags: &[],
+            fields: &[],
+        }
+    }
+
     /// Series name of request points.
     pub const SERIES: &'static str = "requests";
 
@@ -199,6 +220,7 @@ impl RequestPoint<'_> {
 
 /// One failed request (series `errors`): the request's tags plus `error_code`.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct ErrorPoint<'a> {
     /// The request this error belongs to.
     pub request: &'a RequestPoint<'a>,
@@ -207,7 +229,15 @@ pub struct ErrorPoint<'a> {
     pub error_code: &'a str,
 }
 
-impl ErrorPoint<'_> {
+impl<'a> ErrorPoint<'a> {
+    /// The error point of `request`, with this error code.
+    pub fn new(request: &'a RequestPoint<'a>, error_code: &'a str) -> Self {
+        ErrorPoint {
+            request,
+            error_code,
+        }
+    }
+
     /// Series name of error points.
     pub const SERIES: &'static str = "errors";
 }
@@ -215,6 +245,7 @@ impl ErrorPoint<'_> {
 /// An owned [`RequestPoint`].
 #[derive(Clone, Debug, PartialEq)]
 #[allow(missing_docs)] // same fields as RequestPoint
+#[non_exhaustive]
 pub struct OwnedRequestPoint {
     pub service: String,
     pub route: String,
@@ -246,7 +277,11 @@ impl OwnedRequestPoint {
 /// One aggregate of one period for one tag set, emitted by a
 /// [`PeriodAggregator`](crate::sinks::PeriodAggregator): `count`, `min`, `max` and `sum` of
 /// `execution_time` (seconds) over the requests (or errors) whose start fell in the period.
+///
+/// It may gain fields (`#[non_exhaustive]`): build one with [`AggregatePoint::new`] and set the
+/// figures.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct AggregatePoint<'a> {
     /// `requests` or `errors`.
     pub series: &'a str,
@@ -265,4 +300,27 @@ pub struct AggregatePoint<'a> {
     pub max: f64,
     /// Sum of execution times, seconds.
     pub sum: f64,
+}
+
+impl<'a> AggregatePoint<'a> {
+    /// An aggregate of no request (`count`, `min`, `max` and `sum` zero) of `series` for the tag
+    /// set `tags`, over the period of length `period` starting at `period_start_unix_nanos`;
+    /// set the figures as needed (for tests of custom sinks).
+    pub fn new(
+        series: &'a str,
+        tags: &'a [(String, String)],
+        period_start_unix_nanos: u64,
+        period: std::time::Duration,
+    ) -> Self {
+        AggregatePoint {
+            series,
+            tags,
+            period_start_unix_nanos,
+            period,
+            count: 0,
+            min: 0.0,
+            max: 0.0,
+            sum: 0.0,
+        }
+    }
 }

@@ -31,7 +31,11 @@ use crate::{AggregatePoint, ErrorPoint, Method, RequestPoint};
 
 /// What a push sink reports about its queue, for `/metrics`
 /// (`vitalsign_sink_*_points_total{sink}`) and `/stats` (`sinks`).
+///
+/// It may gain fields (`#[non_exhaustive]`): a sink builds it with [`SinkReport::new`] and sets
+/// the counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SinkReport {
     /// The sink's name (the `sink` label).
     pub name: &'static str,
@@ -41,6 +45,25 @@ pub struct SinkReport {
     pub dropped: u64,
     /// Points waiting in the queue.
     pub queued: u64,
+}
+
+impl SinkReport {
+    /// The report of the sink named `name` (the `sink` label), all counts zero.
+    ///
+    /// ```
+    /// use vitalsign_core::SinkReport;
+    ///
+    /// let mut report = SinkReport::new("my_sink");
+    /// report.sent = 10;
+    /// report.queued = 2;
+    /// assert_eq!(report.dropped, 0);
+    /// ```
+    pub fn new(name: &'static str) -> Self {
+        SinkReport {
+            name,
+            ..SinkReport::default()
+        }
+    }
 }
 
 /// Receives the monitoring points of a [`Monitor`](crate::Monitor).
@@ -162,7 +185,8 @@ impl Panics {
         }
     }
 
-    /// `(name, panics)` of every slot.
+    /// `(name, panics)` of every slot (read by the Prometheus sink).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.names
             .iter()

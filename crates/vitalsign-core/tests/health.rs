@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vitalsign_core::adapter::RequestStart;
 use vitalsign_core::endpoint::{EndpointRequest, HEALTH_JSON_CONTENT_TYPE};
 use vitalsign_core::health::{Check, Condition, Level, Rule, Signal, Task, TaskStatus};
-use vitalsign_core::{Monitor, MonitorBuilder, RequestStart};
+use vitalsign_core::{Monitor, MonitorBuilder};
 
 const FAST: Duration = Duration::from_millis(20);
 
@@ -353,15 +354,11 @@ async fn task_statuses_count_toward_a_threshold() {
 }
 
 /// A request to `/x` in flight.
-fn begin(monitor: &Monitor) -> vitalsign_core::InFlight {
-    monitor
-        .begin(RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        })
-        .unwrap()
+fn begin(monitor: &Monitor) -> vitalsign_core::adapter::Flight {
+    vitalsign_core::adapter::begin(
+        monitor,
+        RequestStart::new(b"GET", "/x").with_route(Some("/x")),
+    )
 }
 
 fn request(monitor: &Monitor, status: u16) {

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use vitalsign_core::adapter::RequestStart;
 use vitalsign_core::health::{Condition, Rule, Signal, HEALTH_THREAD};
-use vitalsign_core::{Monitor, RequestStart};
+use vitalsign_core::Monitor;
 
 /// The application's runtime thread.
 const APP_THREAD: &str = "idle-app";
@@ -38,14 +39,10 @@ fn both() -> (u64, u64) {
 }
 
 fn request(monitor: &Monitor) {
-    let mut flight = monitor
-        .begin(RequestStart {
-            method: b"GET",
-            path: "/x",
-            route: Some("/x"),
-            request_id: None,
-        })
-        .unwrap();
+    let mut flight = vitalsign_core::adapter::begin(
+        monitor,
+        RequestStart::new(b"GET", "/x").with_route(Some("/x")),
+    );
     flight.set_status(200);
     flight.complete();
 }
@@ -79,7 +76,7 @@ fn an_idle_monitor_wakes_no_thread() {
                     .build()
                     .unwrap();
                 runtime.block_on(async {
-                    monitor.probe_runtime();
+                    vitalsign_core::adapter::probe_runtime(&monitor);
                     for _ in 0..20 {
                         request(&monitor);
                         tokio::time::sleep(Duration::from_millis(10)).await;

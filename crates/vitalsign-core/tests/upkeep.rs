@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use vitalsign_core::adapter::RequestStart;
 use vitalsign_core::prometheus::UPKEEP_THREAD;
-use vitalsign_core::{Monitor, RequestStart};
+use vitalsign_core::Monitor;
 
 /// `/proc/self/task/*/status` of the threads named like the upkeep thread (Linux keeps 15
 /// bytes of a name).
@@ -70,14 +71,10 @@ fn upkeep_runs_while_the_monitor_lives_and_stops_with_it() {
     });
     let second = monitor.clone();
     for _ in 0..1000 {
-        let mut flight = second
-            .begin(RequestStart {
-                method: b"GET",
-                path: "/a",
-                route: Some("/a"),
-                request_id: None,
-            })
-            .unwrap();
+        let mut flight = vitalsign_core::adapter::begin(
+            &second,
+            RequestStart::new(b"GET", "/a").with_route(Some("/a")),
+        );
         flight.set_status(200);
         flight.complete();
     }

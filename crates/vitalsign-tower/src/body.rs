@@ -5,7 +5,7 @@ use std::task::{ready, Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use vitalsign_core::Flight;
+use vitalsign_core::adapter::Flight;
 
 pin_project! {
     /// The response body of [`MonitorService`](crate::MonitorService): records the request when
@@ -52,8 +52,8 @@ impl<B: Body> Body for ResponseBody<B> {
         }
         match &result {
             // hyper stops polling a body with an exact length once it reports its end.
-            None => this.flight.body_ended(),
-            Some(Ok(_)) if inner.is_end_stream() => this.flight.body_ended(),
+            None => this.flight.complete(),
+            Some(Ok(_)) if inner.is_end_stream() => this.flight.complete(),
             Some(Ok(_)) => {}
             // The response is cut short: an error of the service, not a client's hang-up.
             Some(Err(_)) => this.flight.body_failed(),

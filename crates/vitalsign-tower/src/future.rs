@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use http::Response;
 use pin_project_lite::pin_project;
-use vitalsign_core::Flight;
+use vitalsign_core::adapter::Flight;
 
 use crate::ResponseBody;
 

@@ -83,8 +83,8 @@ impl ResolveRoute for UriPath {
     }
 }
 
-/// Matches no route: every request is recorded as `unmatched`. The default without the `axum`
-/// feature; pick a real resolver with [`MonitorLayer::route_resolver`].
+/// Matches no route: every request is recorded as `unmatched`. Pick a real resolver with
+/// [`MonitorLayer::route_resolver`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoRoute;
 
@@ -94,12 +94,37 @@ impl ResolveRoute for NoRoute {
     }
 }
 
-/// The default resolver: axum's `MatchedPath` with the `axum` feature, else [`NoRoute`].
-#[cfg(feature = "axum")]
-pub type DefaultResolver = crate::axum::MatchedPathRoute;
-/// The default resolver: axum's `MatchedPath` with the `axum` feature, else [`NoRoute`].
-#[cfg(not(feature = "axum"))]
-pub type DefaultResolver = NoRoute;
+/// The resolver of [`MonitorLayer::new`]: axum's `MatchedPath` when the `axum` feature is on
+/// anywhere in the build (as [`axum::MatchedPathRoute`](crate::axum::MatchedPathRoute)),
+/// otherwise none (`unmatched`, as [`NoRoute`]).
+///
+/// It is one type whatever the features, so that turning on `axum` somewhere in a dependency
+/// graph changes no one's types: features only add. A request without a `MatchedPath`
+/// (any non-axum stack) is `unmatched` either way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultResolver;
+
+impl ResolveRoute for DefaultResolver {
+    #[inline]
+    fn resolve<'r>(&self, head: &RequestHead<'r>) -> Option<&'r str> {
+        #[cfg(feature = "axum")]
+        return crate::axum::MatchedPathRoute.resolve(head);
+        #[cfg(not(feature = "axum"))]
+        return NoRoute.resolve(head);
+    }
+
+    fn path_params(
+        &self,
+        head: &RequestHead<'_>,
+        wanted: &[std::borrow::Cow<'static, str>],
+        found: &mut dyn FnMut(&str, &str),
+    ) {
+        #[cfg(feature = "axum")]
+        crate::axum::MatchedPathRoute.path_params(head, wanted, found);
+        #[cfg(not(feature = "axum"))]
+        NoRoute.path_params(head, wanted, found);
+    }
+}
 
 /// A Tower layer that records every request through a [`Monitor`].
 ///
@@ -132,7 +157,7 @@ impl MonitorLayer {
     pub fn new(monitor: &Monitor) -> Self {
         MonitorLayer {
             monitor: monitor.clone(),
-            resolver: DefaultResolver::default(),
+            resolver: DefaultResolver,
         }
     }
 }

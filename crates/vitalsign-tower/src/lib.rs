@@ -33,9 +33,14 @@
 //!
 //! # Feature flags
 //!
-//! - `axum` (default): [`axum::MatchedPathRoute`] as the default route resolver, the
-//!   [`axum::Point`] extractor and the [`axum::endpoints`] router.
-//! - `prometheus` (default): `/metrics` in [`axum::endpoints`].
+//! None is on by default (as in tower-http).
+//!
+//! - `axum`: the `axum` module: routes from `MatchedPath` (which the [`DefaultResolver`] of
+//!   [`MonitorLayer::new`] then reads at run time; its type stays the same), the `Point`
+//!   extractor, the `endpoints` router and the admin listener.
+//!
+//! `/metrics` is served whenever the monitor has a Prometheus sink (`vitalsign-core`'s
+//! `prometheus` feature); this crate has no feature of its own for it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]

@@ -4,7 +4,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use vitalsign_core::{Flight, Monitor, RequestStart, REQUEST_ID_HEADER};
+use vitalsign_core::adapter::{self, RequestStart};
+use vitalsign_core::{Monitor, REQUEST_ID_HEADER};
 
 /// The request-id header, parsed once.
 static REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
@@ -60,32 +61,32 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        self.monitor.probe_runtime_once();
+        adapter::probe_runtime_once(&self.monitor);
         let head = head_of(&req);
-        let mut flight = Flight::from(self.monitor.begin(RequestStart {
-            method: req.method().as_str().as_bytes(),
-            path: req.uri().path(),
-            route: self.resolver.resolve(&head),
-            request_id: req.headers().get(&REQUEST_ID).map(|v| v.as_bytes()),
-        }));
-        let wanted = self.monitor.path_labels();
+        let mut flight = adapter::begin(
+            &self.monitor,
+            RequestStart::new(req.method().as_str().as_bytes(), req.uri().path())
+                .with_route(self.resolver.resolve(&head))
+                .with_request_id(req.headers().get(&REQUEST_ID).map(|v| v.as_bytes())),
+        );
+        let wanted = adapter::path_labels(&self.monitor);
         if !wanted.is_empty() {
             self.resolver
                 .path_params(&head, wanted, &mut |name, value| {
                     flight.path_param(name, value)
                 });
         }
-        if self.monitor.has_label_fns() {
+        if adapter::has_label_fns(&self.monitor) {
             let headers = req.headers();
             let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
-            let info = vitalsign_core::RequestInfo::new(
+            let info = adapter::RequestInfo::new(
                 req.method().as_str().as_bytes(),
                 req.uri().path(),
                 &lookup,
             );
             flight.apply_label_fns(&info);
         }
-        if self.monitor.point_in_extensions() {
+        if adapter::point_in_extensions(&self.monitor) {
             // For handlers on another task (behind `Buffer`, spawned): see `Point`.
             if let Some(handle) = flight.carry(req.extensions().get()) {
                 req.extensions_mut().insert(handle);

@@ -27,11 +27,12 @@ const STUCK: Duration = Duration::from_secs(1);
 
 /// What [`Monitor::shutdown`](crate::Monitor::shutdown) reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// How long it waited for in-flight requests.
     pub waited: Duration,
     /// Requests still in flight when the deadline passed (0: all finished).
-    pub cut: i64,
+    pub cut: u64,
     /// Whether every push sink sent its queue before the deadline.
     pub flushed: bool,
 }

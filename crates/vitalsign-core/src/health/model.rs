@@ -57,6 +57,7 @@ impl fmt::Display for Level {
 
 /// The state of one component.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ComponentStatus {
     /// Its level.
     pub level: Level,
@@ -72,6 +73,7 @@ pub struct ComponentStatus {
 
 /// What probes read: the state of every component, published on each change.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct HealthSnapshot {
     /// Worst component level (a non-critical component counts as degraded at worst).
     pub overall: Level,

@@ -350,12 +350,9 @@ impl InfluxSink {
     /// use vitalsign_core::{sinks::InfluxSink, Method, RequestId, RequestPoint};
     ///
     /// let id = RequestId::from_header(Some(b"r-1")).unwrap();
-    /// let point = RequestPoint {
-    ///     service: "shop", route: "/a b", method: Method::Get, status_code: 200,
-    ///     request_id: &id, execution_time: 0.5, start_unix_nanos: 1, disconnected: false,
-    ///     head_time: None, response_body_bytes: 0, request_body_bytes: 0,
-    ///     tags: &[], fields: &[],
-    /// };
+    /// let mut point = RequestPoint::new("shop", "/a b", Method::Get, 200, &id);
+    /// point.execution_time = 0.5;
+    /// point.start_unix_nanos = 1;
     /// assert_eq!(
     ///     InfluxSink::line(&point, None),
     ///     "requests,method=GET,route=/a\\ b,service=shop,status_code=200 execution_time=0.5,request_id=\"r-1\" 1\n"

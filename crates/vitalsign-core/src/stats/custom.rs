@@ -37,7 +37,7 @@ struct Sections {
 /// use vitalsign_core::Monitor;
 ///
 /// let monitor = Monitor::builder("shop").build().unwrap();
-/// let stats = monitor.stats();
+/// let stats = monitor.custom_stats();
 /// stats.inc("orders", "placed", 1);
 /// stats.set("cache", "hit_ratio", 0.93);
 /// stats.append("orders", "last_ids", "o-17", 3);

@@ -5,8 +5,8 @@
 //! use vitalsign_core::Monitor;
 //!
 //! let monitor = Monitor::builder("shop").build().unwrap();
-//! monitor.stats().inc("jobs", "processed", 3);
-//! monitor.stats().set("queue", "depth", 12.0);
+//! monitor.custom_stats().inc("jobs", "processed", 3);
+//! monitor.custom_stats().set("queue", "depth", 12.0);
 //! let stats = monitor.stats_json();
 //! assert_eq!(stats["custom"]["jobs"]["processed"], 3);
 //! assert!(stats["process"]["memory"]["resident_set_size_in_bytes"].as_u64().unwrap() > 0);
@@ -145,7 +145,7 @@ impl Stats {
     }
 
     /// The `/stats` document.
-    pub(crate) fn json(&self, in_flight: i64) -> Value {
+    pub(crate) fn json(&self, in_flight: u64) -> Value {
         let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         let delays = self.delays(&window);
         let mut system = self.system.lock().unwrap_or_else(PoisonError::into_inner);
@@ -157,7 +157,7 @@ impl Stats {
         document.insert("os".into(), os);
         document.insert("response_times".into(), cumulative.response_times_json());
         document.insert("requests".into(), cumulative.requests_json());
-        document.insert("concurrent_connections".into(), in_flight.max(0).into());
+        document.insert("concurrent_connections".into(), in_flight.into());
         document.insert(
             "collection_interval_in_millis".into(),
             (self.interval.as_millis() as u64).into(),

@@ -319,8 +319,8 @@ impl ProbeWaker {
 
 /// The longest single poll of a request's handler, future or response body in the open
 /// window: how long it held its worker thread away from every other task. Adapters poll
-/// through [`InFlight::in_scope`](crate::InFlight::in_scope) and
-/// [`InFlight::watch_panics`](crate::InFlight::watch_panics), which read the TSC around each
+/// through [`Flight::in_scope`](crate::adapter::Flight::in_scope) and
+/// [`Flight::in_body`](crate::adapter::Flight::in_body), which read the TSC around each
 /// poll, so a handler that blocks any one worker of a multi-thread runtime shows in full,
 /// whichever worker the probe happens to run on, and an idle service times nothing.
 #[derive(Debug)]
