@@ -58,6 +58,8 @@
 //! - `influx-base`: the InfluxDB push sink without TLS (`http://` URLs and UDP).
 //! - `influx-tls`: TLS for the InfluxDB sink (rustls on ring, the system's root certificates).
 //! - `statsd`: the StatsD push sink (`sinks::StatsdSink`).
+//! - `admin` (with `axum` and with `actix`): the admin listener ([`admin::ServeAdmin`]): the
+//!   endpoints on a listener of their own (hyper's HTTP/1 server), whatever the framework.
 //!
 //! Features only add: turning one on anywhere in a dependency graph changes no type. An
 //! actix-only build (`default-features = false, features = ["actix", "prometheus"]`) compiles
@@ -80,7 +82,7 @@
 //! | `tower::CountingBody<B>` (the counted request body) | none (the payload stream is replaced inside) |
 //! | `axum::Point` (extractor) | `actix::Point` (extractor) |
 //! | `axum::endpoints(&monitor)` (a `Router` to merge) | `actix::configure(&monitor)` (for `App::configure`) |
-//! | `axum::ServeAdmin` (admin listener) | the same trait, on actix's Tokio runtime |
+//! | `admin::ServeAdmin` (admin listener, also `axum::ServeAdmin`) | the same trait (also `actix::ServeAdmin`), on actix's Tokio runtime |
 //! | route resolvers (`tower::DefaultResolver`, `UriPath`, `tower::NoRoute`, `route_fn`) | none: actix's matched resource pattern |
 //!
 //! # Writing an adapter
@@ -89,17 +91,19 @@
 //! endpoints' framework-independent answers are in [`endpoint`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "admin")]
+pub use vitalsign_core::admin;
 #[cfg(feature = "prometheus")]
 pub use vitalsign_core::prometheus;
 #[cfg(feature = "stats")]
 pub use vitalsign_core::stats;
 pub use vitalsign_core::{
     adapter, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError, ConfigErrorKind,
-    DefaultClassifier, ErrorPoint, Field, FieldValue, MemorySink, Method, Monitor, MonitorBuilder,
-    OwnedErrorPoint, OwnedRequestPoint, PointHandle, RequestId, RequestInfo, RequestPoint,
-    SectionTimer, Sink, SinkReport, Tag, CLIENT_CLOSED_REQUEST, DEFAULT_DURATION_BUCKETS,
-    DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE,
-    REQUEST_ID_HEADER, RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
+    DefaultClassifier, Endpoint, Endpoints, ErrorPoint, Field, FieldValue, MemorySink, Method,
+    Monitor, MonitorBuilder, OwnedErrorPoint, OwnedRequestPoint, PointHandle, RequestId,
+    RequestInfo, RequestPoint, SectionTimer, Sink, SinkReport, Tag, CLIENT_CLOSED_REQUEST,
+    DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS,
+    OVERFLOW_ROUTE, REQUEST_ID_HEADER, RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
 };
 #[cfg(feature = "tower")]
 pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};
@@ -196,6 +200,18 @@ pub mod tower {
 /// let monitor = vitalsign::Monitor::builder("shop").build().unwrap();
 /// let in_flight: u64 = monitor.in_flight();
 /// assert_eq!(in_flight, 0);
+/// ```
+///
+/// The endpoint table and the admin listener are reachable from the facade, whatever the
+/// adapter:
+///
+/// ```
+/// use vitalsign::{admin::ServeAdmin, Endpoint, Endpoints};
+///
+/// let endpoints = Endpoints::default().path(Endpoint::Live, "/livez");
+/// let monitor = vitalsign::Monitor::builder("shop").endpoints(endpoints).build().unwrap();
+/// fn admin_listener<T: ServeAdmin>(_: &T) {}
+/// admin_listener(&monitor);
 /// ```
 #[cfg(doctest)]
 pub struct ApiShape;
