@@ -569,16 +569,17 @@ fn evaluate(
         state.summary = match rule.condition {
             Condition::Absent => format!("no requests in the last {seconds} s"),
             _ => format!(
-                "{signal} {shown} {wording} over the last {seconds} s ({} requests)",
-                totals.requests
+                "{signal} {shown} {wording} over the last {seconds} s ({})",
+                requests(totals.requests)
             ),
         };
     } else {
         state.level = Level::Available;
         state.summary = if !judged {
             format!(
-                "{} requests in the last {seconds} s, fewer than {} needed to judge",
-                totals.requests, rule.min_requests
+                "{} in the last {seconds} s, fewer than {} needed to judge",
+                requests(totals.requests),
+                rule.min_requests
             )
         } else if holds {
             format!(
@@ -587,8 +588,8 @@ fn evaluate(
             )
         } else {
             format!(
-                "{signal} {shown} over the last {seconds} s ({} requests)",
-                totals.requests
+                "{signal} {shown} over the last {seconds} s ({})",
+                requests(totals.requests)
             )
         };
     }
@@ -712,6 +713,15 @@ async fn run_check(health: Arc<Health>, index: usize, check: Check) {
     }
 }
 
+/// "1 request", "2 requests".
+fn requests(n: u64) -> String {
+    if n == 1 {
+        "1 request".to_owned()
+    } else {
+        format!("{n} requests")
+    }
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -746,6 +756,36 @@ mod tests {
             summary(&["ingest", "mailer"]),
             "all 2 components are available"
         );
+    }
+
+    /// A rule's summary read "1 requests in the last 10 s" (seen in the demo's `/health`).
+    #[test]
+    fn a_rule_summary_counts_requests_in_good_english() {
+        use crate::adapter::{begin, RequestStart};
+        use crate::health::{Condition, Rule, Signal};
+        let monitor = Monitor::builder("svc")
+            .rule(
+                "http",
+                Rule::new(Signal::ServerErrorRatio, Condition::Above(0.5)).min_requests(10),
+            )
+            .build()
+            .unwrap();
+        let mut flight = begin(
+            &monitor,
+            RequestStart::new(b"GET", "/").with_route(Some("/")),
+        );
+        flight.set_status(200);
+        flight.complete();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let summary = loop {
+            let summary = monitor.health().components["http"].summary.clone();
+            if summary.starts_with('1') {
+                break summary;
+            }
+            assert!(Instant::now() < deadline, "no request seen: {summary}");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(summary.starts_with("1 request in the last"), "{summary}");
     }
 
     fn health() -> Arc<Health> {
