@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// `target/<profile>/examples/demo`, built by `cargo test` beside this test binary.
+/// `target/<profile>/examples/demo`, beside this test binary (`target/<profile>/deps/`): the
+/// demo is an example of the root package `vitalsign`, which `cargo test --workspace` (the
+/// README's `bash scripts/test.sh`) builds along with this package's tests. Running this
+/// package alone (`cargo test -p vitalsign-tests`) does not build it: run
+/// `cargo build --example demo` (with the same profile) first, or the binary is missing or
+/// stale.
 fn demo_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
@@ -15,7 +20,8 @@ fn demo_binary() -> PathBuf {
         .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds the examples)",
+        "{} is missing: run the tests with `cargo test --workspace` (which builds the \
+         examples), or `cargo build --example demo` before `cargo test -p vitalsign-tests`",
         path.display()
     );
     path
