@@ -38,9 +38,7 @@ use hashbrown::{Equivalent, HashMap};
 use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::monitor::{
-    ConfigError, ConfigErrorKind, MonitorBuilder, PrometheusSetup, MAX_LABEL_TAGS,
-};
+use crate::{ConfigError, ConfigErrorKind, MAX_LABEL_TAGS};
 use crate::{ErrorPoint, Method, RequestPoint, Sink};
 
 /// Base name of the request duration histogram.
@@ -86,6 +84,44 @@ fn label_value(value: &str) -> String {
     } else {
         value.to_owned()
     }
+}
+
+/// How the Prometheus sink gets its registry.
+#[derive(Debug)]
+pub(crate) enum PrometheusSetup {
+    /// vitalsign builds its own recorder (not installed globally).
+    Own,
+    /// A recorder the application built and hands over (not installed globally).
+    Recorder(metrics_exporter_prometheus::PrometheusRecorder),
+    /// The application installed a recorder globally; series are registered through the
+    /// `metrics` facade and `/metrics` renders this handle.
+    Installed(metrics_exporter_prometheus::PrometheusHandle),
+    /// No Prometheus sink.
+    Off,
+}
+
+/// What the Prometheus sink takes from the monitor's settings (given by
+/// [`MonitorBuilder::build`](crate::MonitorBuilder::build), which validated them).
+#[derive(Debug)]
+pub(crate) struct PrometheusConfig<'a> {
+    /// Prefix of every metric name.
+    pub(crate) namespace: Option<&'a str>,
+    /// Labels on every series.
+    pub(crate) global_labels: &'a [(String, String)],
+    /// Handler tags (and path labels, label functions) kept as labels of the duration histogram.
+    pub(crate) label_tags: &'a [std::borrow::Cow<'static, str>],
+    /// Bounds of the duration histograms, in seconds.
+    pub(crate) buckets: &'a [f64],
+    /// Cap on distinct label sets per metric.
+    pub(crate) max_label_sets: usize,
+    /// Whether the time-to-response-head histogram is on.
+    pub(crate) head_histogram: bool,
+    /// Whether the response body size histogram is on.
+    pub(crate) size_histogram: bool,
+    /// Whether the request body size histogram is on.
+    pub(crate) request_size_histogram: bool,
+    /// Period of the upkeep thread (for a recorder the application can reach).
+    pub(crate) upkeep_interval: Duration,
 }
 
 /// Where series are registered.
@@ -181,11 +217,11 @@ impl fmt::Debug for PrometheusSink {
 
 impl PrometheusSink {
     pub(crate) fn new(
-        config: &MonitorBuilder,
+        config: PrometheusConfig<'_>,
         setup: PrometheusSetup,
     ) -> Result<Self, ConfigError> {
         let name = |base: &str| -> KeyName {
-            match &config.namespace {
+            match config.namespace {
                 Some(ns) => format!("{ns}_{base}").into(),
                 None => base.to_owned().into(),
             }
@@ -230,7 +266,7 @@ impl PrometheusSink {
             "http_response_status_code",
         ];
         let tag_names: Vec<String> = config.label_tags.iter().map(|t| t.to_string()).collect();
-        let global = &config.global_labels;
+        let global = config.global_labels;
         let durations = HistogramFamily::new(
             duration_name,
             duration_labels
@@ -239,7 +275,7 @@ impl PrometheusSink {
                 .chain(tag_names)
                 .collect(),
             config.max_label_sets,
-            &config.buckets,
+            config.buckets,
             "Duration of HTTP server requests, from arrival until the response body ended or was dropped.",
             global,
         );
@@ -286,7 +322,7 @@ impl PrometheusSink {
         let heads = family(
             config.head_histogram,
             RESPONSE_HEAD_DURATION,
-            &config.buckets,
+            config.buckets,
             "Time from a request's arrival until its response head was ready.",
         );
         let sizes = family(
@@ -344,7 +380,7 @@ impl PrometheusSink {
             registrar,
             handle,
             global_labels,
-            label_tags: config.label_tags.clone(),
+            label_tags: config.label_tags.to_vec(),
             active,
             durations,
             cells: config.label_tags.is_empty().then(|| {

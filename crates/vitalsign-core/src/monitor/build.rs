@@ -6,8 +6,6 @@ use std::sync::{Arc, RwLock};
 use hashbrown::HashSet;
 
 use super::builder::BoxedTaskClassifier;
-#[cfg(feature = "prometheus")]
-use super::builder::PrometheusSetup;
 use super::clock::WallClock;
 use super::exclude::ExcludedTemplate;
 use super::labels::{check_name, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
@@ -19,6 +17,8 @@ use crate::error::{ConfigError, ConfigErrorKind};
 use crate::health::{
     ComponentKind, Condition, DefaultTaskClassifier, Health, HealthThread, Signal, Ticker,
 };
+#[cfg(feature = "prometheus")]
+use crate::prometheus::{PrometheusConfig, PrometheusSetup};
 use crate::Sink;
 
 impl MonitorBuilder {
@@ -42,7 +42,20 @@ impl MonitorBuilder {
         let prometheus = match std::mem::replace(&mut self.prometheus, PrometheusSetup::Off) {
             PrometheusSetup::Off => None,
             setup => {
-                let sink = Arc::new(crate::prometheus::PrometheusSink::new(&self, setup)?);
+                let sink = Arc::new(crate::prometheus::PrometheusSink::new(
+                    PrometheusConfig {
+                        namespace: self.namespace.as_deref(),
+                        global_labels: &self.global_labels,
+                        label_tags: &self.label_tags,
+                        buckets: &self.buckets,
+                        max_label_sets: self.max_label_sets,
+                        head_histogram: self.head_histogram,
+                        size_histogram: self.size_histogram,
+                        request_size_histogram: self.request_size_histogram,
+                        upkeep_interval: self.upkeep_interval,
+                    },
+                    setup,
+                )?);
                 sinks.insert(0, sink.clone());
                 Some(sink)
             }

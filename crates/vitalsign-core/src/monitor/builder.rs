@@ -15,6 +15,8 @@ use crate::health::{
     Check, ClassifyTaskError, ComponentKind, ComponentSpec, DefaultTaskClassifier, HealthConfig,
     Rule, Task,
 };
+#[cfg(feature = "prometheus")]
+use crate::prometheus::PrometheusSetup;
 use crate::Sink;
 
 /// The OpenTelemetry HTTP server duration buckets, in seconds.
@@ -22,48 +24,33 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// How the Prometheus sink gets its registry.
-#[cfg(feature = "prometheus")]
-#[derive(Debug)]
-pub(crate) enum PrometheusSetup {
-    /// vitalsign builds its own recorder (not installed globally).
-    Own,
-    /// A recorder the application built and hands over (not installed globally).
-    Recorder(metrics_exporter_prometheus::PrometheusRecorder),
-    /// The application installed a recorder globally; series are registered through the
-    /// `metrics` facade and `/metrics` renders this handle.
-    Installed(metrics_exporter_prometheus::PrometheusHandle),
-    /// No Prometheus sink.
-    Off,
-}
-
 /// Builds a [`Monitor`]. Every option has a default; see each method.
 #[must_use]
 #[derive(Debug)]
 pub struct MonitorBuilder {
-    pub(crate) service: String,
-    pub(crate) namespace: Option<String>,
-    pub(crate) global_labels: Vec<(String, String)>,
-    pub(crate) buckets: Vec<f64>,
+    pub(super) service: String,
+    pub(super) namespace: Option<String>,
+    pub(super) global_labels: Vec<(String, String)>,
+    pub(super) buckets: Vec<f64>,
     pub(super) excluded: HashSet<Box<str>>,
     pub(super) excluded_prefixes: Vec<Box<str>>,
     pub(super) excluded_statuses: Vec<u16>,
     pub(super) exclude_own_endpoints: bool,
     pub(super) endpoints: crate::endpoint::Endpoints,
-    pub(crate) max_label_sets: usize,
-    pub(crate) label_tags: Vec<Cow<'static, str>>,
+    pub(super) max_label_sets: usize,
+    pub(super) label_tags: Vec<Cow<'static, str>>,
     pub(super) path_labels: Vec<Cow<'static, str>>,
     pub(super) path_label_routes: Vec<(Cow<'static, str>, Vec<Box<str>>)>,
     pub(super) label_fns: Vec<(Cow<'static, str>, LabelFn)>,
     pub(super) classifier: BoxedClassifier,
     pub(super) sinks: Vec<Arc<dyn Sink>>,
-    pub(crate) upkeep_interval: Duration,
-    pub(crate) head_histogram: bool,
-    pub(crate) size_histogram: bool,
-    pub(crate) request_size_histogram: bool,
+    pub(super) upkeep_interval: Duration,
+    pub(super) head_histogram: bool,
+    pub(super) size_histogram: bool,
+    pub(super) request_size_histogram: bool,
     pub(super) point_in_extensions: bool,
     #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: PrometheusSetup,
+    pub(super) prometheus: PrometheusSetup,
     pub(super) version: String,
     #[cfg(feature = "stats")]
     pub(super) collection_interval: Duration,

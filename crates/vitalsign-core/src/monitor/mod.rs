@@ -38,8 +38,6 @@ use crate::classify::BoxedClassifier;
 use crate::health::{Health, HealthThread};
 use crate::Sink;
 
-#[cfg(feature = "prometheus")]
-pub(crate) use builder::PrometheusSetup;
 pub use builder::{MonitorBuilder, DEFAULT_DURATION_BUCKETS};
 use clock::WallClock;
 use exclude::ExcludedTemplate;
