@@ -323,3 +323,123 @@ fn reporters(sinks: &[Arc<dyn Sink>]) -> Vec<Arc<dyn Sink>> {
         .cloned()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::tests::{monitor, start};
+
+    #[test]
+    fn builder_refuses_bad_values_with_a_reason() {
+        let fails = |b: MonitorBuilder| b.build().unwrap_err();
+        let err = fails(Monitor::builder("s").namespace("my-app"));
+        assert!(err.to_string().contains("my-app"), "{err}");
+        assert_eq!(
+            (err.kind(), err.setting()),
+            (ConfigErrorKind::InvalidName, "namespace")
+        );
+        for buckets in [&[1.0, 0.5][..], &[], &[f64::NAN]] {
+            let err = fails(Monitor::builder("s").buckets(buckets));
+            assert_eq!(err.setting(), "buckets", "{err}");
+        }
+        assert_eq!(
+            fails(Monitor::builder("s").label_tag("__x")).kind(),
+            ConfigErrorKind::InvalidName
+        );
+        let mut b = Monitor::builder("s");
+        for i in 0..MAX_LABEL_TAGS {
+            b = b.label_tag(format!("t{i}"));
+        }
+        let err = fails(b.label_tag("one_more"));
+        assert!(err.to_string().contains("at most"), "{err}");
+        assert_eq!(err.kind(), ConfigErrorKind::OutOfRange);
+    }
+
+    /// Regression (review item 4): `global_label("le", …)` was accepted and corrupted every
+    /// histogram line; label sources could share a name depending on call order;
+    /// `exclude_status(700)` silently excluded 599.
+    #[test]
+    fn build_validates_the_whole_configuration_in_any_order() {
+        let fails = |b: MonitorBuilder| b.build().unwrap_err();
+        for reserved in RESERVED_LABEL_NAMES {
+            let err = fails(Monitor::builder("s").global_label(*reserved, "x"));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+            assert_eq!(err.setting(), "global_label");
+            let err = fails(Monitor::builder("s").label_tag(*reserved));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+            let err = fails(Monitor::builder("s").path_label(*reserved));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+            let err = fails(Monitor::builder("s").label_fn(*reserved, |_| None));
+            assert_eq!(
+                err.kind(),
+                ConfigErrorKind::ReservedName,
+                "{reserved}: {err}"
+            );
+        }
+        // Every pair of label sources, in both orders, refuses a shared name.
+        type Source = fn(MonitorBuilder) -> MonitorBuilder;
+        let sources: [(&str, Source); 5] = [
+            ("global_label", |b| b.global_label("tenant", "a")),
+            ("label_tag", |b| b.label_tag("tenant")),
+            ("path_label", |b| b.path_label("tenant")),
+            ("path_label_on", |b| {
+                b.path_label_on(&["/t/{tenant}"], "tenant")
+            }),
+            ("label_fn", |b| b.label_fn("tenant", |_| None)),
+        ];
+        for (first_name, first) in sources {
+            for (second_name, second) in sources {
+                let err = fails(second(first(Monitor::builder("s"))));
+                assert_eq!(
+                    err.kind(),
+                    ConfigErrorKind::DuplicateName,
+                    "{first_name} then {second_name}: {err}"
+                );
+                assert!(err.to_string().contains("tenant"), "{err}");
+            }
+            assert!(first(Monitor::builder("s")).build().is_ok(), "{first_name}");
+        }
+        for status in [0, 99, 600, 700, u16::MAX] {
+            let err = fails(Monitor::builder("s").exclude_status(status));
+            assert_eq!(err.kind(), ConfigErrorKind::OutOfRange, "{status}");
+            assert!(err.to_string().contains(&status.to_string()), "{err}");
+        }
+        // 599 is a valid status: excluding it works, and 700 never excluded it.
+        let (monitor, sink) = monitor(|b| b.exclude_status(599));
+        let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+        flight.set_status(599);
+        flight.complete();
+        assert!(sink.requests().is_empty());
+        let err = fails(Monitor::builder("s").token(""));
+        assert_eq!(
+            (err.kind(), err.setting()),
+            (ConfigErrorKind::InvalidValue, "token")
+        );
+        let err = fails(
+            Monitor::builder("s")
+                .task("db", crate::health::Task::new())
+                .check(
+                    "db",
+                    crate::health::Check::new(|| async { Ok::<(), String>(()) }),
+                ),
+        );
+        assert_eq!(
+            (err.kind(), err.setting()),
+            (ConfigErrorKind::DuplicateName, "check")
+        );
+        let err = fails(Monitor::builder("s").task("live", crate::health::Task::new()));
+        assert_eq!(err.kind(), ConfigErrorKind::InvalidName);
+    }
+}

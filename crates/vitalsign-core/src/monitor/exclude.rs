@@ -110,3 +110,71 @@ fn may_route_to(template: &str, path: &str) -> bool {
     }
     segments.next().is_none()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::monitor::tests::{monitor, start};
+
+    #[test]
+    fn exclusions_match_paths_and_templates() {
+        let (monitor, sink) = monitor(|b| b.exclude_path("/internal/{x}"));
+        assert!(monitor.begin(start(b"GET", "/metrics", None)).is_none());
+        assert!(monitor
+            .begin(start(b"GET", "/health/db", Some("/health/{component}")))
+            .is_none());
+        assert!(monitor
+            .begin(start(b"GET", "/internal/1", Some("/internal/{x}")))
+            .is_none());
+        assert_eq!(sink.started(), 0);
+        let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
+        assert!(monitor
+            .begin(start(b"GET", "/metrics", Some("/metrics")))
+            .is_some());
+    }
+
+    /// Review item 11: actix reads routes after routing, and asks this first.
+    #[test]
+    fn paths_that_may_be_routed_to_an_excluded_template() {
+        let (monitor, _) = monitor(|b| {
+            b.exclude_path("/files/{*rest}")
+                .exclude_path("/n/{id:\\d+}/x")
+                .exclude_path("/a/{x}.txt")
+        });
+        for path in [
+            "/health/db",
+            "/health/live",
+            "/health/",
+            "/files/a/b/c",
+            "/n/12/x",
+            "/n/12/y/z",
+            "/a/report.txt",
+            "/h%65alth/db",
+        ] {
+            assert!(monitor.may_route_to_excluded_template(path), "{path}");
+        }
+        for path in [
+            "/users/42",
+            "/health",
+            "/healthz/db",
+            "/health/db/more",
+            "/files",
+            "/n",
+            "/a/b/c",
+            "/",
+        ] {
+            assert!(!monitor.may_route_to_excluded_template(path), "{path}");
+        }
+        let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
+        assert!(!monitor.may_route_to_excluded_template("/health/db"));
+        assert!(!monitor.may_route_to_excluded_template("/h%65alth/db"));
+    }
+
+    #[test]
+    fn path_prefixes_are_excluded() {
+        let (monitor, _) = monitor(|b| b.exclude_path("/internal/*"));
+        assert!(monitor.is_excluded("/internal/metrics/x", None));
+        assert!(monitor.is_excluded("/internal/", Some("/internal/{*rest}")));
+        assert!(!monitor.is_excluded("/internals", None));
+        assert!(!monitor.is_excluded("/users/1", Some("/users/{id}")));
+    }
+}

@@ -170,3 +170,56 @@ impl Monitor {
         return None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::tests::start;
+
+    /// Regression (review item 8): `draining` and `in_flight` were read and written with
+    /// orderings that let both sides see stale values, so `shutdown(deadline)` could wait the
+    /// whole deadline. 1 000 shutdowns race a request finishing at that moment.
+    #[test]
+    fn a_shutdown_racing_the_last_request_never_waits_for_its_deadline() {
+        use std::sync::atomic::AtomicUsize;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let deadline = Duration::from_secs(10);
+        for round in 0..1000 {
+            let builder = Monitor::builder("svc");
+            #[cfg(feature = "prometheus")]
+            let builder = builder.without_prometheus();
+            let monitor = builder.build().unwrap();
+            let flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+            let ready = Arc::new(AtomicUsize::new(0));
+            let finisher = {
+                let ready = Arc::clone(&ready);
+                std::thread::spawn(move || {
+                    let mut flight = flight;
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    while ready.load(Ordering::SeqCst) < 2 {
+                        std::hint::spin_loop();
+                    }
+                    // Finish at a different moment of the shutdown each round.
+                    for _ in 0..(round % 100) * 50 {
+                        std::hint::spin_loop();
+                    }
+                    flight.complete();
+                })
+            };
+            ready.fetch_add(1, Ordering::SeqCst);
+            while ready.load(Ordering::SeqCst) < 2 {
+                std::hint::spin_loop();
+            }
+            let report = runtime.block_on(monitor.shutdown(deadline));
+            finisher.join().unwrap();
+            assert!(
+                report.waited < deadline,
+                "round {round}: shutdown missed the last request's wake-up: {report:?}"
+            );
+            assert_eq!(report.cut, 0);
+        }
+    }
+}

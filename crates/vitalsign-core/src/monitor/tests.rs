@@ -1,72 +1,14 @@
-//! Tests of the monitor: recording, policy and the builder's checks.
+//! Tests of the recording pipeline and of a [`Flight`]'s steps, and helpers for the other
+//! modules' tests.
 
 use super::*;
-use std::time::Duration;
 
-use super::routes::ROUTE_CACHE_ROUTES;
-use crate::point::{CLIENT_CLOSED_REQUEST, UNMATCHED_ROUTE};
+use crate::point::CLIENT_CLOSED_REQUEST;
 use crate::{FieldValue, MemorySink, Method, PointHandle, RequestPoint};
 
-#[test]
-fn routes_and_label_sets_past_the_lock_free_caches_are_recorded_alike() {
-    // More routes than the route cache and the series cache hold: the rest go through the
-    // locked maps, with the same results.
-    let routes = ROUTE_CACHE_ROUTES * 3;
-    let sink = Arc::new(MemorySink::new(2 * routes));
-    let monitor = Monitor::builder("svc")
-        .max_label_sets(routes + 10)
-        .sink(sink.clone())
-        .build()
-        .unwrap();
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let monitor = monitor.clone();
-            std::thread::spawn(move || {
-                for i in 0..routes {
-                    let route = format!("/r/{i}");
-                    let mut flight = monitor.begin(start(b"GET", &route, Some(&route))).unwrap();
-                    assert_eq!(flight.route(), route);
-                    flight.set_status(200 + (i % 2) as u16);
-                    flight.complete();
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let points = sink.requests();
-    assert_eq!(points.len(), 2 * routes);
-    for point in &points {
-        let i: usize = point.route["/r/".len()..].parse().unwrap();
-        assert_eq!(point.status_code, 200 + (i % 2) as u16);
-    }
-    #[cfg(feature = "prometheus")]
-    {
-        let text = monitor.render_metrics().unwrap();
-        for i in [0, ROUTE_CACHE_ROUTES + 1, routes - 1] {
-            let line = format!(
-                "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"/r/{i}\",http_response_status_code=\"{}\"}} 2",
-                200 + i % 2
-            );
-            assert!(text.contains(&line), "{line}");
-        }
-        assert_eq!(monitor.prometheus().unwrap().label_sets(), routes);
-    }
-}
-
-#[test]
-fn an_in_flight_request_fits_in_two_cache_lines() {
-    // Adapters move it from the request to the response future to the body; at this size
-    // the compiler moves it with a few vector stores rather than a call to `memcpy`.
-    assert!(std::mem::size_of::<InFlight>() <= 128);
-    assert_eq!(
-        std::mem::size_of::<Flight>(),
-        std::mem::size_of::<InFlight>()
-    );
-}
-
-fn monitor(build: impl FnOnce(MonitorBuilder) -> MonitorBuilder) -> (Monitor, Arc<MemorySink>) {
+pub(super) fn monitor(
+    build: impl FnOnce(MonitorBuilder) -> MonitorBuilder,
+) -> (Monitor, Arc<MemorySink>) {
     let sink = Arc::new(MemorySink::new(1000));
     let monitor = build(Monitor::builder("svc").sink(sink.clone()))
         .build()
@@ -74,7 +16,11 @@ fn monitor(build: impl FnOnce(MonitorBuilder) -> MonitorBuilder) -> (Monitor, Ar
     (monitor, sink)
 }
 
-fn start<'a>(method: &'a [u8], path: &'a str, route: Option<&'a str>) -> RequestStart<'a> {
+pub(super) fn start<'a>(
+    method: &'a [u8],
+    path: &'a str,
+    route: Option<&'a str>,
+) -> RequestStart<'a> {
     RequestStart {
         method,
         path,
@@ -114,100 +60,6 @@ fn a_completed_request_becomes_one_point() {
     assert!(!p.disconnected && p.execution_time >= 0.0 && p.start_unix_nanos > 0);
     assert!(sink.errors().is_empty());
     assert_eq!(monitor.in_flight(), 0);
-}
-
-#[test]
-fn route_and_method_policy() {
-    let (monitor, sink) = monitor(|b| b);
-    for (method, route) in [(&b"GET"[..], None), (b"BREW", Some("/a"))] {
-        let mut flight = monitor.begin(start(method, "/raw/123", route)).unwrap();
-        flight.set_status(404);
-        flight.complete();
-    }
-    let points = sink.requests();
-    assert_eq!(
-        (points[0].route.as_str(), points[0].method),
-        (UNMATCHED_ROUTE, Method::Get)
-    );
-    assert_eq!(
-        (points[1].route.as_str(), points[1].method.as_str()),
-        ("/a", "_OTHER")
-    );
-}
-
-#[test]
-fn routes_past_the_cap_are_overflow() {
-    let (monitor, sink) = monitor(|b| b.max_label_sets(2));
-    for route in ["/a", "/b", "/c", "/a"] {
-        let mut flight = monitor.begin(start(b"GET", route, Some(route))).unwrap();
-        flight.set_status(200);
-        flight.complete();
-    }
-    let routes: Vec<String> = sink.requests().into_iter().map(|p| p.route).collect();
-    assert_eq!(routes, ["/a", "/b", OVERFLOW_ROUTE, "/a"]);
-}
-
-#[test]
-fn exclusions_match_paths_and_templates() {
-    let (monitor, sink) = monitor(|b| b.exclude_path("/internal/{x}"));
-    assert!(monitor.begin(start(b"GET", "/metrics", None)).is_none());
-    assert!(monitor
-        .begin(start(b"GET", "/health/db", Some("/health/{component}")))
-        .is_none());
-    assert!(monitor
-        .begin(start(b"GET", "/internal/1", Some("/internal/{x}")))
-        .is_none());
-    assert_eq!(sink.started(), 0);
-    let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
-    assert!(monitor
-        .begin(start(b"GET", "/metrics", Some("/metrics")))
-        .is_some());
-}
-
-/// Review item 11: actix reads routes after routing, and asks this first.
-#[test]
-fn paths_that_may_be_routed_to_an_excluded_template() {
-    let (monitor, _) = monitor(|b| {
-        b.exclude_path("/files/{*rest}")
-            .exclude_path("/n/{id:\\d+}/x")
-            .exclude_path("/a/{x}.txt")
-    });
-    for path in [
-        "/health/db",
-        "/health/live",
-        "/health/",
-        "/files/a/b/c",
-        "/n/12/x",
-        "/n/12/y/z",
-        "/a/report.txt",
-        "/h%65alth/db",
-    ] {
-        assert!(monitor.may_route_to_excluded_template(path), "{path}");
-    }
-    for path in [
-        "/users/42",
-        "/health",
-        "/healthz/db",
-        "/health/db/more",
-        "/files",
-        "/n",
-        "/a/b/c",
-        "/",
-    ] {
-        assert!(!monitor.may_route_to_excluded_template(path), "{path}");
-    }
-    let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
-    assert!(!monitor.may_route_to_excluded_template("/health/db"));
-    assert!(!monitor.may_route_to_excluded_template("/h%65alth/db"));
-}
-
-#[test]
-fn path_prefixes_are_excluded() {
-    let (monitor, _) = monitor(|b| b.exclude_path("/internal/*"));
-    assert!(monitor.is_excluded("/internal/metrics/x", None));
-    assert!(monitor.is_excluded("/internal/", Some("/internal/{*rest}")));
-    assert!(!monitor.is_excluded("/internals", None));
-    assert!(!monitor.is_excluded("/users/1", Some("/users/{id}")));
 }
 
 #[test]
@@ -373,32 +225,6 @@ fn bodies_that_http_forbids_complete_at_the_head() {
     head.complete();
 }
 
-#[test]
-fn builder_refuses_bad_values_with_a_reason() {
-    let fails = |b: MonitorBuilder| b.build().unwrap_err();
-    let err = fails(Monitor::builder("s").namespace("my-app"));
-    assert!(err.to_string().contains("my-app"), "{err}");
-    assert_eq!(
-        (err.kind(), err.setting()),
-        (ConfigErrorKind::InvalidName, "namespace")
-    );
-    for buckets in [&[1.0, 0.5][..], &[], &[f64::NAN]] {
-        let err = fails(Monitor::builder("s").buckets(buckets));
-        assert_eq!(err.setting(), "buckets", "{err}");
-    }
-    assert_eq!(
-        fails(Monitor::builder("s").label_tag("__x")).kind(),
-        ConfigErrorKind::InvalidName
-    );
-    let mut b = Monitor::builder("s");
-    for i in 0..MAX_LABEL_TAGS {
-        b = b.label_tag(format!("t{i}"));
-    }
-    let err = fails(b.label_tag("one_more"));
-    assert!(err.to_string().contains("at most"), "{err}");
-    assert_eq!(err.kind(), ConfigErrorKind::OutOfRange);
-}
-
 #[derive(Debug)]
 struct Panicky {
     started: bool,
@@ -467,139 +293,4 @@ fn panicking_sinks_and_classifiers_are_contained_and_counted() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"vitalsign_sink_panics_total{sink="MemorySink"} 0"#));
-}
-
-/// Regression (review item 8): `draining` and `in_flight` were read and written with
-/// orderings that let both sides see stale values, so `shutdown(deadline)` could wait the
-/// whole deadline. 1 000 shutdowns race a request finishing at that moment.
-#[test]
-fn a_shutdown_racing_the_last_request_never_waits_for_its_deadline() {
-    use std::sync::atomic::AtomicUsize;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let deadline = Duration::from_secs(10);
-    for round in 0..1000 {
-        let builder = Monitor::builder("svc");
-        #[cfg(feature = "prometheus")]
-        let builder = builder.without_prometheus();
-        let monitor = builder.build().unwrap();
-        let flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
-        let ready = Arc::new(AtomicUsize::new(0));
-        let finisher = {
-            let ready = Arc::clone(&ready);
-            std::thread::spawn(move || {
-                let mut flight = flight;
-                ready.fetch_add(1, Ordering::SeqCst);
-                while ready.load(Ordering::SeqCst) < 2 {
-                    std::hint::spin_loop();
-                }
-                // Finish at a different moment of the shutdown each round.
-                for _ in 0..(round % 100) * 50 {
-                    std::hint::spin_loop();
-                }
-                flight.complete();
-            })
-        };
-        ready.fetch_add(1, Ordering::SeqCst);
-        while ready.load(Ordering::SeqCst) < 2 {
-            std::hint::spin_loop();
-        }
-        let report = runtime.block_on(monitor.shutdown(deadline));
-        finisher.join().unwrap();
-        assert!(
-            report.waited < deadline,
-            "round {round}: shutdown missed the last request's wake-up: {report:?}"
-        );
-        assert_eq!(report.cut, 0);
-    }
-}
-
-/// Regression (review item 4): `global_label("le", …)` was accepted and corrupted every
-/// histogram line; label sources could share a name depending on call order;
-/// `exclude_status(700)` silently excluded 599.
-#[test]
-fn build_validates_the_whole_configuration_in_any_order() {
-    let fails = |b: MonitorBuilder| b.build().unwrap_err();
-    for reserved in RESERVED_LABEL_NAMES {
-        let err = fails(Monitor::builder("s").global_label(*reserved, "x"));
-        assert_eq!(
-            err.kind(),
-            ConfigErrorKind::ReservedName,
-            "{reserved}: {err}"
-        );
-        assert_eq!(err.setting(), "global_label");
-        let err = fails(Monitor::builder("s").label_tag(*reserved));
-        assert_eq!(
-            err.kind(),
-            ConfigErrorKind::ReservedName,
-            "{reserved}: {err}"
-        );
-        let err = fails(Monitor::builder("s").path_label(*reserved));
-        assert_eq!(
-            err.kind(),
-            ConfigErrorKind::ReservedName,
-            "{reserved}: {err}"
-        );
-        let err = fails(Monitor::builder("s").label_fn(*reserved, |_| None));
-        assert_eq!(
-            err.kind(),
-            ConfigErrorKind::ReservedName,
-            "{reserved}: {err}"
-        );
-    }
-    // Every pair of label sources, in both orders, refuses a shared name.
-    type Source = fn(MonitorBuilder) -> MonitorBuilder;
-    let sources: [(&str, Source); 5] = [
-        ("global_label", |b| b.global_label("tenant", "a")),
-        ("label_tag", |b| b.label_tag("tenant")),
-        ("path_label", |b| b.path_label("tenant")),
-        ("path_label_on", |b| {
-            b.path_label_on(&["/t/{tenant}"], "tenant")
-        }),
-        ("label_fn", |b| b.label_fn("tenant", |_| None)),
-    ];
-    for (first_name, first) in sources {
-        for (second_name, second) in sources {
-            let err = fails(second(first(Monitor::builder("s"))));
-            assert_eq!(
-                err.kind(),
-                ConfigErrorKind::DuplicateName,
-                "{first_name} then {second_name}: {err}"
-            );
-            assert!(err.to_string().contains("tenant"), "{err}");
-        }
-        assert!(first(Monitor::builder("s")).build().is_ok(), "{first_name}");
-    }
-    for status in [0, 99, 600, 700, u16::MAX] {
-        let err = fails(Monitor::builder("s").exclude_status(status));
-        assert_eq!(err.kind(), ConfigErrorKind::OutOfRange, "{status}");
-        assert!(err.to_string().contains(&status.to_string()), "{err}");
-    }
-    // 599 is a valid status: excluding it works, and 700 never excluded it.
-    let (monitor, sink) = monitor(|b| b.exclude_status(599));
-    let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
-    flight.set_status(599);
-    flight.complete();
-    assert!(sink.requests().is_empty());
-    let err = fails(Monitor::builder("s").token(""));
-    assert_eq!(
-        (err.kind(), err.setting()),
-        (ConfigErrorKind::InvalidValue, "token")
-    );
-    let err = fails(
-        Monitor::builder("s")
-            .task("db", crate::health::Task::new())
-            .check(
-                "db",
-                crate::health::Check::new(|| async { Ok::<(), String>(()) }),
-            ),
-    );
-    assert_eq!(
-        (err.kind(), err.setting()),
-        (ConfigErrorKind::DuplicateName, "check")
-    );
-    let err = fails(Monitor::builder("s").task("live", crate::health::Task::new()));
-    assert_eq!(err.kind(), ConfigErrorKind::InvalidName);
 }
