@@ -14,15 +14,16 @@
 //! # Ok::<(), vitalsign_core::ConfigError>(())
 //! ```
 
-mod build;
-mod builder;
-mod clock;
-mod exclude;
-mod flight;
-mod labels;
-mod lifecycle;
-mod record;
-mod routes;
+// This file: `Monitor`, its shared state (`Inner`) and its accessors.
+mod build; // `MonitorBuilder::build`: validation, then assembly of sinks, threads and state
+mod builder; // `MonitorBuilder` and its (infallible) settings
+mod clock; // the request clock (monotonic readings to wall-clock time)
+mod exclude; // exclusion policy: paths, prefixes, route templates
+mod flight; // `InFlight` and `Flight`: the guard carried through a request
+mod labels; // label policy: names, reserved names, label functions
+mod lifecycle; // health, stats, drain, shutdown, `/metrics` rendering
+mod record; // the recording pipeline: `begin`, `record`, hand-off to the sinks
+mod routes; // route interning and its cap
 #[cfg(test)]
 mod tests;
 

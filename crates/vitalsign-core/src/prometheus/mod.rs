@@ -27,12 +27,13 @@
 //! assert!(text.contains("# HELP http_server_active_requests"));
 //! ```
 
-mod active;
-mod collectors;
-mod histogram;
-mod series;
-mod setup;
-mod text;
+// This file: the public names, `PrometheusSink`, its rendering and its `Sink` impl.
+mod active; // the in-flight gauge
+mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
+mod histogram; // atomic histograms, their families, the lock-free label-set cache
+mod series; // bounded series: one handle per label set up to a cap, then overflow
+mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
+mod text; // exposition text: label escaping, collectors' families, merging of families
 
 use std::fmt;
 use std::sync::atomic::Ordering;
