@@ -35,6 +35,7 @@
 pub mod adapter;
 #[cfg(feature = "admin")]
 pub mod admin;
+mod auth;
 mod cache;
 mod classify;
 pub mod endpoint;

@@ -1,0 +1,180 @@
+//! Exclusion policy: which requests are not recorded, by path, route template or prefix.
+
+use super::Monitor;
+#[cfg(doc)]
+use super::MonitorBuilder;
+
+/// chosen with [`MonitorBuilder::endpoints`] are excluded instead when set).
+pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
+    "/metrics",
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/health/{component}",
+    "/stats",
+];
+
+/// Up to this many excluded paths, exclusion is a linear scan (no hashing).
+const SCAN_EXCLUSIONS: usize = 16;
+
+impl Monitor {
+    /// Whether a request to this path / route template is excluded from recording.
+    pub(crate) fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
+        if self
+            .inner
+            .excluded_prefixes
+            .iter()
+            .any(|p| path.starts_with(&**p))
+        {
+            return true;
+        }
+        self.excluded_exactly(path) || route.is_some_and(|r| self.excluded_exactly(r))
+    }
+
+    /// Whether a request to `path` may be routed to an excluded route template (an excluded
+    /// path with a `{parameter}`, such as `/health/{component}`). For an adapter that reads the
+    /// route only after routing (actix-web): it resolves the route of such a request when the
+    /// request arrives, so that the request is left out from its start (never in flight, never
+    /// started in a sink), as with an adapter that knows its route from the start. Cheap, and
+    /// false for most paths; may be true for a path that is routed elsewhere.
+    pub(crate) fn may_route_to_excluded_template(&self, path: &str) -> bool {
+        let templates = &self.inner.excluded_templates;
+        !templates.is_empty()
+            && (templates.iter().any(|t| t.may_route(path))
+                // The router may decode percent-escapes before matching: let it decide. (A byte
+                // loop: paths are short, and `str::contains` goes through a char searcher.)
+                || path.bytes().any(|b| b == b'%'))
+    }
+
+    /// Whether `candidate` (a path or a route) is one of the excluded paths.
+    pub(super) fn excluded_exactly(&self, candidate: &str) -> bool {
+        if self.inner.excluded.len() > SCAN_EXCLUSIONS {
+            return self.inner.excluded.contains(candidate);
+        }
+        // A handful of entries: a bitmask of their lengths rejects most candidates at once,
+        // then a scan compares lengths before bytes; no hashing.
+        self.inner.excluded_lengths & (1u64 << (candidate.len() % 64)) != 0
+            && self
+                .inner
+                .excluded_list
+                .iter()
+                .any(|e| e.len() == candidate.len() && **e == *candidate)
+    }
+}
+
+/// An excluded route template and the length of its literal part (before the first
+/// parameter), found once: most paths differ there.
+#[derive(Debug)]
+pub(super) struct ExcludedTemplate {
+    template: Box<str>,
+    literal: usize,
+}
+
+impl ExcludedTemplate {
+    /// `None` for an excluded path that is no template.
+    pub(super) fn new(template: &str) -> Option<Self> {
+        template.find('{').map(|literal| ExcludedTemplate {
+            template: template.into(),
+            literal,
+        })
+    }
+
+    fn may_route(&self, path: &str) -> bool {
+        path.as_bytes()
+            .starts_with(&self.template.as_bytes()[..self.literal])
+            && may_route_to(&self.template, path)
+    }
+}
+
+/// Whether a router may route `path` to `template`, segment by segment: a segment with a
+/// `{parameter}` matches any segment, one with a wildcard or a pattern (`{*rest}`, `{id:\d+}`)
+/// any rest of the path; other segments match themselves.
+fn may_route_to(template: &str, path: &str) -> bool {
+    // Most paths differ in the literal part before the first parameter.
+    let literal = template.find('{').map_or(template, |i| &template[..i]);
+    if !path.starts_with(literal) {
+        return false;
+    }
+    let mut segments = path.split('/');
+    for expected in template.split('/') {
+        let Some(segment) = segments.next() else {
+            return false;
+        };
+        if expected.contains('{') {
+            if expected.contains(['*', ':']) {
+                return true;
+            }
+        } else if expected != segment {
+            return false;
+        }
+    }
+    segments.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::monitor::tests::{monitor, start};
+
+    #[test]
+    fn exclusions_match_paths_and_templates() {
+        let (monitor, sink) = monitor(|b| b.exclude_path("/internal/{x}"));
+        assert!(monitor.begin(start(b"GET", "/metrics", None)).is_none());
+        assert!(monitor
+            .begin(start(b"GET", "/health/db", Some("/health/{component}")))
+            .is_none());
+        assert!(monitor
+            .begin(start(b"GET", "/internal/1", Some("/internal/{x}")))
+            .is_none());
+        assert_eq!(sink.started(), 0);
+        let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
+        assert!(monitor
+            .begin(start(b"GET", "/metrics", Some("/metrics")))
+            .is_some());
+    }
+
+    /// Review item 11: actix reads routes after routing, and asks this first.
+    #[test]
+    fn paths_that_may_be_routed_to_an_excluded_template() {
+        let (monitor, _) = monitor(|b| {
+            b.exclude_path("/files/{*rest}")
+                .exclude_path("/n/{id:\\d+}/x")
+                .exclude_path("/a/{x}.txt")
+        });
+        for path in [
+            "/health/db",
+            "/health/live",
+            "/health/",
+            "/files/a/b/c",
+            "/n/12/x",
+            "/n/12/y/z",
+            "/a/report.txt",
+            "/h%65alth/db",
+        ] {
+            assert!(monitor.may_route_to_excluded_template(path), "{path}");
+        }
+        for path in [
+            "/users/42",
+            "/health",
+            "/healthz/db",
+            "/health/db/more",
+            "/files",
+            "/n",
+            "/a/b/c",
+            "/",
+        ] {
+            assert!(!monitor.may_route_to_excluded_template(path), "{path}");
+        }
+        let (monitor, _) = self::monitor(|b| b.monitor_own_endpoints(true));
+        assert!(!monitor.may_route_to_excluded_template("/health/db"));
+        assert!(!monitor.may_route_to_excluded_template("/h%65alth/db"));
+    }
+
+    #[test]
+    fn path_prefixes_are_excluded() {
+        let (monitor, _) = monitor(|b| b.exclude_path("/internal/*"));
+        assert!(monitor.is_excluded("/internal/metrics/x", None));
+        assert!(monitor.is_excluded("/internal/", Some("/internal/{*rest}")));
+        assert!(!monitor.is_excluded("/internals", None));
+        assert!(!monitor.is_excluded("/users/1", Some("/users/{id}")));
+    }
+}

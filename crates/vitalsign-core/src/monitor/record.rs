@@ -1,0 +1,204 @@
+//! The request-recording pipeline: a request starts, and once it ends its point reaches every sink.
+
+use super::flight::NO_HEAD;
+use super::routes::Route;
+use super::{InFlight, Monitor};
+use crate::handle::HandlerScope;
+use crate::point::{ErrorPoint, RequestPoint, CLIENT_CLOSED_REQUEST};
+use crate::{Method, RequestId, Sink};
+use std::sync::atomic::Ordering;
+
+/// What an adapter knows about a request when it arrives.
+///
+/// It may gain fields (`#[non_exhaustive]`): build it with [`RequestStart::new`] and the
+/// `with_*` methods (all `const`, free at run time).
+///
+/// ```
+/// use vitalsign_core::adapter::RequestStart;
+///
+/// const START: RequestStart<'static> =
+///     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}"));
+/// assert_eq!(START.request_id, None);
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct RequestStart<'a> {
+    /// The method token as received.
+    pub method: &'a [u8],
+    /// The raw path (used only to check exclusions; never a label).
+    pub path: &'a str,
+    /// The matched route template, if the router matched one.
+    pub route: Option<&'a str>,
+    /// The `x-request-id` header, if present.
+    pub request_id: Option<&'a [u8]>,
+}
+
+impl<'a> RequestStart<'a> {
+    /// A request with this method token and raw path, no route template (yet) and no
+    /// `x-request-id` header.
+    #[inline]
+    pub const fn new(method: &'a [u8], path: &'a str) -> Self {
+        RequestStart {
+            method,
+            path,
+            route: None,
+            request_id: None,
+        }
+    }
+
+    /// With the matched route template (`None`: the router matched none).
+    #[inline]
+    #[must_use]
+    pub const fn with_route(mut self, route: Option<&'a str>) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// With the `x-request-id` header's value.
+    #[inline]
+    #[must_use]
+    pub const fn with_request_id(mut self, request_id: Option<&'a [u8]>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+}
+
+/// Error code of a request whose response body failed (see [`InFlight::body_failed`]).
+const BODY_ERROR_CODE: &str = "body_error";
+
+impl Monitor {
+    /// A request arrives: `None` for an excluded request, otherwise the guard that records it
+    /// exactly once. Adapters call [`crate::adapter::begin`], which wraps it in a [`Flight`].
+    pub(crate) fn begin(&self, start: RequestStart<'_>) -> Option<InFlight> {
+        if self.is_excluded(start.path, start.route) {
+            return None;
+        }
+        let method = Method::from_bytes(start.method);
+        let route = match start.route {
+            None => Route::UNMATCHED,
+            Some(route) => self.intern(route),
+        };
+        // Generated only if a sink reads ids (Prometheus and `/stats` do not), or a handler asks.
+        let request_id = RequestId::from_header(start.request_id)
+            .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
+        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.each_sink(|sink| sink.request_started(method));
+        let start = self.inner.clock.now();
+        Some(InFlight {
+            monitor: self.clone(),
+            method,
+            route,
+            start,
+            scope: HandlerScope::new(request_id),
+            status: None,
+            head_nanos: NO_HEAD,
+            body_bytes: 0,
+            route_excluded: false,
+            body_failed: false,
+            done: false,
+        })
+    }
+
+    pub(super) fn record(&self, flight: &InFlight, disconnected: bool) {
+        let request_id = match (&flight.scope.shared, &flight.scope.request_id) {
+            (Some(shared), _) => shared.request_id(),
+            (None, Some(id)) => id,
+            (None, None) => &RequestId::EMPTY,
+        };
+        let panicked = flight.scope.panicked;
+        let status = if panicked {
+            500
+        } else {
+            flight.status.unwrap_or(CLIENT_CLOSED_REQUEST)
+        };
+        let extras = flight.scope.shared.as_ref().map(|shared| shared.lock());
+        let (tags, fields, attached_code) = match &extras {
+            Some(extras) => (
+                &extras.tags[..],
+                &extras.fields[..],
+                extras.error_code.as_deref(),
+            ),
+            None => (&[][..], &[][..], None),
+        };
+        let point = RequestPoint {
+            service: &self.inner.service,
+            route: flight.route(),
+            method: flight.method,
+            status_code: status,
+            request_id,
+            execution_time: self.inner.clock.since(flight.start).as_secs_f64(),
+            start_unix_nanos: self.inner.clock.unix_nanos(flight.start),
+            disconnected: disconnected && !panicked,
+            head_time: (flight.head_nanos != NO_HEAD).then(|| flight.head_nanos as f64 / 1e9),
+            response_body_bytes: flight.body_bytes,
+            request_body_bytes: flight
+                .scope
+                .shared
+                .as_ref()
+                .map_or(0, |shared| shared.request_body_bytes()),
+            tags,
+            fields,
+        };
+        let status_excluded = self
+            .inner
+            .excluded_statuses
+            .as_ref()
+            .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
+        if !status_excluded && !flight.route_excluded {
+            let code = attached_code
+                .or(panicked.then_some("panic"))
+                .or(flight.body_failed.then_some(BODY_ERROR_CODE));
+            self.send(&point, code);
+        }
+        self.each_sink(|sink| sink.request_finished(point.method));
+        // Only now, with every sink holding the point, does the request stop being in flight:
+        // whoever waits for zero in flight (a drain, a test) then finds it recorded.
+        // SeqCst here and in `shutdown`: this decrement-then-read of `draining` and the drain's
+        // store-then-read of `in_flight` must not both see the old value (a missed wake-up).
+        if self.inner.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.inner.health.is_draining()
+        {
+            self.inner.drained.notify_waiters();
+        }
+    }
+
+    /// Calls `f` on every sink. A sink that panics is contained: the panic is counted
+    /// (`vitalsign_sink_panics_total{sink}`) and logged once, and the other sinks still get
+    /// the call. One `catch_unwind` covers all sinks unless one panics.
+    fn each_sink(&self, mut f: impl FnMut(&dyn Sink)) {
+        let sinks = &self.inner.sinks;
+        let mut next = 0;
+        while next < sinks.len() {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                while let Some(sink) = sinks.get(next) {
+                    next += 1;
+                    f(&**sink);
+                }
+            }));
+            if run.is_err() {
+                self.inner.panics.panicked(next - 1);
+            }
+        }
+    }
+
+    /// Hands a finished request (and its error point, if it is one) to every sink.
+    fn send(&self, point: &RequestPoint<'_>, code: Option<&str>) {
+        self.each_sink(|sink| sink.record_request(point));
+        let classifier = &self.inner.classifier.0;
+        let is_error = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            classifier.is_error(point, code)
+        }))
+        .unwrap_or_else(|_| {
+            self.inner.panics.panicked(self.inner.sinks.len());
+            false
+        });
+        if is_error {
+            let mut buf = itoa::Buffer::new();
+            let error = ErrorPoint {
+                request: point,
+                error_code: code.unwrap_or_else(|| buf.format(point.status_code)),
+            };
+            self.each_sink(|sink| sink.record_error(&error));
+        }
+    }
+}

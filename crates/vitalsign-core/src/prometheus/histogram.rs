@@ -1,0 +1,244 @@
+//! vitalsign's own histograms: atomic buckets, families of bounded series, and the lock-free
+//! cache of a request's label set.
+
+use metrics::KeyName;
+
+use super::series::{warn_overflow, BoundedSeries};
+use super::text::render_labels;
+use super::{PrometheusSink, OVERFLOW_LABEL};
+use crate::{Method, RequestPoint, MAX_LABEL_TAGS};
+
+/// The histograms of one label set: the duration, and the optional head time and body sizes.
+struct SeriesHistograms {
+    duration: std::sync::Arc<AtomicHistogram>,
+    head: Option<std::sync::Arc<AtomicHistogram>>,
+    size: Option<std::sync::Arc<AtomicHistogram>>,
+    request_size: Option<std::sync::Arc<AtomicHistogram>>,
+}
+
+impl SeriesHistograms {
+    fn record(&self, point: &RequestPoint<'_>) {
+        self.duration.record(point.execution_time);
+        if let (Some(heads), Some(head)) = (&self.head, point.head_time) {
+            heads.record(head);
+        }
+        if let Some(sizes) = &self.size {
+            sizes.record(point.response_body_bytes as f64);
+        }
+        if let Some(sizes) = &self.request_size {
+            sizes.record(point.request_body_bytes as f64);
+        }
+    }
+}
+
+/// A cached label set without handler-tag labels: method, status and route.
+pub(super) struct SeriesCell {
+    method: Method,
+    status: u16,
+    route: Box<str>,
+    histograms: SeriesHistograms,
+}
+
+impl PrometheusSink {
+    /// Records the point in the histograms of its label set: found in the lock-free cache,
+    /// or (on first sight, or when handler tags are labels) under the families' locks.
+    pub(super) fn record_histograms(&self, point: &RequestPoint<'_>) {
+        let Some(cells) = &self.cells else {
+            return self.series_of(point).record(point);
+        };
+        let hash = cells.hash((point.method, point.status_code, point.route));
+        let found = cells.find(hash, |cell| {
+            cell.method == point.method
+                && cell.status == point.status_code
+                && *cell.route == *point.route
+        });
+        if let Some((_, cell)) = found {
+            return cell.histograms.record(point);
+        }
+        let histograms = self.series_of(point);
+        histograms.record(point);
+        cells.insert(
+            hash,
+            Box::new(SeriesCell {
+                method: point.method,
+                status: point.status_code,
+                route: point.route.into(),
+                histograms,
+            }),
+        );
+    }
+
+    /// The histograms of `point`'s label set, registered on first sight (or the overflow ones).
+    fn series_of(&self, point: &RequestPoint<'_>) -> SeriesHistograms {
+        let mut status = itoa::Buffer::new();
+        let mut values = [""; 3 + MAX_LABEL_TAGS];
+        values[0] = point.method.as_str();
+        values[1] = point.route;
+        values[2] = status.format(point.status_code);
+        for (slot, key) in values[3..].iter_mut().zip(&self.label_tags) {
+            *slot = point.tag(key).unwrap_or("");
+        }
+        let values = &values[..3 + self.label_tags.len()];
+        let optional = |family: &Option<HistogramFamily>| {
+            family.as_ref().map(|family| family.handle(&values[..3]))
+        };
+        SeriesHistograms {
+            duration: self.durations.handle(values),
+            head: optional(&self.heads),
+            size: optional(&self.sizes),
+            request_size: optional(&self.request_sizes),
+        }
+    }
+}
+
+/// A histogram of fixed buckets kept in atomics: recording is a few atomic additions, nothing
+/// is buffered (so nothing can be lost to a concurrent drain, and memory does not grow), and
+/// rendering reads the counters.
+#[derive(Debug)]
+pub(crate) struct AtomicHistogram {
+    bounds: std::sync::Arc<[f64]>,
+    /// Non-cumulative counts: `buckets[i]` counts values in `(bounds[i-1], bounds[i]]`; the last
+    /// one counts values above every bound.
+    buckets: Box<[std::sync::atomic::AtomicU64]>,
+    sum_bits: std::sync::atomic::AtomicU64,
+    /// The series' labels, rendered once: `k="v",k2="v2"` (escaped).
+    labels: String,
+}
+
+impl AtomicHistogram {
+    fn new(bounds: std::sync::Arc<[f64]>, labels: String) -> Self {
+        let buckets = (0..=bounds.len())
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        AtomicHistogram {
+            bounds,
+            buckets,
+            sum_bits: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
+            labels,
+        }
+    }
+
+    pub(crate) fn record(&self, value: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let index = self.bounds.partition_point(|bound| *bound < value);
+        self.buckets[index].fetch_add(1, Relaxed);
+        let _ = self.sum_bits.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + value).to_bits())
+        });
+    }
+
+    /// Appends `name_bucket`, `name_sum` and `name_count` lines; `le` holds the rendered
+    /// bounds (`le="0.005"`, …, `le="+Inf"`).
+    fn render_into(&self, name: &str, le: &[String], out: &mut String) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut number = itoa::Buffer::new();
+        let mut cumulative = 0u64;
+        for (bucket, le) in self.buckets.iter().zip(le) {
+            cumulative += bucket.load(Relaxed);
+            out.push_str(name);
+            out.push_str("_bucket{");
+            if !self.labels.is_empty() {
+                out.push_str(&self.labels);
+                out.push(',');
+            }
+            out.push_str(le);
+            out.push_str("} ");
+            out.push_str(number.format(cumulative));
+            out.push('\n');
+        }
+        let sum = f64::from_bits(self.sum_bits.load(Relaxed));
+        for (suffix, value) in [("_sum", None), ("_count", Some(cumulative))] {
+            out.push_str(name);
+            out.push_str(suffix);
+            if !self.labels.is_empty() {
+                out.push('{');
+                out.push_str(&self.labels);
+                out.push('}');
+            }
+            out.push(' ');
+            match value {
+                Some(count) => out.push_str(number.format(count)),
+                // f64's Display is the shortest text that reads back exactly.
+                None => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{sum}");
+                }
+            }
+            out.push('\n');
+        }
+    }
+}
+
+/// A histogram metric: bounded series of [`AtomicHistogram`]s plus what its text needs.
+pub(super) struct HistogramFamily {
+    series: BoundedSeries<std::sync::Arc<AtomicHistogram>>,
+    bounds: std::sync::Arc<[f64]>,
+    help: &'static str,
+    global: Vec<(String, String)>,
+}
+
+impl HistogramFamily {
+    pub(super) fn new(
+        name: KeyName,
+        label_names: Vec<String>,
+        cap: usize,
+        bounds: &[f64],
+        help: &'static str,
+        global: &[(String, String)],
+    ) -> Self {
+        HistogramFamily {
+            series: BoundedSeries::new(name, label_names, cap),
+            bounds: bounds.into(),
+            help,
+            global: global.to_vec(),
+        }
+    }
+
+    /// The histogram of this label set, registered on first sight (or the overflow one).
+    pub(super) fn handle(&self, values: &[&str]) -> std::sync::Arc<AtomicHistogram> {
+        let series = &self.series;
+        let global = self.global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        series.with(
+            values,
+            || {
+                let names = series.label_names.iter().map(String::as_str);
+                let labels = render_labels(names.zip(values.iter().copied()).chain(global.clone()));
+                std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
+            },
+            || {
+                warn_overflow(series);
+                let labels = render_labels(std::iter::once(OVERFLOW_LABEL).chain(global.clone()));
+                std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
+            },
+            std::sync::Arc::clone,
+        )
+    }
+
+    pub(super) fn render_into(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = self.series.name.as_str();
+        let mut all = self.series.all();
+        if all.is_empty() {
+            return;
+        }
+        // Series in the order of their labels (sorted here, out of the map's lock).
+        all.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        let _ = writeln!(out, "# HELP {name} {}", self.help);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let le: Vec<String> = self
+            .bounds
+            .iter()
+            .map(|b| format!("le=\"{b}\""))
+            .chain(std::iter::once("le=\"+Inf\"".to_owned()))
+            .collect();
+        out.reserve(all.len() * (self.bounds.len() + 3) * 96);
+        for histogram in all {
+            histogram.render_into(name, &le, out);
+        }
+        out.push('\n');
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.series.len()
+    }
+}

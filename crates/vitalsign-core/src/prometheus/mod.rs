@@ -1,0 +1,285 @@
+//! The Prometheus sink: records through the `metrics` facade into a
+//! `metrics-exporter-prometheus` registry and renders `/metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code` (+ declared tags) |
+//! | `http_server_active_requests` | gauge | `http_request_method` |
+//! | `http_server_errors_total` | counter | `http_request_method`, `http_route`, `http_response_status_code`, `error_code` |
+//! | `http_server_disconnects_total` | counter | `http_request_method`, `http_route` |
+//! | `service_health_status` | gauge (0 unavailable, 1 degraded, 2 available) | `component` |
+//!
+//! Histograms and the in-flight gauge are vitalsign's own atomics. A request's histograms are
+//! found in a lock-free cache of label sets, so recording a successful request takes no lock
+//! and allocates nothing; a label set seen for the first time (or with handler tags as
+//! labels), and the error and disconnect counters, are looked up in bounded maps under a read
+//! lock. Nothing is allocated for a known label set. By default the sink owns its recorder (no global state); see
+//! [`MonitorBuilder::prometheus_handle`](crate::MonitorBuilder::prometheus_handle) to share the
+//! application's. Since the histograms are outside the recorder, a shared handle's `render()`
+//! lacks them: an application serving `/metrics` itself answers
+//! [`Monitor::render_metrics`](crate::Monitor::render_metrics), which renders everything.
+//!
+//! ```
+//! use vitalsign_core::Monitor;
+//!
+//! let monitor = Monitor::builder("shop").build().unwrap();
+//! let text = monitor.render_metrics().unwrap();
+//! assert!(text.contains("# HELP http_server_active_requests"));
+//! ```
+
+// This file: the public names, `PrometheusSink`, its rendering and its `Sink` impl.
+mod active; // the in-flight gauge
+mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
+mod histogram; // atomic histograms, their families, the lock-free label-set cache
+mod series; // bounded series: one handle per label set up to a cap, then overflow
+mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
+mod text; // exposition text: label escaping, collectors' families, merging of families
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, OnceLock};
+
+use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
+
+use active::ActiveGauge;
+pub(crate) use collectors::sink_collector;
+#[cfg(feature = "stats")]
+pub(crate) use collectors::stats_collector;
+use histogram::{HistogramFamily, SeriesCell};
+use series::{warn_overflow, BoundedSeries};
+use setup::label_value;
+pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
+use text::RenderedFamily;
+pub(crate) use text::{Collector, Exposition};
+
+use crate::{ErrorPoint, Method, RequestPoint, Sink};
+
+/// Base name of the request duration histogram.
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// Base name of the in-flight requests gauge.
+pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+/// Base name of the errors counter.
+pub const ERRORS: &str = "http_server_errors_total";
+/// Base name of the disconnects counter.
+pub const DISCONNECTS: &str = "http_server_disconnects_total";
+/// Base name of the optional time-to-response-head histogram.
+pub const RESPONSE_HEAD_DURATION: &str = "http_server_response_head_duration_seconds";
+/// Base name of the optional request body size histogram.
+pub const REQUEST_BODY_SIZE: &str = "http_server_request_body_size_bytes";
+/// Base name of the optional response body size histogram.
+pub const RESPONSE_BODY_SIZE: &str = "http_server_response_body_size_bytes";
+/// Buckets of the response body size histogram, in bytes (64 B to 64 MiB, by 4).
+pub const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
+/// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
+pub const HEALTH_STATUS: &str = "service_health_status";
+/// Name of the thread that runs the exporter's upkeep (one per monitor; see
+/// [`MonitorBuilder::upkeep_interval`](crate::MonitorBuilder::upkeep_interval)).
+pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
+/// Label of the one series that takes every label set past the cap.
+pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
+
+/// Label sets kept in the lock-free series cache; further ones are looked up under a lock.
+const SERIES_CACHE_SETS: usize = 1024;
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Where series are registered.
+enum Registrar {
+    Own(PrometheusRecorder),
+    Global,
+}
+
+impl Registrar {
+    fn with<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
+        match self {
+            Registrar::Own(recorder) => f(recorder),
+            Registrar::Global => metrics::with_recorder(f),
+        }
+    }
+}
+
+/// The Prometheus sink of a [`Monitor`](crate::Monitor).
+pub struct PrometheusSink {
+    registrar: Registrar,
+    handle: PrometheusHandle,
+    global_labels: Vec<Label>,
+    label_tags: Vec<std::borrow::Cow<'static, str>>,
+    /// `http_server_active_requests`, one per method: vitalsign's own atomics (one addition
+    /// a request each way), rendered with the histograms.
+    active: ActiveGauge,
+    durations: HistogramFamily,
+    /// Lock-free front of the histogram families, keyed by method, status and route; `None`
+    /// when handler tags are labels.
+    cells: Option<crate::cache::OnceCache<Box<SeriesCell>>>,
+    errors: BoundedSeries<Counter>,
+    disconnects: BoundedSeries<Counter>,
+    heads: Option<HistogramFamily>,
+    sizes: Option<HistogramFamily>,
+    request_sizes: Option<HistogramFamily>,
+    health_name: KeyName,
+    health: std::sync::Mutex<Vec<(String, Gauge)>>,
+    collector: OnceLock<Collector>,
+    /// The global labels, rendered once for the collectors' own text.
+    global_rendered: String,
+    _upkeep: mpsc::Sender<()>,
+}
+
+impl fmt::Debug for PrometheusSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrometheusSink")
+            .field(
+                "owns_recorder",
+                &matches!(self.registrar, Registrar::Own(_)),
+            )
+            .field("label_sets", &self.durations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusSink {
+    /// Renders the exposition text of the whole registry (the application's own metrics too
+    /// when it shares its recorder), after collecting process and runtime figures.
+    pub fn render(&self) -> String {
+        let mut exposition = Exposition {
+            families: Vec::new(),
+            global_labels: &self.global_rendered,
+        };
+        if let Some(collect) = self.collector.get() {
+            match &self.registrar {
+                Registrar::Own(recorder) => {
+                    metrics::with_local_recorder(recorder, || collect(&mut exposition))
+                }
+                Registrar::Global => collect(&mut exposition),
+            }
+        }
+        // The registry's families (the application's too when it shares the recorder) come
+        // out of hash maps, in a new order on each render; collectors' own families join them
+        // unless the registry has them already.
+        let mut shared = self.handle.render();
+        if !shared.is_empty() && !shared.ends_with("\n\n") {
+            shared.push('\n');
+        }
+        exposition.append_to(&mut shared);
+        // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
+        let mut own = String::new();
+        self.active.render_into(&mut own);
+        self.durations.render_into(&mut own);
+        for family in [&self.heads, &self.sizes, &self.request_sizes]
+            .into_iter()
+            .flatten()
+        {
+            family.render_into(&mut own);
+        }
+        // Both merged in family name order, series sorted: two scrapes diff line by line.
+        let mut families: Vec<RenderedFamily<'_>> = RenderedFamily::split(&shared, true)
+            .chain(RenderedFamily::split(&own, false))
+            .collect();
+        families.sort_by_key(|family| family.name);
+        let mut text = String::with_capacity(shared.len() + own.len() + families.len());
+        for family in families {
+            family.write_into(&mut text);
+        }
+        text
+    }
+
+    pub(crate) fn set_collector(&self, collector: Collector) {
+        let _ = self.collector.set(collector);
+    }
+
+    /// The handle of the registry. Its `render()` has the registry's series only, not
+    /// vitalsign's histograms and in-flight gauge (they are vitalsign's own atomics): to serve
+    /// `/metrics`, use [`PrometheusSink::render`] or
+    /// [`Monitor::render_metrics`](crate::Monitor::render_metrics).
+    pub fn handle(&self) -> &PrometheusHandle {
+        &self.handle
+    }
+
+    /// Distinct label sets of the duration histogram (the overflow series not included).
+    pub fn label_sets(&self) -> usize {
+        self.durations.len()
+    }
+
+    /// Registers the counter of one label set with the exporter.
+    fn register(&self, series: &BoundedSeries<Counter>, values: &[&str]) -> Counter {
+        let mut labels: Vec<Label> = series
+            .label_names
+            .iter()
+            .zip(values)
+            .map(|(k, v)| Label::new(k.clone(), label_value(v)))
+            .collect();
+        labels.extend(self.global_labels.iter().cloned());
+        self.register_key(&Key::from_parts(series.name.clone(), labels))
+    }
+
+    fn register_overflow(&self, series: &BoundedSeries<Counter>) -> Counter {
+        warn_overflow(series);
+        let mut labels = vec![Label::new(OVERFLOW_LABEL.0, OVERFLOW_LABEL.1)];
+        labels.extend(self.global_labels.iter().cloned());
+        self.register_key(&Key::from_parts(series.name.clone(), labels))
+    }
+
+    fn register_key(&self, key: &Key) -> Counter {
+        self.registrar.with(|r| r.register_counter(key, &METADATA))
+    }
+
+    fn count(&self, series: &BoundedSeries<Counter>, values: &[&str]) {
+        series.with(
+            values,
+            || self.register(series, values),
+            || self.register_overflow(series),
+            |c| c.increment(1),
+        )
+    }
+}
+
+impl Sink for PrometheusSink {
+    fn needs_request_id(&self) -> bool {
+        false
+    }
+
+    fn request_started(&self, method: Method) {
+        self.active.counts[method.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record_request(&self, point: &RequestPoint<'_>) {
+        self.record_histograms(point);
+        if point.disconnected {
+            let values = [point.method.as_str(), point.route];
+            self.count(&self.disconnects, &values);
+        }
+    }
+
+    fn request_finished(&self, method: Method) {
+        self.active.counts[method.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn record_error(&self, point: &ErrorPoint<'_>) {
+        let mut status = itoa::Buffer::new();
+        let values = [
+            point.request.method.as_str(),
+            point.request.route,
+            status.format(point.request.status_code),
+            point.error_code,
+        ];
+        self.count(&self.errors, &values);
+    }
+
+    fn health_changed(&self, component: &str, level: crate::health::Level) {
+        let mut gauges = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, gauge)) = gauges.iter().find(|(name, _)| name == component) {
+            return gauge.set(level.gauge_value());
+        }
+        let mut labels = vec![Label::new("component", component.to_owned())];
+        labels.extend(self.global_labels.iter().cloned());
+        let key = Key::from_parts(self.health_name.clone(), labels);
+        let gauge = self.registrar.with(|r| r.register_gauge(&key, &METADATA));
+        gauge.set(level.gauge_value());
+        gauges.push((component.to_owned(), gauge));
+    }
+}
