@@ -462,24 +462,7 @@ async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {
         .merge(endpoints(&monitor))
         .layer(MonitorLayer::new(&monitor));
     let server = Server::start(app).await;
-    assert_eq!(server.get("/ping").await, (200, "not recording".to_owned()));
-    assert_eq!(
-        server.get("/internal/x").await,
-        (200, "not recording".to_owned())
-    );
-    assert_eq!(server.get("/kept").await, (200, "recording".to_owned()));
-    all_recorded(&monitor, "/kept recorded").await;
-    let points = sink.requests();
-    assert_eq!(points.len(), 1, "{points:?}");
-    assert_eq!(points[0].route, "/kept");
-    assert_eq!(points[0].tag("handler"), Some("ran"));
-    assert_eq!(
-        sink.started(),
-        1,
-        "the excluded requests never started a point"
-    );
-    let m = server.metrics().await;
-    assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
+    excluded_paths_answer_and_only_kept_is_recorded(&server, &monitor, &sink).await;
 }
 
 /// Regression (review item 15): a route added after `Router::layer` never passes the layer; its

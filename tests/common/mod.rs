@@ -121,6 +121,34 @@ pub async fn all_recorded(monitor: &Monitor, what: &str) {
     eventually(what, || async { monitor.in_flight() == 0 }).await;
 }
 
+/// The `Point` scenario on excluded paths (review item 15), the same on both frameworks: the
+/// server routes `/ping`, `/internal/{name}` (both excluded) and `/kept` to a handler that tags
+/// its point and answers whether the point records.
+pub async fn excluded_paths_answer_and_only_kept_is_recorded(
+    server: &Server,
+    monitor: &Monitor,
+    sink: &MemorySink,
+) {
+    assert_eq!(server.get("/ping").await, (200, "not recording".to_owned()));
+    assert_eq!(
+        server.get("/internal/x").await,
+        (200, "not recording".to_owned())
+    );
+    assert_eq!(server.get("/kept").await, (200, "recording".to_owned()));
+    all_recorded(monitor, "/kept recorded").await;
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].route, "/kept");
+    assert_eq!(points[0].tag("handler"), Some("ran"));
+    assert_eq!(
+        sink.started(),
+        1,
+        "the excluded requests never started a point"
+    );
+    let m = server.metrics().await;
+    assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
+}
+
 /// One sample line of the Prometheus text format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
