@@ -166,19 +166,15 @@ where
             Some(_) => None,
             None => req.match_pattern(),
         };
+        let headers = req.headers();
+        let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
         let mut flight = adapter::begin(
             &self.monitor,
             RequestStart::new(req.method().as_str().as_bytes(), req.path())
                 .with_route(route.as_deref())
-                .with_request_id(req.headers().get(&REQUEST_ID).map(|v| v.as_bytes())),
+                .with_request_id(headers.get(&REQUEST_ID).map(|v| v.as_bytes()))
+                .with_headers(&lookup),
         );
-        if adapter::has_label_fns(&self.monitor) {
-            let headers = req.headers();
-            let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
-            let info =
-                adapter::RequestInfo::new(req.method().as_str().as_bytes(), req.path(), &lookup);
-            flight.apply_label_fns(&info);
-        }
         if adapter::point_in_extensions(&self.monitor) {
             // For futures the handler spawns: see `Point`.
             let carried = flight.carry(req.extensions().get());
@@ -187,13 +183,9 @@ where
             }
         }
         let inner = flight.in_call(|| self.service.call(req));
-        // Path parameters exist once actix has routed: they are read from the response's request.
-        let path_labels =
-            (!adapter::path_labels(&self.monitor).is_empty()).then(|| self.monitor.clone());
         ResponseFuture {
             inner,
             flight,
-            path_labels,
             pending,
         }
     }
@@ -206,7 +198,6 @@ pin_project! {
         #[pin]
         inner: F,
         flight: Flight,
-        path_labels: Option<Monitor>,
         pending: Option<PendingRoute>,
     }
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -247,12 +238,10 @@ where
                     this.flight
                         .set_route(response.request().match_pattern().as_deref());
                 }
-                if let Some(monitor) = this.path_labels.take() {
-                    for name in adapter::path_labels(&monitor) {
-                        if let Some(value) = response.request().match_info().get(name) {
-                            this.flight.path_param(name, value);
-                        }
-                    }
+                // Path parameters exist once actix has routed.
+                if this.flight.wants_path_params() {
+                    this.flight
+                        .path_params(response.request().match_info().iter());
                 }
                 let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(

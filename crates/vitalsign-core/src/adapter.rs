@@ -2,12 +2,14 @@
 //! (`vitalsign-tower`) and the actix-web middleware (`vitalsign-actix`) use, and applications
 //! do not.
 //!
-//! An adapter extracts `(method, path, route template, request id)` from its framework's
-//! request, calls [`begin`], and carries the returned [`Flight`] to the end of the response
-//! body, telling it each step: [`Flight::in_scope`] around every call or poll of the inner
-//! service (so that handlers find their point), [`Flight::response`] at the response head,
-//! [`Flight::body_starts`], [`Flight::body_bytes`] and [`Flight::complete`] (or
-//! [`Flight::body_failed`]) along the body, [`Flight::failed`] when the inner service fails.
+//! An adapter extracts `(method, path, route template, request id, a header lookup)` from its
+//! framework's request, calls [`begin`], and carries the returned [`Flight`] to the end of the
+//! response body, telling it each step: [`Flight::in_scope`] around every call or poll of the
+//! inner service (so that handlers find their point), [`Flight::response`] at the response
+//! head, [`Flight::body_starts`], [`Flight::body_bytes`] and [`Flight::complete`] (or
+//! [`Flight::body_failed`]) along the body, [`Flight::failed`] when the inner service fails,
+//! and [`Flight::path_params`] once the route's parameters are known (if
+//! [`Flight::wants_path_params`]).
 //! Dropping the flight early records a disconnect. Every rule (exclusions, route cap, label
 //! policy, what is recorded when) lives in the flight, once, so that adapters stay thin glue.
 //!
@@ -34,7 +36,7 @@
 //!
 //! The endpoints' answers, shared by both adapters, are in [`crate::endpoint`].
 
-pub use crate::monitor::{Flight, RequestInfo, RequestStart};
+pub use crate::monitor::{Flight, HeaderLookup, RequestStart};
 use crate::Monitor;
 
 /// A request arrives: the [`Flight`] that records it exactly once (see [`Flight`]), or, for a
@@ -59,22 +61,6 @@ pub fn is_excluded(monitor: &Monitor, path: &str, route: Option<&str>) -> bool {
 #[inline]
 pub fn may_route_to_excluded_template(monitor: &Monitor, path: &str) -> bool {
     monitor.may_route_to_excluded_template(path)
-}
-
-/// Path parameters kept as labels
-/// ([`MonitorBuilder::path_label`](crate::MonitorBuilder::path_label)); adapters hand their
-/// values to [`Flight::path_param`].
-#[inline]
-pub fn path_labels(monitor: &Monitor) -> &[std::borrow::Cow<'static, str>] {
-    monitor.path_labels()
-}
-
-/// Whether label functions are configured
-/// ([`MonitorBuilder::label_fn`](crate::MonitorBuilder::label_fn)); adapters then build a
-/// [`RequestInfo`] and call [`Flight::apply_label_fns`].
-#[inline]
-pub fn has_label_fns(monitor: &Monitor) -> bool {
-    monitor.has_label_fns()
 }
 
 /// Whether adapters put each request's handle into the request's extensions

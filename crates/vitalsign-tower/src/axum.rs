@@ -45,12 +45,7 @@ impl ResolveRoute for MatchedPathRoute {
             .map(MatchedPath::as_str)
     }
 
-    fn path_params(
-        &self,
-        head: &RequestHead<'_>,
-        wanted: &[std::borrow::Cow<'static, str>],
-        found: &mut dyn FnMut(&str, &str),
-    ) {
+    fn path_params(&self, head: &RequestHead<'_>, found: &mut dyn FnMut(&str, &str)) {
         // axum keeps the parameters in a private extension; its `RawPathParams` extractor reads
         // them from request parts, rebuilt here (only when path labels are set). The extractor
         // is ready at once.
@@ -61,9 +56,7 @@ impl ResolveRoute for MatchedPathRoute {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if let std::task::Poll::Ready(Ok(params)) = extract.as_mut().poll(&mut cx) {
             for (name, value) in &params {
-                if wanted.iter().any(|w| w == name) {
-                    found(name, value);
-                }
+                found(name, value);
             }
         }
     }

@@ -29,16 +29,12 @@ pub trait ResolveRoute: Clone + Send + Sync + 'static {
     /// The route template of this request.
     fn resolve<'r>(&self, head: &RequestHead<'r>) -> Option<&'r str>;
 
-    /// Calls `found` with each path parameter of this request whose name is in `wanted`
-    /// (for [`MonitorBuilder::path_label`](vitalsign_core::MonitorBuilder::path_label)).
-    /// Defaults to none.
-    fn path_params(
-        &self,
-        head: &RequestHead<'_>,
-        wanted: &[std::borrow::Cow<'static, str>],
-        found: &mut dyn FnMut(&str, &str),
-    ) {
-        let _ = (head, wanted, found);
+    /// Calls `found` with each path parameter of this request, as `(name, value)`; the monitor
+    /// keeps those that
+    /// [`MonitorBuilder::path_label`](vitalsign_core::MonitorBuilder::path_label) asked for.
+    /// Called only when the monitor keeps some. Defaults to none.
+    fn path_params(&self, head: &RequestHead<'_>, found: &mut dyn FnMut(&str, &str)) {
+        let _ = (head, found);
     }
 }
 
@@ -113,16 +109,11 @@ impl ResolveRoute for DefaultResolver {
         return NoRoute.resolve(head);
     }
 
-    fn path_params(
-        &self,
-        head: &RequestHead<'_>,
-        wanted: &[std::borrow::Cow<'static, str>],
-        found: &mut dyn FnMut(&str, &str),
-    ) {
+    fn path_params(&self, head: &RequestHead<'_>, found: &mut dyn FnMut(&str, &str)) {
         #[cfg(feature = "axum")]
-        crate::axum::MatchedPathRoute.path_params(head, wanted, found);
+        crate::axum::MatchedPathRoute.path_params(head, found);
         #[cfg(not(feature = "axum"))]
-        NoRoute.path_params(head, wanted, found);
+        NoRoute.path_params(head, found);
     }
 }
 

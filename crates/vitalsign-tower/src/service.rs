@@ -63,28 +63,19 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         adapter::probe_runtime_once(&self.monitor);
         let head = head_of(&req);
+        let headers = req.headers();
+        let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
         let mut flight = adapter::begin(
             &self.monitor,
             RequestStart::new(req.method().as_str().as_bytes(), req.uri().path())
                 .with_route(self.resolver.resolve(&head))
-                .with_request_id(req.headers().get(&REQUEST_ID).map(|v| v.as_bytes())),
+                .with_request_id(headers.get(&REQUEST_ID).map(|v| v.as_bytes()))
+                .with_headers(&lookup),
         );
-        let wanted = adapter::path_labels(&self.monitor);
-        if !wanted.is_empty() {
-            self.resolver
-                .path_params(&head, wanted, &mut |name, value| {
-                    flight.path_param(name, value)
-                });
-        }
-        if adapter::has_label_fns(&self.monitor) {
-            let headers = req.headers();
-            let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
-            let info = adapter::RequestInfo::new(
-                req.method().as_str().as_bytes(),
-                req.uri().path(),
-                &lookup,
-            );
-            flight.apply_label_fns(&info);
+        if flight.wants_path_params() {
+            self.resolver.path_params(&head, &mut |name, value| {
+                flight.path_params([(name, value)]);
+            });
         }
         if adapter::point_in_extensions(&self.monitor) {
             // For handlers on another task (behind `Buffer`, spawned): see `Point`.

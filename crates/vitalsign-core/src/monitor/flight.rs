@@ -301,20 +301,25 @@ impl Flight {
         }
     }
 
-    /// Runs the monitor's label functions ([`MonitorBuilder::label_fn`]) on `request` and
-    /// tags the point with their results (when
-    /// [`adapter::has_label_fns`](crate::adapter::has_label_fns) is true).
-    pub fn apply_label_fns(&mut self, request: &RequestInfo<'_>) {
-        if let Some(flight) = &mut self.0 {
-            flight.apply_label_fns(request);
-        }
+    /// Whether the monitor keeps any path parameter as a label
+    /// ([`MonitorBuilder::path_label`]): only then need an adapter read the request's path
+    /// parameters for [`Flight::path_params`].
+    #[inline]
+    pub fn wants_path_params(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|flight| !flight.monitor.inner.path_labels.is_empty())
     }
 
-    /// A path parameter of this request: kept as a label if [`MonitorBuilder::path_label`]
-    /// asked for it on this request's route.
-    pub fn path_param(&mut self, name: &str, value: &str) {
+    /// The request's path parameters, as `(name, value)` pairs: those that
+    /// [`MonitorBuilder::path_label`] asked for on this request's route are kept as labels, the
+    /// others are ignored. Give them once the route is known (after [`Flight::set_route`] for
+    /// an adapter that learns it late).
+    pub fn path_params<'v>(&mut self, params: impl IntoIterator<Item = (&'v str, &'v str)>) {
         if let Some(flight) = &mut self.0 {
-            flight.path_param(name, value);
+            for (name, value) in params {
+                flight.path_param(name, value);
+            }
         }
     }
 

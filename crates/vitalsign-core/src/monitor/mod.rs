@@ -47,7 +47,7 @@ pub use flight::Flight;
 pub(crate) use flight::InFlight;
 use labels::LabelFn;
 pub use labels::{RequestInfo, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
-pub use record::RequestStart;
+pub use record::{HeaderLookup, RequestStart};
 pub use routes::OVERFLOW_ROUTE;
 
 pub use crate::error::{ConfigError, ConfigErrorKind};
@@ -127,18 +127,6 @@ impl Monitor {
         // The counter goes up before it goes down; a negative reading cannot happen, and would
         // read as none.
         u64::try_from(self.inner.in_flight.load(Ordering::Acquire)).unwrap_or(0)
-    }
-
-    /// Path parameters kept as labels ([`MonitorBuilder::path_label`]); adapters hand their
-    /// values to [`Flight::path_param`]. Adapter API: [`crate::adapter::path_labels`].
-    pub(crate) fn path_labels(&self) -> &[Cow<'static, str>] {
-        &self.inner.path_labels
-    }
-
-    /// Whether label functions are configured ([`MonitorBuilder::label_fn`]); adapters then
-    /// call [`Flight::apply_label_fns`].
-    pub(crate) fn has_label_fns(&self) -> bool {
-        !self.inner.label_fns.is_empty()
     }
 
     /// Whether adapters put each request's handle into the request's extensions

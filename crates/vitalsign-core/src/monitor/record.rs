@@ -1,6 +1,7 @@
 //! The request-recording pipeline: a request starts, and once it ends its point reaches every sink.
 
 use super::flight::NO_HEAD;
+use super::labels::RequestInfo;
 use super::routes::Route;
 use super::{InFlight, Monitor};
 use crate::handle::HandlerScope;
@@ -20,7 +21,7 @@ use std::sync::atomic::Ordering;
 ///     RequestStart::new(b"GET", "/users/7").with_route(Some("/users/{id}"));
 /// assert_eq!(START.request_id, None);
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct RequestStart<'a> {
     /// The method token as received.
@@ -31,6 +32,25 @@ pub struct RequestStart<'a> {
     pub route: Option<&'a str>,
     /// The `x-request-id` header, if present.
     pub request_id: Option<&'a [u8]>,
+    /// Looks a request header up by name, for the label functions
+    /// ([`MonitorBuilder::label_fn`](crate::MonitorBuilder::label_fn)); see
+    /// [`RequestStart::with_headers`].
+    headers: Option<&'a HeaderLookup<'a>>,
+}
+
+/// Looks a request header up by (lower-case) name: its value's bytes, if present.
+pub type HeaderLookup<'a> = dyn Fn(&str) -> Option<&'a [u8]> + 'a;
+
+impl std::fmt::Debug for RequestStart<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestStart")
+            .field("method", &String::from_utf8_lossy(self.method))
+            .field("path", &self.path)
+            .field("route", &self.route)
+            .field("request_id", &self.request_id.map(String::from_utf8_lossy))
+            .field("headers", &self.headers.is_some())
+            .finish()
+    }
 }
 
 impl<'a> RequestStart<'a> {
@@ -43,6 +63,7 @@ impl<'a> RequestStart<'a> {
             path,
             route: None,
             request_id: None,
+            headers: None,
         }
     }
 
@@ -59,6 +80,37 @@ impl<'a> RequestStart<'a> {
     #[must_use]
     pub const fn with_request_id(mut self, request_id: Option<&'a [u8]>) -> Self {
         self.request_id = request_id;
+        self
+    }
+
+    /// With a lookup of the request's headers by name. The monitor's label functions
+    /// ([`MonitorBuilder::label_fn`](crate::MonitorBuilder::label_fn)) read headers through
+    /// it when the request begins; it is called only when label functions are configured, so
+    /// an adapter can always pass it.
+    ///
+    /// ```
+    /// use vitalsign_core::adapter::{self, RequestStart};
+    /// use vitalsign_core::{MemorySink, Monitor};
+    /// use std::sync::Arc;
+    ///
+    /// let sink = Arc::new(MemorySink::new(8));
+    /// let monitor = Monitor::builder("shop")
+    ///     .sink(sink.clone())
+    ///     .label_fn("client", |req| {
+    ///         req.header("x-client").map(|v| String::from_utf8_lossy(v).into_owned())
+    ///     })
+    ///     .build()?;
+    /// let headers = |name: &str| (name == "x-client").then_some(&b"mobile"[..]);
+    /// let mut flight =
+    ///     adapter::begin(&monitor, RequestStart::new(b"GET", "/a").with_headers(&headers));
+    /// flight.response(200).complete();
+    /// assert_eq!(sink.requests()[0].tags[0].value, "mobile");
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn with_headers(mut self, headers: &'a HeaderLookup<'a>) -> Self {
+        self.headers = Some(headers);
         self
     }
 }
@@ -83,12 +135,12 @@ impl Monitor {
             .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
         self.each_sink(|sink| sink.request_started(method));
-        let start = self.inner.clock.now();
-        Some(InFlight {
+        let now = self.inner.clock.now();
+        let mut flight = InFlight {
             monitor: self.clone(),
             method,
             route,
-            start,
+            start: now,
             scope: HandlerScope::new(request_id),
             status: None,
             head_nanos: NO_HEAD,
@@ -96,7 +148,11 @@ impl Monitor {
             route_excluded: false,
             body_failed: false,
             done: false,
-        })
+        };
+        if let Some(headers) = start.headers.filter(|_| !self.inner.label_fns.is_empty()) {
+            flight.apply_label_fns(&RequestInfo::new(start.method, start.path, headers));
+        }
+        Some(flight)
     }
 
     pub(super) fn record(&self, flight: &InFlight, disconnected: bool) {

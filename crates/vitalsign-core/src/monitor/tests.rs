@@ -21,22 +21,14 @@ pub(super) fn start<'a>(
     path: &'a str,
     route: Option<&'a str>,
 ) -> RequestStart<'a> {
-    RequestStart {
-        method,
-        path,
-        route,
-        request_id: None,
-    }
+    RequestStart::new(method, path).with_route(route)
 }
 
 #[test]
 fn a_completed_request_becomes_one_point() {
     let (monitor, sink) = monitor(|b| b);
     let mut flight = monitor
-        .begin(RequestStart {
-            request_id: Some(b"rid-1"),
-            ..start(b"GET", "/users/7", Some("/users/{id}"))
-        })
+        .begin(start(b"GET", "/users/7", Some("/users/{id}")).with_request_id(Some(b"rid-1")))
         .unwrap();
     assert_eq!(monitor.in_flight(), 1);
     assert!(sink.requests().is_empty(), "not recorded yet");
