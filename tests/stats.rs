@@ -454,9 +454,13 @@ async fn custom_stats_round_trip_to_json_and_metrics() {
             Some(3.0)
         );
         for family in [
+            "process_cpu_seconds_total",
             "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
             "process_start_time_seconds",
             "process_open_fds",
+            "process_max_fds",
+            "process_threads",
             "tokio_workers",
             "tokio_event_loop_delay_seconds",
         ] {

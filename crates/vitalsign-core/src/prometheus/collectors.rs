@@ -50,7 +50,7 @@ pub(crate) fn sink_collector(
 }
 
 /// The collector of `/stats` figures for `/metrics`: the standard `process_*` series
-/// (read by `metrics-process`), Tokio runtime gauges, the event-loop delay, and custom stats.
+/// (read through `sysinfo` and `/proc`), Tokio runtime gauges, the event-loop delay, and custom stats.
 #[cfg(feature = "stats")]
 pub(crate) fn stats_collector(
     stats: std::sync::Arc<crate::stats::Stats>,
@@ -70,7 +70,7 @@ pub(crate) fn stats_collector(
     ]
     .map(name);
     Box::new(move |exposition| {
-        process_series(exposition);
+        process_series(exposition, &stats.process_figures());
         let (w, t, q) = stats.probes.runtime_figures();
         metrics::describe_gauge!(
             workers.clone(),
@@ -116,8 +116,7 @@ pub(crate) fn stats_collector(
 /// written as text: the facade's counters hold whole numbers, and whole seconds make
 /// `rate(process_cpu_seconds_total[1m])` useless on a lightly loaded service.
 #[cfg(feature = "stats")]
-fn process_series(exposition: &mut Exposition<'_>) {
-    let process = metrics_process::collector::collect();
+fn process_series(exposition: &mut Exposition<'_>, process: &crate::stats::ProcessFigures) {
     if let Some(cpu) = process.cpu_seconds_total {
         exposition.fractional_counter(
             "process_cpu_seconds_total",

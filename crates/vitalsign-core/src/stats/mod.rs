@@ -56,7 +56,7 @@ use serde_json::{json, Map, Value};
 pub use custom::CustomStats;
 pub(crate) use requests::RequestStats;
 pub use system::DEFAULT_PROBE_INTERVAL;
-pub(crate) use system::{PollTimes, RuntimeProbes};
+pub(crate) use system::{PollTimes, ProcessFigures, RuntimeProbes};
 
 /// Default collection interval of the `window` block.
 pub const DEFAULT_COLLECTION_INTERVAL: Duration = Duration::from_secs(5);
@@ -106,6 +106,14 @@ impl Stats {
             system: Mutex::new(system::System::new()),
             reporters: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The standard process figures, read now (the `process_*` series of `/metrics`).
+    pub(crate) fn process_figures(&self) -> system::ProcessFigures {
+        self.system
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .process_figures()
     }
 
     /// The push sinks whose queue figures `/stats` shows under `sinks`.
