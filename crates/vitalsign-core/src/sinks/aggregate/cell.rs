@@ -66,7 +66,7 @@ const SLOT_BIT: u64 = 1 << 63;
 #[derive(Debug)]
 pub(super) struct Cell {
     pub(super) series: &'static str,
-    /// Sorted by key, as [`AggregatePoint::tags`].
+    /// Sorted by key, as [`AggregatePoint::tags`](crate::AggregatePoint::tags).
     pub(super) tags: Box<[(String, String)]>,
     /// [`SLOT_BIT`]: the slot in use; the other bits: writers that entered it since the flip.
     state: AtomicU64,

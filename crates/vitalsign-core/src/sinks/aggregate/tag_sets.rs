@@ -1,19 +1,13 @@
-//! The tag sets an aggregator has seen: a write-once lock-free cache of point shapes (handler
-//! tags in the order given) in front of a bounded map of sorted tag sets, which owns the cells.
+//! The tag sets an aggregator has seen: an interner of cells keyed by sorted tag sets, capped,
+//! fronted by a write-once lock-free cache of point shapes (handler tags in the order given).
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-
-use hashbrown::HashMap;
+use std::sync::Arc;
 
 use super::cell::Cell;
 use super::OVERFLOW_TAG;
-use crate::cache::OnceCache;
+use crate::interner::{Cap, Interner, Kind, Probe};
 use crate::{Method, RequestPoint, Tag};
-
-/// Tag sets kept in the lock-free cache; further ones are looked up under the map's lock.
-const CACHED_TAG_SETS: usize = 1024;
 
 /// Handler tags a point may carry for its tag set to be looked up without allocating; a point
 /// with more is looked up through an owned copy of its tag set.
@@ -22,19 +16,9 @@ pub(super) const STACK_TAGS: usize = 16;
 /// The tag sets seen: a lock-free cache in front of a bounded map (the authority), as the
 /// Prometheus sink keeps its series.
 pub(super) struct TagSets {
-    /// Keyed by the point's own shape (handler tags in the order given).
-    cache: OnceCache<Box<Shape>>,
-    /// Keyed by the series and the sorted tag set, flattened: `[series, k1, v1, k2, v2, …]`.
-    map: RwLock<Map>,
-    cap: usize,
-    pub(super) overflowed: AtomicBool,
-}
-
-#[derive(Default)]
-struct Map {
-    cells: HashMap<Key, Arc<Cell>>,
-    /// Tag sets counted against the cap (the overflow ones are not).
-    regular: usize,
+    /// Keyed by the series and the sorted tag set, flattened: `[series, k1, v1, k2, v2, …]`;
+    /// past the cap, one overflow cell per series; cached by the point's own shape.
+    sets: Interner<Key, Arc<Cell>, Box<Shape>>,
 }
 
 /// A cached point shape and the cell of its tag set.
@@ -109,25 +93,31 @@ impl hashbrown::Equivalent<Key> for KeyRef<'_> {
 
 impl TagSets {
     pub(super) fn new(cap: usize) -> Self {
-        TagSets {
-            cache: OnceCache::new(cap.min(CACHED_TAG_SETS) * 2),
-            map: RwLock::new(Map::default()),
+        let (tag, value) = OVERFLOW_TAG;
+        let cap = Cap::new(
             cap,
-            overflowed: AtomicBool::new(false),
+            "tag sets of the period aggregator",
+            format!("the tag set {tag}=\"{value}\""),
+        );
+        TagSets {
+            sets: Interner::new(cap, true),
         }
     }
 
+    /// Tag sets, the overflow ones included.
     pub(super) fn len(&self) -> usize {
-        self.read().cells.len()
+        self.sets.total_len()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
-        self.map.read().unwrap_or_else(PoisonError::into_inner)
+    /// Whether a tag set went to the overflow tag set.
+    #[cfg(test)]
+    pub(super) fn overflowed(&self) -> bool {
+        self.sets.overflowed()
     }
 
     /// Every cell, for the emitter.
     pub(super) fn cells(&self) -> Vec<Arc<Cell>> {
-        self.read().cells.values().cloned().collect()
+        self.sets.values()
     }
 
     /// Calls `f` with the cell of the point's tag set: from the cache, or (first sight of this
@@ -139,33 +129,35 @@ impl TagSets {
         error_code: Option<&str>,
         f: impl FnOnce(&Cell),
     ) {
-        let hash = self.cache.hash((
+        let shape = (
             point.method,
             point.status_code,
             point.route,
             error_code,
             RawTags(point.tags),
-        ));
-        if let Some((_, shape)) = self.cache.find(hash, |s| s.matches(point, error_code)) {
-            return f(&shape.cell);
-        }
+        );
+        let miss = match self.sets.probe(shape, |s| s.matches(point, error_code)) {
+            Probe::Hit(_, shape) => return f(&shape.cell),
+            Probe::Miss(miss) => miss,
+        };
         let cell = self.lookup(point, error_code);
         f(&cell);
-        let shape = Shape {
-            error_code: error_code.map(Into::into),
-            method: point.method,
-            status: point.status_code,
-            route: point.route.into(),
-            service: point.service.into(),
-            tags: point
-                .tags
-                .iter()
-                .map(|t| (Box::from(&*t.key), Box::from(t.value.as_str())))
-                .collect(),
-            cell,
-        };
         // When every probed slot is taken the shape is not cached; the map stays the authority.
-        let _ = self.cache.insert(hash, Box::new(shape));
+        miss.offer(|| {
+            Box::new(Shape {
+                error_code: error_code.map(Into::into),
+                method: point.method,
+                status: point.status_code,
+                route: point.route.into(),
+                service: point.service.into(),
+                tags: point
+                    .tags
+                    .iter()
+                    .map(|t| (Box::from(&*t.key), Box::from(t.value.as_str())))
+                    .collect(),
+                cell,
+            })
+        });
     }
 
     /// The cell of the point's tag set from the map. The tag set is laid out on the stack
@@ -208,45 +200,19 @@ impl TagSets {
         service: &str,
     ) -> Arc<Cell> {
         let overflow = [series, OVERFLOW_TAG.0, OVERFLOW_TAG.1, "service", service];
-        {
-            let map = self.read();
-            if let Some(cell) = map.cells.get(&KeyRef(parts)) {
-                return Arc::clone(cell);
-            }
-            if map.regular >= self.cap {
-                if let Some(cell) = map.cells.get(&KeyRef(&overflow)) {
-                    return Arc::clone(cell);
-                }
-            }
-        }
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cell) = map.cells.get(&KeyRef(parts)) {
-            return Arc::clone(cell);
-        }
-        let (parts, pairs) = if map.regular >= self.cap {
-            if let Some(cell) = map.cells.get(&KeyRef(&overflow)) {
-                return Arc::clone(cell);
-            }
-            if !self.overflowed.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    max = self.cap,
-                    "vitalsign: tag-set cap of the period aggregator reached; further tag sets \
-                     are aggregated under otel_metric_overflow=\"true\""
-                );
-            }
-            (&overflow[..], &[OVERFLOW_TAG, ("service", service)][..])
-        } else {
-            map.regular += 1;
-            (parts, pairs)
+        let make = |kind| {
+            let (parts, pairs) = match kind {
+                Kind::Regular => (parts, pairs),
+                Kind::Overflow => (&overflow[..], &[OVERFLOW_TAG, ("service", service)][..]),
+            };
+            let tags = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let key = Key(parts.iter().map(|p| Box::from(*p)).collect());
+            (key, Arc::new(Cell::new(series, tags)))
         };
-        let tags = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let cell = Arc::new(Cell::new(series, tags));
-        let key = Key(parts.iter().map(|p| Box::from(*p)).collect());
-        map.cells.insert(key, Arc::clone(&cell));
-        cell
+        self.sets.get(&KeyRef(parts), &KeyRef(&overflow), make).0
     }
 }
 

@@ -207,7 +207,7 @@ fn tag_sets_past_the_cap_share_one_overflow_tag_set() {
             aggregator.record_request(&point(&id, "/u", &tags, unix_nanos(), 0.1));
         }
         if round == 0 {
-            assert!(aggregator.tag_sets.overflowed.load(Ordering::Relaxed));
+            assert!(aggregator.tag_sets.overflowed());
         }
     }
     drop(aggregator.flush());
