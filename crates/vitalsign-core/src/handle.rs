@@ -554,10 +554,9 @@ mod tests {
 
 #[cfg(test)]
 mod unrecorded_and_carried {
-    use std::sync::atomic::AtomicUsize;
-
     use super::*;
     use crate::adapter::{Flight, RequestStart};
+    use crate::testing::count_warnings;
     use crate::{MemorySink, Monitor};
 
     fn monitor() -> (Monitor, Arc<MemorySink>) {
@@ -675,49 +674,12 @@ mod unrecorded_and_carried {
         let _ = outer.response(200);
     }
 
-    /// A subscriber counting the `warn` events whose message contains a text.
-    struct CountWarnings {
-        text: &'static str,
-        seen: Arc<AtomicUsize>,
-    }
-
-    impl tracing::Subscriber for CountWarnings {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            struct Message(String);
-            impl tracing::field::Visit for Message {
-                fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn fmt::Debug) {
-                    self.0 += &format!("{value:?}");
-                }
-            }
-            let mut message = Message(String::new());
-            event.record(&mut message);
-            if *event.metadata().level() == tracing::Level::WARN && message.0.contains(self.text) {
-                self.seen.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
     /// Regression (review item 15): a request that never passed the middleware (a route added
     /// after the layer) got a 500 from the extractor; it now gets a handle that records nothing,
     /// and the wiring mistake is logged once, at `warn`.
     #[test]
     fn a_request_that_never_passed_the_middleware_gets_a_noop_handle_and_one_warning() {
-        let seen = Arc::new(AtomicUsize::new(0));
-        let subscriber = CountWarnings {
-            text: "did not pass vitalsign's middleware",
-            seen: Arc::clone(&seen),
-        };
-        tracing::subscriber::with_default(subscriber, || {
+        let seen = count_warnings("did not pass vitalsign's middleware", |seen| {
             // An excluded request passed the middleware: no warning.
             let (monitor, _) = monitor();
             let mut flight = begin(&monitor, "/excluded");
@@ -733,6 +695,6 @@ mod unrecorded_and_carried {
                 handle.tag("t", "v");
             }
         });
-        assert_eq!(seen.load(Ordering::SeqCst), 1, "logged once");
+        assert_eq!(seen, 1, "logged once");
     }
 }

@@ -42,6 +42,7 @@ pub mod endpoint;
 mod error;
 mod handle;
 pub mod health;
+mod interner;
 mod memory;
 mod method;
 mod monitor;
@@ -53,6 +54,8 @@ mod sink;
 pub mod sinks;
 #[cfg(feature = "stats")]
 pub mod stats;
+#[cfg(test)]
+mod testing;
 
 pub use classify::{ClassifyError, DefaultClassifier};
 pub use endpoint::{Endpoint, Endpoints};

@@ -1,18 +1,15 @@
 //! [`MonitorBuilder::build`]: validation, then assembly of sinks, threads and shared state.
 
-use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::{Arc, RwLock};
-
-use hashbrown::HashSet;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
 use super::builder::BoxedTaskClassifier;
 use super::clock::WallClock;
 use super::exclude::ExcludedTemplate;
 use super::labels::{check_name, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
-use super::routes::ROUTE_CACHE_ROUTES;
+use super::routes::routes;
 use super::{Inner, Monitor, MonitorBuilder};
 use crate::auth::Secret;
-use crate::cache::OnceCache;
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::health::{
     ComponentKind, Condition, DefaultTaskClassifier, Health, HealthThread, Signal, Ticker,
@@ -151,10 +148,7 @@ impl MonitorBuilder {
                     .fold(0, |mask, e| mask | 1u64 << (e.len() % 64)),
                 excluded: self.excluded,
                 endpoint_table,
-                max_routes: self.max_label_sets,
-                routes: RwLock::new(HashSet::new()),
-                route_cache: OnceCache::new(self.max_label_sets.min(ROUTE_CACHE_ROUTES) * 2),
-                routes_overflowed: AtomicBool::new(false),
+                routes: routes(self.max_label_sets),
                 classifier: self.classifier,
                 panics,
                 sinks,

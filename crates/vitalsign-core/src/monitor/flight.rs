@@ -55,12 +55,7 @@ impl InFlight {
         match &self.route {
             Route::Slot(Route::UNMATCHED_SLOT) => UNMATCHED_ROUTE,
             Route::Slot(Route::OVERFLOW_SLOT) => OVERFLOW_ROUTE,
-            Route::Slot(slot) => self
-                .monitor
-                .inner
-                .route_cache
-                .get(*slot as usize)
-                .map_or("", |r| r),
+            Route::Slot(slot) => self.monitor.inner.routes.cached(*slot).map_or("", |r| r),
             Route::Interned(route) => route,
         }
     }

@@ -28,13 +28,12 @@ mod routes; // route interning and its cap
 mod tests;
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use hashbrown::HashSet;
 
 use crate::auth::Secret;
-use crate::cache::OnceCache;
 use crate::classify::BoxedClassifier;
 use crate::health::{Health, HealthThread};
 use crate::Sink;
@@ -97,11 +96,8 @@ struct Inner {
     excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
     excluded_lengths: u64,
-    max_routes: usize,
-    routes: RwLock<HashSet<Arc<str>>>,
-    /// Lock-free front of `routes` for the hot path (a request names its route by slot).
-    route_cache: OnceCache<Box<str>>,
-    routes_overflowed: AtomicBool,
+    /// The routes seen, capped; a request names a cached one by its slot.
+    routes: routes::Routes,
     classifier: BoxedClassifier,
     sinks: Vec<Arc<dyn Sink>>,
     /// Panics of each sink, then of the error classifier.

@@ -1,63 +1,53 @@
 //! Route interning: route templates become cheap labels, up to the cap of distinct routes.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Monitor;
-
-/// Routes kept in the lock-free route cache; further ones are looked up under a lock.
-pub(super) const ROUTE_CACHE_ROUTES: usize = 1024;
+use crate::interner::{Cap, Interner, Kind, Probe};
 
 /// Route value used for route templates beyond the cap of distinct routes.
 pub const OVERFLOW_ROUTE: &str = "__overflow__";
 
+/// The routes seen, up to the cap of distinct routes, each label shared; the lock-free cache
+/// in front names a route by its slot ([`Route::Slot`]).
+pub(super) type Routes = Interner<Arc<str>, Arc<str>, Arc<str>>;
+
+/// The route interner of a monitor whose cap of label sets is `max`.
+pub(super) fn routes(max: usize) -> Routes {
+    let cap = Cap::new(
+        max,
+        "distinct routes",
+        format!("the route {OVERFLOW_ROUTE:?}"),
+    );
+    Interner::new(cap, true)
+}
+
 impl Monitor {
     pub(super) fn intern(&self, route: &str) -> Route {
-        let cache = &self.inner.route_cache;
-        let hash = cache.hash(route);
-        if let Some((slot, _)) = cache.find(hash, |known| **known == *route) {
-            return Route::Slot(slot as u32);
-        }
-        let interned = self.intern_locked(route);
-        match interned {
-            Route::Interned(_) => cache
-                .insert(hash, route.into())
-                .map_or(interned, |slot| Route::Slot(slot as u32)),
-            other => other,
-        }
-    }
-
-    fn intern_locked(&self, route: &str) -> Route {
-        if let Some(known) = self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-        {
-            return Route::Interned(known.clone());
-        }
-        let mut routes = self.inner.routes.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = routes.get(route) {
-            return Route::Interned(known.clone());
-        }
-        if routes.len() >= self.inner.max_routes {
-            if !self.inner.routes_overflowed.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    max = self.inner.max_routes,
-                    "vitalsign: more distinct routes than the label-set cap; further routes are recorded as {OVERFLOW_ROUTE:?}"
-                );
-            }
+        let routes = &self.inner.routes;
+        let miss = match routes.probe(route, |known| **known == *route) {
+            Probe::Hit(slot, _) => return Route::Slot(slot),
+            Probe::Miss(miss) => miss,
+        };
+        let (interned, kind) = routes.get(route, OVERFLOW_ROUTE, |kind| {
+            let label: Arc<str> = match kind {
+                Kind::Regular => route.into(),
+                Kind::Overflow => OVERFLOW_ROUTE.into(),
+            };
+            (Arc::clone(&label), label)
+        });
+        if kind == Kind::Overflow {
             return Route::OVERFLOW;
         }
-        let interned: Arc<str> = route.into();
-        routes.insert(interned.clone());
-        Route::Interned(interned)
+        match miss.offer(|| Arc::clone(&interned)) {
+            Some((slot, _)) => Route::Slot(slot),
+            None => Route::Interned(interned),
+        }
     }
 }
 
 /// A request's route label: a slot of the monitor's route cache (or one of two constants), or
-/// (past the cache) a shared copy from the route set. Two words, so that an [`InFlight`] stays
+/// (past the cache) a shared copy from the route set. Two words, so that an [`InFlight`](super::InFlight) stays
 /// small enough to be moved without a call to `memcpy`.
 #[derive(Debug)]
 pub(super) enum Route {
@@ -75,6 +65,7 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interner::CACHED_ENTRIES;
     use crate::monitor::tests::{monitor, start};
     use crate::point::UNMATCHED_ROUTE;
     use crate::{MemorySink, Method};
@@ -83,7 +74,7 @@ mod tests {
     fn routes_and_label_sets_past_the_lock_free_caches_are_recorded_alike() {
         // More routes than the route cache and the series cache hold: the rest go through the
         // locked maps, with the same results.
-        let routes = ROUTE_CACHE_ROUTES * 3;
+        let routes = CACHED_ENTRIES * 3;
         let sink = Arc::new(MemorySink::new(2 * routes));
         let monitor = Monitor::builder("svc")
             .max_label_sets(routes + 10)
@@ -117,7 +108,7 @@ mod tests {
         #[cfg(feature = "prometheus")]
         {
             let text = monitor.render_metrics().unwrap();
-            for i in [0, ROUTE_CACHE_ROUTES + 1, routes - 1] {
+            for i in [0, CACHED_ENTRIES + 1, routes - 1] {
                 let line = format!(
                     "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"/r/{i}\",http_response_status_code=\"{}\"}} 2",
                     200 + i % 2

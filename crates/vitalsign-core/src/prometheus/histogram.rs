@@ -1,11 +1,12 @@
 //! vitalsign's own histograms: atomic buckets, families of bounded series, and the lock-free
-//! cache of a request's label set.
+//! cache of a request's label set in front of the duration family.
 
 use metrics::KeyName;
 
-use super::series::{warn_overflow, BoundedSeries};
+use super::series::Series;
 use super::text::render_labels;
-use super::{PrometheusSink, OVERFLOW_LABEL};
+use super::PrometheusSink;
+use crate::interner::Probe;
 use crate::{Method, RequestPoint, MAX_LABEL_TAGS};
 
 /// The histograms of one label set: the duration, and the optional head time and body sizes.
@@ -43,29 +44,25 @@ impl PrometheusSink {
     /// Records the point in the histograms of its label set: found in the lock-free cache,
     /// or (on first sight, or when handler tags are labels) under the families' locks.
     pub(super) fn record_histograms(&self, point: &RequestPoint<'_>) {
-        let Some(cells) = &self.cells else {
-            return self.series_of(point).record(point);
-        };
-        let hash = cells.hash((point.method, point.status_code, point.route));
-        let found = cells.find(hash, |cell| {
+        let shape = (point.method, point.status_code, point.route);
+        let miss = match self.durations.series.probe(shape, |cell| {
             cell.method == point.method
                 && cell.status == point.status_code
                 && *cell.route == *point.route
-        });
-        if let Some((_, cell)) = found {
-            return cell.histograms.record(point);
-        }
+        }) {
+            Probe::Hit(_, cell) => return cell.histograms.record(point),
+            Probe::Miss(miss) => miss,
+        };
         let histograms = self.series_of(point);
         histograms.record(point);
-        cells.insert(
-            hash,
+        miss.offer(|| {
             Box::new(SeriesCell {
                 method: point.method,
                 status: point.status_code,
                 route: point.route.into(),
                 histograms,
-            }),
-        );
+            })
+        });
     }
 
     /// The histograms of `point`'s label set, registered on first sight (or the overflow ones).
@@ -169,9 +166,11 @@ impl AtomicHistogram {
     }
 }
 
-/// A histogram metric: bounded series of [`AtomicHistogram`]s plus what its text needs.
+/// A histogram metric: bounded series of [`AtomicHistogram`]s plus what its text needs. The
+/// duration family's series may be fronted by the cache of a request's histograms in every
+/// family ([`SeriesCell`]).
 pub(super) struct HistogramFamily {
-    series: BoundedSeries<std::sync::Arc<AtomicHistogram>>,
+    series: Series<std::sync::Arc<AtomicHistogram>, Box<SeriesCell>>,
     bounds: std::sync::Arc<[f64]>,
     help: &'static str,
     global: Vec<(String, String)>,
@@ -185,9 +184,10 @@ impl HistogramFamily {
         bounds: &[f64],
         help: &'static str,
         global: &[(String, String)],
+        cached: bool,
     ) -> Self {
         HistogramFamily {
-            series: BoundedSeries::new(name, label_names, cap),
+            series: Series::new(name, label_names, cap, cached),
             bounds: bounds.into(),
             help,
             global: global.to_vec(),
@@ -196,18 +196,11 @@ impl HistogramFamily {
 
     /// The histogram of this label set, registered on first sight (or the overflow one).
     pub(super) fn handle(&self, values: &[&str]) -> std::sync::Arc<AtomicHistogram> {
-        let series = &self.series;
-        let global = self.global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        series.with(
+        self.series.with(
             values,
-            || {
-                let names = series.label_names.iter().map(String::as_str);
-                let labels = render_labels(names.zip(values.iter().copied()).chain(global.clone()));
-                std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
-            },
-            || {
-                warn_overflow(series);
-                let labels = render_labels(std::iter::once(OVERFLOW_LABEL).chain(global.clone()));
+            |labels| {
+                let global = self.global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                let labels = render_labels(labels.iter().copied().chain(global));
                 std::sync::Arc::new(AtomicHistogram::new(self.bounds.clone(), labels))
             },
             std::sync::Arc::clone,

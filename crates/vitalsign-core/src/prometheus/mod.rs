@@ -31,7 +31,7 @@
 mod active; // the in-flight gauge
 mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
 mod histogram; // atomic histograms, their families, the lock-free label-set cache
-mod series; // bounded series: one handle per label set up to a cap, then overflow
+mod series; // the series of one metric: an interner of handles per label set, capped
 mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
 mod text; // exposition text: label escaping, collectors' families, merging of families
 
@@ -46,8 +46,8 @@ use active::ActiveGauge;
 pub(crate) use collectors::sink_collector;
 #[cfg(feature = "stats")]
 pub(crate) use collectors::stats_collector;
-use histogram::{HistogramFamily, SeriesCell};
-use series::{warn_overflow, BoundedSeries};
+use histogram::HistogramFamily;
+use series::Series;
 use setup::label_value;
 pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
 use text::RenderedFamily;
@@ -83,9 +83,6 @@ pub const UPKEEP_THREAD: &str = "vitalsign-upkeep";
 /// Label of the one series that takes every label set past the cap.
 pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
 
-/// Label sets kept in the lock-free series cache; further ones are looked up under a lock.
-const SERIES_CACHE_SETS: usize = 1024;
-
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -113,12 +110,11 @@ pub struct PrometheusSink {
     /// `http_server_active_requests`, one per method: vitalsign's own atomics (one addition
     /// a request each way), rendered with the histograms.
     active: ActiveGauge,
+    /// Fronted by the lock-free cache of a request's histograms (keyed by method, status and
+    /// route) unless handler tags are labels.
     durations: HistogramFamily,
-    /// Lock-free front of the histogram families, keyed by method, status and route; `None`
-    /// when handler tags are labels.
-    cells: Option<crate::cache::OnceCache<Box<SeriesCell>>>,
-    errors: BoundedSeries<Counter>,
-    disconnects: BoundedSeries<Counter>,
+    errors: Series<Counter>,
+    disconnects: Series<Counter>,
     heads: Option<HistogramFamily>,
     sizes: Option<HistogramFamily>,
     request_sizes: Option<HistogramFamily>,
@@ -205,34 +201,21 @@ impl PrometheusSink {
         self.durations.len()
     }
 
-    /// Registers the counter of one label set with the exporter.
-    fn register(&self, series: &BoundedSeries<Counter>, values: &[&str]) -> Counter {
-        let mut labels: Vec<Label> = series
-            .label_names
+    /// Registers the counter of one label set (`labels`) with the exporter.
+    fn register(&self, series: &Series<Counter>, labels: &[(&str, &str)]) -> Counter {
+        let labels: Vec<Label> = labels
             .iter()
-            .zip(values)
-            .map(|(k, v)| Label::new(k.clone(), label_value(v)))
+            .map(|(k, v)| Label::new((*k).to_owned(), label_value(v)))
+            .chain(self.global_labels.iter().cloned())
             .collect();
-        labels.extend(self.global_labels.iter().cloned());
-        self.register_key(&Key::from_parts(series.name.clone(), labels))
+        let key = Key::from_parts(series.name.clone(), labels);
+        self.registrar.with(|r| r.register_counter(&key, &METADATA))
     }
 
-    fn register_overflow(&self, series: &BoundedSeries<Counter>) -> Counter {
-        warn_overflow(series);
-        let mut labels = vec![Label::new(OVERFLOW_LABEL.0, OVERFLOW_LABEL.1)];
-        labels.extend(self.global_labels.iter().cloned());
-        self.register_key(&Key::from_parts(series.name.clone(), labels))
-    }
-
-    fn register_key(&self, key: &Key) -> Counter {
-        self.registrar.with(|r| r.register_counter(key, &METADATA))
-    }
-
-    fn count(&self, series: &BoundedSeries<Counter>, values: &[&str]) {
+    fn count(&self, series: &Series<Counter>, values: &[&str]) {
         series.with(
             values,
-            || self.register(series, values),
-            || self.register_overflow(series),
+            |labels| self.register(series, labels),
             |c| c.increment(1),
         )
     }

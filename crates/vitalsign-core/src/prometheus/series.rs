@@ -1,20 +1,23 @@
-//! Bounded series: one handle per label set, up to a cap, then one overflow series.
+//! The series of one metric: one handle per label set in a bounded interner, up to the cap,
+//! then one overflow series labelled `otel_metric_overflow="true"`.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{OnceLock, RwLock};
 
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::Equivalent;
 use metrics::KeyName;
 
-/// Handles of one metric, one per label set, at most `cap` of them plus one overflow series.
-pub(super) struct BoundedSeries<H> {
+use super::OVERFLOW_LABEL;
+use crate::interner::{Cap, Interner, Kind, Probe};
+
+/// A label set's values, in the order of the metric's label names.
+type LabelValues = Box<[Box<str>]>;
+
+/// Handles of one metric, one per label set, at most `cap` of them plus the overflow series;
+/// with a cache of entries `E` in front when built `cached`.
+pub(super) struct Series<H, E = ()> {
     pub(super) name: KeyName,
     pub(super) label_names: Vec<String>,
-    pub(super) cap: usize,
-    pub(super) map: RwLock<HashMap<Box<[Box<str>]>, H>>,
-    pub(super) overflow: OnceLock<H>,
-    pub(super) overflowed: AtomicBool,
+    handles: Interner<LabelValues, H, E>,
 }
 
 /// Borrowed label values that hash and compare like the owned key.
@@ -27,76 +30,69 @@ impl Hash for LabelsRef<'_> {
     }
 }
 
-impl Equivalent<Box<[Box<str>]>> for LabelsRef<'_> {
-    fn equivalent(&self, key: &Box<[Box<str>]>) -> bool {
+impl Equivalent<LabelValues> for LabelsRef<'_> {
+    fn equivalent(&self, key: &LabelValues) -> bool {
         self.0.len() == key.len() && self.0.iter().zip(key.iter()).all(|(a, b)| *a == &**b)
     }
 }
 
-impl<H: Clone> BoundedSeries<H> {
-    pub(super) fn new(name: KeyName, label_names: Vec<String>, cap: usize) -> Self {
-        BoundedSeries {
+impl<H, E> Series<H, E> {
+    pub(super) fn new(name: KeyName, label_names: Vec<String>, cap: usize, cached: bool) -> Self {
+        let (label, value) = OVERFLOW_LABEL;
+        let cap = Cap::new(
+            cap,
+            format!("label sets of {}", name.as_str()),
+            format!("the series {label}=\"{value}\""),
+        );
+        Series {
             name,
             label_names,
-            cap,
-            map: RwLock::new(HashMap::new()),
-            overflow: OnceLock::new(),
-            overflowed: AtomicBool::new(false),
+            handles: Interner::new(cap, cached),
         }
     }
 
+    /// Distinct label sets (the overflow series not included).
     pub(super) fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.handles.len()
     }
 
     /// Every handle, the overflow series last.
-    pub(super) fn all(&self) -> Vec<H> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<H> = map.values().cloned().collect();
-        all.extend(self.overflow.get().cloned());
-        all
+    pub(super) fn all(&self) -> Vec<H>
+    where
+        H: Clone,
+    {
+        self.handles.values()
     }
 
+    /// Looks a request's shape up in the cache in front (see [`Interner::probe`]).
+    #[inline]
+    pub(super) fn probe(&self, shape: impl Hash, matches: impl FnMut(&E) -> bool) -> Probe<'_, E> {
+        self.handles.probe(shape, matches)
+    }
+
+    /// Calls `f` with the handle of the label set `values`: registered on first sight by
+    /// `register` with its labels (the label names paired with `values`, or, past the cap, the
+    /// overflow label).
     pub(super) fn with<R>(
         &self,
         values: &[&str],
-        register: impl FnOnce() -> H,
-        register_overflow: impl FnOnce() -> H,
+        register: impl FnOnce(&[(&str, &str)]) -> H,
         f: impl FnOnce(&H) -> R,
     ) -> R {
-        if let Some(handle) = self
-            .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&LabelsRef(values))
-        {
-            return f(handle);
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(handle) = map.get(&LabelsRef(values)) {
-            return f(handle);
-        }
-        if map.len() >= self.cap {
-            drop(map);
-            return f(self.overflow.get_or_init(register_overflow));
-        }
-        let handle = register();
-        let result = f(&handle);
-        map.insert(
-            values.iter().map(|v| Box::<str>::from(*v)).collect(),
-            handle,
-        );
-        result
-    }
-}
-
-pub(super) fn warn_overflow<H>(series: &BoundedSeries<H>) {
-    if !series.overflowed.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            metric = series.name.as_str(),
-            max = series.cap,
-            "vitalsign: label-set cap reached; further label sets are recorded in the series labelled otel_metric_overflow=\"true\""
-        );
+        let make = |kind| match kind {
+            Kind::Regular => {
+                let names = self.label_names.iter().map(String::as_str);
+                let labels: Vec<(&str, &str)> = names.zip(values.iter().copied()).collect();
+                (
+                    values.iter().map(|v| Box::from(*v)).collect(),
+                    register(&labels),
+                )
+            }
+            Kind::Overflow => (LabelValues::default(), register(&[OVERFLOW_LABEL])),
+        };
+        // The overflow series is filed under no values, which no label set has.
+        self.handles
+            .with(&LabelsRef(values), &LabelsRef(&[]), make, |h, _| f(h))
     }
 }
 
@@ -117,21 +113,35 @@ mod tests {
 
     #[test]
     fn bounded_series_overflows_into_one_handle() {
-        let series: BoundedSeries<u32> = BoundedSeries::new("m".into(), vec!["l".into()], 2);
+        let series: Series<u32> = Series::new("m".into(), vec!["l".into()], 2, false);
         let mut next = 0;
         let mut seen = Vec::new();
+        let mut labels = Vec::new();
         for v in ["a", "b", "c", "d", "a"] {
             series.with(
                 &[v],
-                || {
+                |pairs| {
+                    labels.push(format!("{pairs:?}"));
                     next += 1;
-                    next
+                    if pairs == [OVERFLOW_LABEL] {
+                        99
+                    } else {
+                        next
+                    }
                 },
-                || 99,
                 |h| seen.push(*h),
             );
         }
         assert_eq!(seen, vec![1, 2, 99, 99, 1]);
         assert_eq!(series.len(), 2);
+        assert_eq!(
+            labels,
+            [
+                r#"[("l", "a")]"#,
+                r#"[("l", "b")]"#,
+                r#"[("otel_metric_overflow", "true")]"#
+            ]
+        );
+        assert_eq!(series.all().last(), Some(&99));
     }
 }

@@ -8,12 +8,12 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::active::ActiveGauge;
 use super::histogram::HistogramFamily;
-use super::series::BoundedSeries;
+use super::series::Series;
 use super::text::render_labels;
 use super::{
     PrometheusSink, Registrar, ACTIVE_REQUESTS, DISCONNECTS, ERRORS, HEALTH_STATUS,
-    REQUEST_BODY_SIZE, REQUEST_DURATION, RESPONSE_BODY_SIZE, RESPONSE_HEAD_DURATION,
-    SERIES_CACHE_SETS, SIZE_BUCKETS, UPKEEP_THREAD,
+    REQUEST_BODY_SIZE, REQUEST_DURATION, RESPONSE_BODY_SIZE, RESPONSE_HEAD_DURATION, SIZE_BUCKETS,
+    UPKEEP_THREAD,
 };
 use crate::{ConfigError, ConfigErrorKind};
 
@@ -129,8 +129,10 @@ impl PrometheusSink {
             config.buckets,
             "Duration of HTTP server requests, from arrival until the response body ended or was dropped.",
             global,
+            // A request's label set is its method, status and route: cached.
+            config.label_tags.is_empty(),
         );
-        let errors = BoundedSeries::new(
+        let errors = Series::new(
             name(ERRORS),
             [
                 "http_request_method",
@@ -141,13 +143,15 @@ impl PrometheusSink {
             .map(String::from)
             .to_vec(),
             config.max_label_sets,
+            false,
         );
-        let disconnects = BoundedSeries::new(
+        let disconnects = Series::new(
             name(DISCONNECTS),
             ["http_request_method", "http_route"]
                 .map(String::from)
                 .to_vec(),
             config.max_label_sets,
+            false,
         );
         let three = || {
             [
@@ -167,6 +171,7 @@ impl PrometheusSink {
                     bounds,
                     help,
                     global,
+                    false,
                 )
             })
         };
@@ -234,9 +239,6 @@ impl PrometheusSink {
             label_tags: config.label_tags.to_vec(),
             active,
             durations,
-            cells: config.label_tags.is_empty().then(|| {
-                crate::cache::OnceCache::new(config.max_label_sets.min(SERIES_CACHE_SETS) * 2)
-            }),
             errors,
             disconnects,
             heads,

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Map, Value};
 
+use crate::interner::Cap;
+
 /// One custom stat.
 #[derive(Clone, Debug, PartialEq)]
 enum Entry {
@@ -23,8 +25,7 @@ enum Entry {
 struct Sections {
     sections: BTreeMap<String, BTreeMap<String, Entry>>,
     keys: usize,
-    max_keys: usize,
-    refused: bool,
+    cap: Cap,
 }
 
 /// Named sections of application figures: counters, gauges, bounded lists and text entries.
@@ -55,8 +56,7 @@ impl CustomStats {
             inner: Arc::new(Mutex::new(Sections {
                 sections: BTreeMap::new(),
                 keys: 0,
-                max_keys,
-                refused: false,
+                cap: Cap::refusing(max_keys, "custom stats keys"),
             })),
         }
     }
@@ -77,13 +77,7 @@ impl CustomStats {
             .sections
             .get(section)
             .is_some_and(|s| s.contains_key(key));
-        if !exists && all.keys >= all.max_keys {
-            if !std::mem::replace(&mut all.refused, true) {
-                tracing::warn!(
-                    max = all.max_keys,
-                    "vitalsign: custom stats are full; new keys are refused"
-                );
-            }
+        if !exists && !all.cap.admits(all.keys) {
             return false;
         }
         if !exists {
