@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, FromRequest, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use common::*;
-use vitalsign::{FieldValue, MemorySink, Monitor};
+use vitalsign::{MemorySink, Monitor};
 use vitalsign_actix::{configure, Monitoring, Point};
 
 fn server(monitor: &Monitor) -> Server {
@@ -121,29 +121,18 @@ fn client_without_pool() -> reqwest::Client {
 
 /// A handler that tags its point and answers whether the point records.
 async fn tagging_handler(point: Point) -> String {
-    point.tag("handler", "ran").field("answered", true);
-    if point.is_recording() {
-        "recording".to_owned()
-    } else {
-        "not recording".to_owned()
-    }
+    tag_and_answer(&point)
 }
 
 /// A handler whose work runs in a future it spawns (another task of the worker), which
 /// extracts the point from the request there.
 async fn spawning_handler(request: HttpRequest) -> String {
-    let recording = actix_web::rt::spawn(async move {
+    actix_web::rt::spawn(async move {
         let Ok(point) = Point::extract(&request).await;
-        point.tag("work", "spawned");
-        point.is_recording()
+        tag_and_answer(&point)
     })
     .await
-    .unwrap();
-    if recording {
-        "recording".to_owned()
-    } else {
-        "not recording".to_owned()
-    }
+    .unwrap()
 }
 
 /// The app wrapped in `Monitoring`, with `routes` and the endpoints.
@@ -203,14 +192,13 @@ async fn a_resource_outside_the_wrapped_scope_answers_with_a_point_that_records_
             Ok((server.run(), addrs))
         })
     };
-    assert_eq!(server.get("/late").await, (200, "not recording".to_owned()));
-    assert_eq!(server.get("/api/kept").await, (200, "recording".to_owned()));
-    all_recorded(&monitor, "/api/kept recorded").await;
-    let points = sink.requests();
-    assert_eq!(points.len(), 1, "{points:?}");
-    assert_eq!(points[0].route, "/api/kept");
-    assert_eq!(points[0].field("answered"), Some(&FieldValue::Bool(true)));
-    assert_eq!(sink.started(), 1, "/late never reached the monitor");
+    uncovered_route_answers_with_a_point_that_records_nothing(
+        &server,
+        &monitor,
+        &sink,
+        "/api/kept",
+    )
+    .await;
 }
 
 /// Regression (review item 7): a future the handler spawns runs on another task, where
@@ -218,30 +206,12 @@ async fn a_resource_outside_the_wrapped_scope_answers_with_a_point_that_records_
 /// in the request's extensions, and what the future adds lands on the request's point.
 #[tokio::test]
 async fn a_future_the_handler_spawns_finds_its_point_in_the_extensions() {
-    let (monitor, sink) = monitor_with_sink(|b| b.point_in_extensions(true));
-    let server = wrapped(&monitor, |routes| {
-        routes.route("/spawned", web::get().to(spawning_handler));
-    });
-    for _ in 0..3 {
-        assert_eq!(server.get("/spawned").await, (200, "recording".to_owned()));
-    }
-    all_recorded(&monitor, "/spawned recorded").await;
-    let points = sink.requests_for("/spawned");
-    assert_eq!(points.len(), 3);
-    assert!(points.iter().all(|p| p.tag("work") == Some("spawned")));
-
-    // Without it the handler still answers; the spawned future's point records nothing.
-    let (monitor, sink) = monitor_with_sink(|b| b);
-    let server = wrapped(&monitor, |routes| {
-        routes.route("/spawned", web::get().to(spawning_handler));
-    });
-    assert_eq!(
-        server.get("/spawned").await,
-        (200, "not recording".to_owned())
-    );
-    all_recorded(&monitor, "/spawned recorded").await;
-    let points = sink.requests_for("/spawned");
-    assert_eq!((points.len(), points[0].tag("work")), (1, None));
+    spawned_work_finds_its_point_in_the_extensions(|monitor| async move {
+        wrapped(&monitor, |routes| {
+            routes.route("/spawned", web::get().to(spawning_handler));
+        })
+    })
+    .await;
 }
 
 /// Regression (review item 1): the middleware kept a clone of the first request that got a

@@ -433,12 +433,7 @@ async fn undeclared_tags_never_become_labels() {
 
 /// A handler that tags its point and answers whether the point records.
 async fn tagging_handler(point: Point) -> String {
-    point.tag("handler", "ran").field("answered", true);
-    if point.is_recording() {
-        "recording".to_owned()
-    } else {
-        "not recording".to_owned()
-    }
+    tag_and_answer(&point)
 }
 
 /// Regression (review item 15): without any layer, `Point` answered 500; a monitoring setup
@@ -476,13 +471,8 @@ async fn a_route_added_after_the_layer_answers_with_a_point_that_records_nothing
         .layer(MonitorLayer::new(&monitor))
         .route("/late", get(tagging_handler));
     let server = Server::start(app).await;
-    assert_eq!(server.get("/late").await, (200, "not recording".to_owned()));
-    assert_eq!(server.get("/kept").await, (200, "recording".to_owned()));
-    all_recorded(&monitor, "/kept recorded").await;
-    let points = sink.requests();
-    assert_eq!(points.len(), 1, "{points:?}");
-    assert_eq!(points[0].route, "/kept");
-    assert_eq!(sink.started(), 1, "/late never reached the monitor");
+    uncovered_route_answers_with_a_point_that_records_nothing(&server, &monitor, &sink, "/kept")
+        .await;
 }
 
 /// Serves `/spawned`, whose handler runs on a task of its own: a middleware spawns it (so that
@@ -505,30 +495,10 @@ async fn spawning_server(monitor: &Monitor) -> Server {
 /// handle travels in the request's extensions, and what it adds lands on the request's point.
 #[tokio::test]
 async fn a_handler_on_a_spawned_task_finds_its_point_in_the_extensions() {
-    let (monitor, sink) = monitor_with_sink(|b| b.point_in_extensions(true));
-    let server = spawning_server(&monitor).await;
-    for _ in 0..3 {
-        assert_eq!(server.get("/spawned").await, (200, "recording".to_owned()));
-    }
-    all_recorded(&monitor, "/spawned recorded").await;
-    let points = sink.requests_for("/spawned");
-    assert_eq!(points.len(), 3);
-    for point in &points {
-        assert_eq!(point.tag("handler"), Some("ran"));
-        assert_eq!(point.field("answered"), Some(&FieldValue::Bool(true)));
-    }
-
-    // Without it the handler still answers; its point records nothing (the thread-local is
-    // the only way, and it stays on the layer's task).
-    let (monitor, sink) = monitor_with_sink(|b| b);
-    let server = spawning_server(&monitor).await;
-    assert_eq!(
-        server.get("/spawned").await,
-        (200, "not recording".to_owned())
-    );
-    all_recorded(&monitor, "/spawned recorded").await;
-    let points = sink.requests_for("/spawned");
-    assert_eq!((points.len(), points[0].tag("handler")), (1, None));
+    spawned_work_finds_its_point_in_the_extensions(|monitor| async move {
+        spawning_server(&monitor).await
+    })
+    .await;
 }
 
 /// Regression (review item 7): work a handler spawns that extracts the point from the request
