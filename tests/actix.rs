@@ -61,35 +61,9 @@ fn server_with(monitor: &Monitor, workers: usize, drops: Arc<AtomicUsize>) -> Se
 
 #[tokio::test]
 async fn a_panic_without_catch_panic_is_a_500_and_the_workers_keep_serving() {
-    let sink = Arc::new(MemorySink::new(1000));
-    let monitor = Monitor::builder("actix")
-        .sink(sink.clone())
-        .build()
-        .unwrap();
+    let (monitor, sink) = monitor_with_sink(|b| b);
     let server = server(&monitor);
-    // actix drops the connection of a panicked handler: the client sees no response.
-    for _ in 0..3 {
-        assert!(client().get(server.url("/panic")).send().await.is_err());
-    }
-    for _ in 0..10 {
-        assert_eq!(server.get("/ok").await.0, 200);
-    }
-    let m = server.metrics().await;
-    let labels = [
-        ("http_request_method", "GET"),
-        ("http_route", "/panic"),
-        ("http_response_status_code", "500"),
-    ];
-    assert_eq!(m.get(COUNT, &labels), Some(3.0));
-    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "a panic is not a disconnect");
-    assert_eq!(active(&m), 0.0);
-    assert_eq!(
-        sink.errors()
-            .iter()
-            .filter(|e| e.error_code == "panic")
-            .count(),
-        3
-    );
+    a_panic_without_catch_panic_is_a_500_and_the_server_keeps_serving(&server, &sink).await;
 }
 
 #[tokio::test]

@@ -217,6 +217,42 @@ where
     assert_eq!((points.len(), points[0].tag("handler")), (1, None));
 }
 
+/// The scenario of a handler that panics with nothing to catch the panic (no `CatchPanic`), the
+/// same on both frameworks: the server routes `/panic` to such a handler and `/ok` to one that
+/// answers. The server drops the connection (the client sees an error, not a response); the
+/// request is recorded as a 500 with the error code `panic`, not as a disconnect, the in-flight
+/// gauge returns to zero, and the server keeps serving.
+pub async fn a_panic_without_catch_panic_is_a_500_and_the_server_keeps_serving(
+    server: &Server,
+    sink: &MemorySink,
+) {
+    for _ in 0..3 {
+        assert!(client().get(server.url("/panic")).send().await.is_err());
+    }
+    for _ in 0..10 {
+        assert_eq!(server.get("/ok").await.0, 200);
+    }
+    let m = server.metrics().await;
+    let labels = [
+        ("http_request_method", "GET"),
+        ("http_route", "/panic"),
+        ("http_response_status_code", "500"),
+    ];
+    assert_eq!(m.get(COUNT, &labels), Some(3.0));
+    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "a panic is not a disconnect");
+    assert_eq!(active(&m), 0.0);
+    let panic_points = sink.requests_for("/panic");
+    assert_eq!(panic_points.len(), 3);
+    assert!(panic_points.iter().all(|p| !p.disconnected));
+    assert_eq!(
+        sink.errors()
+            .iter()
+            .filter(|e| e.error_code == "panic")
+            .count(),
+        3
+    );
+}
+
 /// One sample line of the Prometheus text format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
