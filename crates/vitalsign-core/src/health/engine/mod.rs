@@ -3,7 +3,7 @@
 
 // This file: `Health` (the component states and their published snapshot), its construction
 // and its accessors.
-mod inputs; // results into component states: a check's result (fall/rise), a task's status (threshold)
+mod inputs; // results into component states: a check's (fall, rise), a task's (threshold)
 mod rules; // rules on the request window: evaluation, verdicts, the next deadline
 mod snapshot; // the snapshot: overall level, summary, readiness; publishing level changes
 mod thread; // the health thread: checks on their interval under their timeout, rule ticks, liveness
