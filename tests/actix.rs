@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, FromRequest, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use common::*;
-use vitalsign::{FieldValue, MemorySink, Monitor};
+use vitalsign::{MemorySink, Monitor};
 use vitalsign_actix::{configure, Monitoring, Point};
 
 fn server(monitor: &Monitor) -> Server {
@@ -61,35 +61,9 @@ fn server_with(monitor: &Monitor, workers: usize, drops: Arc<AtomicUsize>) -> Se
 
 #[tokio::test]
 async fn a_panic_without_catch_panic_is_a_500_and_the_workers_keep_serving() {
-    let sink = Arc::new(MemorySink::new(1000));
-    let monitor = Monitor::builder("actix")
-        .sink(sink.clone())
-        .build()
-        .unwrap();
+    let (monitor, sink) = monitor_with_sink(|b| b);
     let server = server(&monitor);
-    // actix drops the connection of a panicked handler: the client sees no response.
-    for _ in 0..3 {
-        assert!(client().get(server.url("/panic")).send().await.is_err());
-    }
-    for _ in 0..10 {
-        assert_eq!(server.get("/ok").await.0, 200);
-    }
-    let m = server.metrics().await;
-    let labels = [
-        ("http_request_method", "GET"),
-        ("http_route", "/panic"),
-        ("http_response_status_code", "500"),
-    ];
-    assert_eq!(m.get(COUNT, &labels), Some(3.0));
-    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "a panic is not a disconnect");
-    assert_eq!(active(&m), 0.0);
-    assert_eq!(
-        sink.errors()
-            .iter()
-            .filter(|e| e.error_code == "panic")
-            .count(),
-        3
-    );
+    a_panic_without_catch_panic_is_a_500_and_the_server_keeps_serving(&server, &sink).await;
 }
 
 #[tokio::test]
@@ -121,29 +95,18 @@ fn client_without_pool() -> reqwest::Client {
 
 /// A handler that tags its point and answers whether the point records.
 async fn tagging_handler(point: Point) -> String {
-    point.tag("handler", "ran").field("answered", true);
-    if point.is_recording() {
-        "recording".to_owned()
-    } else {
-        "not recording".to_owned()
-    }
+    tag_and_answer(&point)
 }
 
 /// A handler whose work runs in a future it spawns (another task of the worker), which
 /// extracts the point from the request there.
 async fn spawning_handler(request: HttpRequest) -> String {
-    let recording = actix_web::rt::spawn(async move {
+    actix_web::rt::spawn(async move {
         let Ok(point) = Point::extract(&request).await;
-        point.tag("work", "spawned");
-        point.is_recording()
+        tag_and_answer(&point)
     })
     .await
-    .unwrap();
-    if recording {
-        "recording".to_owned()
-    } else {
-        "not recording".to_owned()
-    }
+    .unwrap()
 }
 
 /// The app wrapped in `Monitoring`, with `routes` and the endpoints.
@@ -203,14 +166,13 @@ async fn a_resource_outside_the_wrapped_scope_answers_with_a_point_that_records_
             Ok((server.run(), addrs))
         })
     };
-    assert_eq!(server.get("/late").await, (200, "not recording".to_owned()));
-    assert_eq!(server.get("/api/kept").await, (200, "recording".to_owned()));
-    all_recorded(&monitor, "/api/kept recorded").await;
-    let points = sink.requests();
-    assert_eq!(points.len(), 1, "{points:?}");
-    assert_eq!(points[0].route, "/api/kept");
-    assert_eq!(points[0].field("answered"), Some(&FieldValue::Bool(true)));
-    assert_eq!(sink.started(), 1, "/late never reached the monitor");
+    uncovered_route_answers_with_a_point_that_records_nothing(
+        &server,
+        &monitor,
+        &sink,
+        "/api/kept",
+    )
+    .await;
 }
 
 /// Regression (review item 7): a future the handler spawns runs on another task, where
@@ -218,30 +180,12 @@ async fn a_resource_outside_the_wrapped_scope_answers_with_a_point_that_records_
 /// in the request's extensions, and what the future adds lands on the request's point.
 #[tokio::test]
 async fn a_future_the_handler_spawns_finds_its_point_in_the_extensions() {
-    let (monitor, sink) = monitor_with_sink(|b| b.point_in_extensions(true));
-    let server = wrapped(&monitor, |routes| {
-        routes.route("/spawned", web::get().to(spawning_handler));
-    });
-    for _ in 0..3 {
-        assert_eq!(server.get("/spawned").await, (200, "recording".to_owned()));
-    }
-    all_recorded(&monitor, "/spawned recorded").await;
-    let points = sink.requests_for("/spawned");
-    assert_eq!(points.len(), 3);
-    assert!(points.iter().all(|p| p.tag("work") == Some("spawned")));
-
-    // Without it the handler still answers; the spawned future's point records nothing.
-    let (monitor, sink) = monitor_with_sink(|b| b);
-    let server = wrapped(&monitor, |routes| {
-        routes.route("/spawned", web::get().to(spawning_handler));
-    });
-    assert_eq!(
-        server.get("/spawned").await,
-        (200, "not recording".to_owned())
-    );
-    all_recorded(&monitor, "/spawned recorded").await;
-    let points = sink.requests_for("/spawned");
-    assert_eq!((points.len(), points[0].tag("work")), (1, None));
+    spawned_work_finds_its_point_in_the_extensions(|monitor| async move {
+        wrapped(&monitor, |routes| {
+            routes.route("/spawned", web::get().to(spawning_handler));
+        })
+    })
+    .await;
 }
 
 /// Regression (review item 1): the middleware kept a clone of the first request that got a

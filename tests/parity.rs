@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::*;
 use demo::{Ctx, Framework};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vitalsign::{FieldValue, MonitorBuilder};
+use vitalsign::{FieldValue, Method, MonitorBuilder};
 
 async fn start(framework: Framework, configure: fn(MonitorBuilder) -> MonitorBuilder) -> Ctx {
     demo::start(framework, configure(app::monitor_builder().unwrap())).await
@@ -132,6 +132,7 @@ scenario!(route_templates, |ctx| {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["id"], id);
     }
+    assert_eq!(ctx.server.get("/slow?ms=5").await.0, 200);
     let m = ctx.server.metrics().await;
     assert_eq!(
         m.get(
@@ -140,7 +141,16 @@ scenario!(route_templates, |ctx| {
         ),
         Some(3.0)
     );
-    assert!(!m.text.contains("/users/1"));
+    assert_eq!(
+        m.get(COUNT, &duration_labels("GET", "/slow", "200", "")),
+        Some(1.0)
+    );
+    // No raw path (ids) ever becomes a label.
+    assert!(!m.text.contains("/users/1"), "{}", m.text);
+    // Histogram _count is the request count: no separate request counter.
+    assert!(!m.text.contains("requests_total"));
+    all_recorded(&ctx.monitor, "every request recorded").await;
+    assert_eq!(ctx.sink.requests().len(), 4);
 });
 
 scenario!(nested_scopes, |ctx| {
@@ -158,7 +168,14 @@ scenario!(nested_scopes, |ctx| {
 });
 
 scenario!(unmatched_paths, |ctx| {
-    for path in ["/nope", "/users/1/x", "/api/v1/nothing", "/secret-abc123"] {
+    for path in [
+        "/nope",
+        "/users",
+        "/users/1/x",
+        "/api/v1/nothing",
+        "/secret-abc123",
+        "/%zz%00",
+    ] {
         assert_eq!(
             ctx.server.get(path).await.0,
             404,
@@ -169,9 +186,15 @@ scenario!(unmatched_paths, |ctx| {
     let m = ctx.server.metrics().await;
     assert_eq!(
         m.get(COUNT, &duration_labels("GET", "unmatched", "404", "")),
-        Some(4.0)
+        Some(6.0)
     );
-    for leaked in ["/nope", "secret-abc", "/api/v1/nothing"] {
+    for leaked in [
+        "/nope",
+        "secret-abc",
+        "/users/1/x",
+        "/api/v1/nothing",
+        "%zz",
+    ] {
         assert!(
             !m.text.contains(leaked),
             "{leaked} leaked on {:?}",
@@ -201,6 +224,8 @@ scenario!(other_methods_and_head, |ctx| {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // A HEAD response has no body: the request completes at once.
+    all_recorded(&ctx.monitor, "HEAD recorded").await;
     let m = ctx.server.metrics().await;
     assert_eq!(
         m.get(COUNT, &duration_labels("_OTHER", "/users/{id}", "405", "")),
@@ -218,6 +243,15 @@ scenario!(other_methods_and_head, |ctx| {
         Some(1.0)
     );
     assert!(!m.text.contains("BREW") && !m.text.contains("PROPFIND"));
+    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0);
+    let mut methods: Vec<_> = ctx.sink.requests().iter().map(|p| p.method).collect();
+    methods.sort_by_key(|m| m.as_str());
+    assert_eq!(
+        methods,
+        [Method::Head, Method::Other, Method::Other],
+        "{:?}",
+        ctx.framework
+    );
 });
 
 scenario!(error_codes, |ctx| {
@@ -245,6 +279,28 @@ scenario!(error_codes, |ctx| {
         m.get(COUNT, &duration_labels("GET", "/slow", "400", "")),
         Some(1.0)
     );
+    assert_eq!(
+        m.get(COUNT, &duration_labels("GET", "/error", "500", "error")),
+        Some(2.0)
+    );
+    all_recorded(&ctx.monitor, "every request recorded").await;
+    // Each error point carries its request's id and the handler's code.
+    let mut points: Vec<_> = ctx
+        .sink
+        .requests_for("/error")
+        .iter()
+        .map(|p| (p.request_id.as_str().to_owned(), "1001".to_owned()))
+        .collect();
+    let mut errors: Vec<_> = ctx
+        .sink
+        .errors()
+        .iter()
+        .map(|e| (e.request_id.as_str().to_owned(), e.error_code.clone()))
+        .collect();
+    points.sort();
+    errors.sort();
+    assert_eq!(points.len(), 2);
+    assert_eq!(errors, points, "{:?}", ctx.framework);
 });
 
 scenario!(handler_tags_fields_and_section_timer, |ctx| {
@@ -255,18 +311,54 @@ scenario!(handler_tags_fields_and_section_timer, |ctx| {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let point = ctx.sink.requests_for("/users/{id}").pop().unwrap();
+    assert_eq!(ctx.server.get("/users/43").await.0, 200);
+    let long_id = client()
+        .get(ctx.server.url("/users/44"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long_id.status(), 200);
+    all_recorded(&ctx.monitor, "every request recorded").await;
+    let points = ctx.sink.requests_for("/users/{id}");
+    assert_eq!(points.len(), 3);
+    let point = points
+        .iter()
+        .find(|p| p.field("user_id") == Some(&FieldValue::Str("42".into())))
+        .unwrap();
     assert_eq!(point.request_id.as_str(), "req-parity-1");
     assert_eq!(point.tag("handler_id"), Some("get_user"));
-    assert_eq!(point.field("user_id"), Some(&FieldValue::Str("42".into())));
+    assert_eq!(point.service, app::SERVICE);
+    assert_eq!(point.status_code, 200);
     match point.field("db_time") {
         Some(FieldValue::Float(db)) => assert!(*db >= 0.002 && *db <= point.execution_time, "{db}"),
         other => panic!("db_time on {:?}: {other:?}", ctx.framework),
     }
+    let generated: Vec<_> = points
+        .iter()
+        .filter(|p| p.request_id.as_str() != "req-parity-1")
+        .collect();
+    assert_eq!(generated.len(), 2);
+    for p in &generated {
+        assert_eq!(
+            p.request_id.as_str().len(),
+            36,
+            "generated uuid, the long header is not echoed"
+        );
+    }
+    assert_ne!(generated[0].request_id, generated[1].request_id);
     let m = ctx.server.metrics().await;
     assert!(
         !m.text.contains("user_id") && !m.text.contains("db_time"),
         "fields never become labels"
+    );
+    assert_eq!(
+        m.get(
+            COUNT,
+            &duration_labels("GET", "/users/{id}", "200", "get_user")
+        ),
+        Some(3.0),
+        "the declared tag is a label"
     );
 });
 
@@ -285,6 +377,10 @@ scenario!(streaming_duration, |ctx| {
         Some(0.0),
         "recorded at the last chunk, not at the head"
     );
+    all_recorded(&ctx.monitor, "/stream recorded").await;
+    let point = &ctx.sink.requests_for("/stream")[0];
+    assert!(point.execution_time >= 0.2, "{:?}", ctx.framework);
+    assert!(!point.disconnected);
 });
 
 scenario!(panics, |ctx| {
@@ -302,6 +398,8 @@ scenario!(panics, |ctx| {
         ("error_code", "panic"),
     ];
     assert_eq!(m.get(ERRORS, &panic_labels), Some(1.0));
+    all_recorded(&ctx.monitor, "/panic recorded").await;
+    assert_eq!(ctx.sink.requests_for("/panic")[0].status_code, 500);
 });
 
 scenario!(panics_after_every_worker_answered, |ctx| {
@@ -384,19 +482,31 @@ scenario!(disconnect_mid_stream, |ctx| {
 
 scenario!(
     exclusions,
-    |b| b.exclude_path("/slow").exclude_path("/api/*"),
+    |b| b
+        .exclude_path("/slow")
+        .exclude_path("/api/*")
+        .exclude_path("/users/{id}"),
     |ctx| {
+        // By path, by prefix, by route template, and the own endpoints by default.
         assert_eq!(ctx.server.get("/slow?ms=1").await.0, 200);
         assert_eq!(ctx.server.get("/api/v1/orders/1/items/2").await.0, 200);
-        assert_eq!(ctx.server.get("/health/live").await.0, 200);
         assert_eq!(ctx.server.get("/users/5").await.0, 200);
+        assert_eq!(ctx.server.get("/health/live").await.0, 200);
+        assert_eq!(ctx.server.get("/stream?ms=1").await.0, 200);
+        all_recorded(&ctx.monitor, "/stream recorded").await;
         ctx.server.metrics().await;
         let m = ctx.server.metrics().await;
         assert_eq!(
             m.sum(COUNT, &[]),
             1.0,
-            "{:?}: only /users/5 is recorded",
-            ctx.framework
+            "{:?}: only /stream is recorded: {}",
+            ctx.framework,
+            m.text
+        );
+        assert_eq!(m.matching(COUNT, &[("http_route", "/stream")]).len(), 1);
+        assert!(
+            !m.text.contains("/metrics\""),
+            "/metrics is excluded by default"
         );
         assert_eq!(ctx.sink.requests().len(), 1);
         assert_eq!(ctx.sink.started(), 1);
@@ -424,6 +534,49 @@ scenario!(label_set_overflow, |b| b.max_label_sets(3), |ctx| {
     );
     assert_eq!(m.get(COUNT, &[("otel_metric_overflow", "true")]), Some(3.0));
     assert_eq!(m.sum(COUNT, &[]), 7.0, "nothing is lost");
+    assert_eq!(ctx.monitor.prometheus().unwrap().label_sets(), 3);
+});
+
+scenario!(
+    active_requests_gauge_counts_in_flight_and_returns_to_zero,
+    |ctx| {
+        let slow = tokio::spawn({
+            let url = ctx.server.url("/slow?ms=600");
+            async move { client().get(url).send().await.unwrap().status().as_u16() }
+        });
+        eventually("the slow request is in flight", || async {
+            ctx.server
+                .metrics()
+                .await
+                .get(ACTIVE, &[("http_request_method", "GET")])
+                == Some(1.0)
+        })
+        .await;
+        assert_eq!(slow.await.unwrap(), 200, "{:?}", ctx.framework);
+        let m = ctx.server.metrics().await;
+        assert_eq!(active(&m), 0.0);
+    }
+);
+
+scenario!(metrics_endpoint_speaks_the_text_format, |ctx| {
+    let url = ctx.server.url("/metrics");
+    let response = client().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8",
+        "{:?}",
+        ctx.framework
+    );
+    let text = response.text().await.unwrap();
+    // Families with a series from the start carry their HELP text at once.
+    for help in [
+        "# HELP http_server_active_requests ",
+        "# HELP service_health_status ",
+    ] {
+        assert!(text.contains(help), "{help} on {:?}", ctx.framework);
+    }
+    assert_eq!(ctx.server.get("/health/live").await.0, 200);
 });
 
 /// How a client leaves a stream it has read up to `chunk 3` of 5 (one chunk to go).

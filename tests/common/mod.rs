@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vitalsign::{MemorySink, Monitor};
+use vitalsign::{FieldValue, MemorySink, Monitor, PointHandle};
 
 /// A server bound to 127.0.0.1:0 serving an app until dropped.
 pub struct Server {
@@ -121,9 +121,20 @@ pub async fn all_recorded(monitor: &Monitor, what: &str) {
     eventually(what, || async { monitor.in_flight() == 0 }).await;
 }
 
+/// The handler body of the `Point` scenarios below, on both frameworks: tags the point
+/// `handler=ran`, sets its field `answered=true`, and answers whether the point records.
+pub fn tag_and_answer(point: &PointHandle) -> String {
+    point.tag("handler", "ran").field("answered", true);
+    if point.is_recording() {
+        "recording".to_owned()
+    } else {
+        "not recording".to_owned()
+    }
+}
+
 /// The `Point` scenario on excluded paths (review item 15), the same on both frameworks: the
-/// server routes `/ping`, `/internal/{name}` (both excluded) and `/kept` to a handler that tags
-/// its point and answers whether the point records.
+/// server routes `/ping`, `/internal/{name}` (both excluded) and `/kept` to a handler that runs
+/// [`tag_and_answer`].
 pub async fn excluded_paths_answer_and_only_kept_is_recorded(
     server: &Server,
     monitor: &Monitor,
@@ -147,6 +158,99 @@ pub async fn excluded_paths_answer_and_only_kept_is_recorded(
     );
     let m = server.metrics().await;
     assert_eq!(m.sum(COUNT, &[]), 1.0, "{}", m.text);
+}
+
+/// The `Point` scenario of a route the middleware does not cover, a wiring mistake (review
+/// item 15), the same on both frameworks: the server routes `/late` outside the middleware and
+/// `covered` (a route template without parameters) inside it, both to a handler that runs
+/// [`tag_and_answer`]. `/late` answers, with a point that records nothing, and never reaches
+/// the monitor; `covered` is recorded.
+pub async fn uncovered_route_answers_with_a_point_that_records_nothing(
+    server: &Server,
+    monitor: &Monitor,
+    sink: &MemorySink,
+    covered: &str,
+) {
+    assert_eq!(server.get("/late").await, (200, "not recording".to_owned()));
+    assert_eq!(server.get(covered).await, (200, "recording".to_owned()));
+    all_recorded(monitor, "the covered route recorded").await;
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].route, covered);
+    assert_eq!(points[0].tag("handler"), Some("ran"));
+    assert_eq!(points[0].field("answered"), Some(&FieldValue::Bool(true)));
+    assert_eq!(sink.started(), 1, "/late never reached the monitor");
+}
+
+/// The spawned-task `Point` scenario (review item 7), the same on both frameworks: `start`
+/// serves `/spawned` with the monitor it is given; the handler's work runs on another task than
+/// the middleware's, takes the request's point there and runs [`tag_and_answer`]. With
+/// `point_in_extensions` the handle travels in the request's extensions and what the task adds
+/// lands on the request's point; without it the route still answers, with a point that records
+/// nothing (the thread-local is the only way, and it stays on the middleware's task).
+pub async fn spawned_work_finds_its_point_in_the_extensions<F, Fut>(start: F)
+where
+    F: Fn(Monitor) -> Fut,
+    Fut: Future<Output = Server>,
+{
+    let (monitor, sink) = monitor_with_sink(|b| b.point_in_extensions(true));
+    let server = start(monitor.clone()).await;
+    for _ in 0..3 {
+        assert_eq!(server.get("/spawned").await, (200, "recording".to_owned()));
+    }
+    all_recorded(&monitor, "/spawned recorded").await;
+    let points = sink.requests_for("/spawned");
+    assert_eq!(points.len(), 3);
+    for point in &points {
+        assert_eq!(point.tag("handler"), Some("ran"));
+        assert_eq!(point.field("answered"), Some(&FieldValue::Bool(true)));
+    }
+
+    let (monitor, sink) = monitor_with_sink(|b| b);
+    let server = start(monitor.clone()).await;
+    assert_eq!(
+        server.get("/spawned").await,
+        (200, "not recording".to_owned())
+    );
+    all_recorded(&monitor, "/spawned recorded").await;
+    let points = sink.requests_for("/spawned");
+    assert_eq!((points.len(), points[0].tag("handler")), (1, None));
+}
+
+/// The scenario of a handler that panics with nothing to catch the panic (no `CatchPanic`), the
+/// same on both frameworks: the server routes `/panic` to such a handler and `/ok` to one that
+/// answers. The server drops the connection (the client sees an error, not a response); the
+/// request is recorded as a 500 with the error code `panic`, not as a disconnect, the in-flight
+/// gauge returns to zero, and the server keeps serving.
+pub async fn a_panic_without_catch_panic_is_a_500_and_the_server_keeps_serving(
+    server: &Server,
+    sink: &MemorySink,
+) {
+    for _ in 0..3 {
+        assert!(client().get(server.url("/panic")).send().await.is_err());
+    }
+    for _ in 0..10 {
+        assert_eq!(server.get("/ok").await.0, 200);
+    }
+    let m = server.metrics().await;
+    let labels = [
+        ("http_request_method", "GET"),
+        ("http_route", "/panic"),
+        ("http_response_status_code", "500"),
+    ];
+    assert_eq!(m.get(COUNT, &labels), Some(3.0));
+    assert_eq!(m.sum(DISCONNECTS, &[]), 0.0, "a panic is not a disconnect");
+    assert_eq!(active(&m), 0.0);
+    let panic_points = sink.requests_for("/panic");
+    assert_eq!(panic_points.len(), 3);
+    assert!(panic_points.iter().all(|p| !p.disconnected));
+    assert_eq!(
+        sink.errors()
+            .iter()
+            .filter(|e| e.error_code == "panic")
+            .count(),
+        3
+    );
 }
 
 /// One sample line of the Prometheus text format.

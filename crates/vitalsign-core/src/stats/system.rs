@@ -157,7 +157,11 @@ fn address_space_limit() -> Option<u64> {
 /// The soft limit of one resource in the text of `/proc/<pid>/limits`; `None` when unlimited.
 fn soft_limit(limits: &str, resource: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with(resource))?;
-    line[resource.len()..].split_whitespace().next()?.parse().ok()
+    line[resource.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The memory limit of this process's cgroup (v2 `memory.max`, or v1), if one is set.
@@ -620,7 +624,10 @@ mod tests {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let rss = status_field(&status, "VmRSS:").unwrap() * 1024;
         let resident = first.resident_memory_bytes.unwrap();
-        assert!(resident > rss / 2 && resident < rss * 2, "{resident} vs {rss}");
+        assert!(
+            resident > rss / 2 && resident < rss * 2,
+            "{resident} vs {rss}"
+        );
         assert!(first.virtual_memory_bytes.unwrap() >= resident);
         let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
         assert_eq!(first.max_fds, soft_limit(&limits, "Max open files"));
