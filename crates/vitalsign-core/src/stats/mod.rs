@@ -43,20 +43,22 @@
 //! | `custom` | sections of [`CustomStats`] |
 
 mod custom;
+mod process;
 mod requests;
-mod system;
+mod runtime;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use runtime::DelaySummary;
 use std::time::{Duration, Instant, SystemTime};
-use system::DelaySummary;
 
 use serde_json::{json, Map, Value};
 
 pub use custom::CustomStats;
+pub(crate) use process::ProcessFigures;
 pub(crate) use requests::RequestStats;
-pub use system::DEFAULT_PROBE_INTERVAL;
-pub(crate) use system::{PollTimes, ProcessFigures, RuntimeProbes};
+pub use runtime::DEFAULT_PROBE_INTERVAL;
+pub(crate) use runtime::{PollTimes, RuntimeProbes};
 
 /// Default collection interval of the `window` block.
 pub const DEFAULT_COLLECTION_INTERVAL: Duration = Duration::from_secs(5);
@@ -71,7 +73,7 @@ pub(crate) struct Stats {
     interval: Duration,
     started: Instant,
     window: Mutex<Window>,
-    system: Mutex<system::System>,
+    system: Mutex<process::System>,
     reporters: std::sync::OnceLock<Vec<Arc<dyn crate::Sink>>>,
 }
 
@@ -80,7 +82,7 @@ struct Window {
     opened: SystemTime,
     opened_at: Instant,
     closed: Option<(SystemTime, SystemTime, requests::Totals)>,
-    delays: Option<system::DelaySummary>,
+    delays: Option<runtime::DelaySummary>,
 }
 
 impl Stats {
@@ -103,13 +105,13 @@ impl Stats {
                 closed: None,
                 delays: None,
             }),
-            system: Mutex::new(system::System::new()),
+            system: Mutex::new(process::System::new()),
             reporters: std::sync::OnceLock::new(),
         }
     }
 
     /// The standard process figures, read now (the `process_*` series of `/metrics`).
-    pub(crate) fn process_figures(&self) -> system::ProcessFigures {
+    pub(crate) fn process_figures(&self) -> ProcessFigures {
         self.system
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

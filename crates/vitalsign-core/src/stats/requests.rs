@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::{json, Map, Value};
 
-use super::system::ProbeWaker;
+use super::runtime::ProbeWaker;
 use crate::{RequestPoint, Sink};
 
 /// Status codes counted one by one (100 to 599); others are counted under 0 (`"other"`).
