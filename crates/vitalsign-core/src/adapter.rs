@@ -43,7 +43,9 @@ use crate::Monitor;
 /// request excluded from recording, a flight that records nothing.
 #[inline]
 pub fn begin(monitor: &Monitor, start: RequestStart<'_>) -> Flight {
-    Flight::from_start(monitor.begin(start))
+    let mut flight = monitor.begin(&start);
+    monitor.apply_label_fns(&mut flight, &start);
+    Flight::from_start(flight)
 }
 
 /// Whether a request to this path / route template is excluded from recording

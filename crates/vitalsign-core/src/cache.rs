@@ -39,15 +39,18 @@ impl<V> OnceCache<V> {
     }
 
     /// The hash this table files `key` under.
+    #[inline]
     pub(crate) fn hash(&self, key: impl Hash) -> u64 {
         self.hasher.hash_one(key)
     }
 
+    #[inline]
     fn probe(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
         (0..PROBES).map(move |i| (hash as usize).wrapping_add(i) & self.mask)
     }
 
     /// The slot and value filed under `hash` for which `eq` holds.
+    #[inline]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Option<(usize, &V)> {
         for index in self.probe(hash) {
             match self.slots[index].get() {

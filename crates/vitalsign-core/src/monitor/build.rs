@@ -412,7 +412,7 @@ mod tests {
         }
         // 599 is a valid status: excluding it works, and 700 never excluded it.
         let (monitor, sink) = monitor(|b| b.exclude_status(599));
-        let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+        let mut flight = monitor.begin(&start(b"GET", "/", Some("/"))).unwrap();
         flight.set_status(599);
         flight.complete();
         assert!(sink.requests().is_empty());

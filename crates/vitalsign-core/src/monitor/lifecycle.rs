@@ -192,7 +192,7 @@ mod tests {
             #[cfg(feature = "prometheus")]
             let builder = builder.without_prometheus();
             let monitor = builder.build().unwrap();
-            let flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+            let flight = monitor.begin(&start(b"GET", "/", Some("/"))).unwrap();
             let ready = Arc::new(AtomicUsize::new(0));
             let finisher = {
                 let ready = Arc::clone(&ready);

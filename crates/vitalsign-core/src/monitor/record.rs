@@ -121,7 +121,7 @@ const BODY_ERROR_CODE: &str = "body_error";
 impl Monitor {
     /// A request arrives: `None` for an excluded request, otherwise the guard that records it
     /// exactly once. Adapters call [`crate::adapter::begin`], which wraps it in a [`Flight`].
-    pub(crate) fn begin(&self, start: RequestStart<'_>) -> Option<InFlight> {
+    pub(crate) fn begin(&self, start: &RequestStart<'_>) -> Option<InFlight> {
         if self.is_excluded(start.path, start.route) {
             return None;
         }
@@ -136,7 +136,7 @@ impl Monitor {
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
         self.each_sink(|sink| sink.request_started(method));
         let now = self.inner.clock.now();
-        let mut flight = InFlight {
+        Some(InFlight {
             monitor: self.clone(),
             method,
             route,
@@ -148,11 +148,18 @@ impl Monitor {
             route_excluded: false,
             body_failed: false,
             done: false,
-        };
-        if let Some(headers) = start.headers.filter(|_| !self.inner.label_fns.is_empty()) {
-            flight.apply_label_fns(&RequestInfo::new(start.method, start.path, headers));
+        })
+    }
+
+    /// Runs the label functions on the request that `flight` records, when some are configured
+    /// and the adapter gave a header lookup ([`RequestStart::with_headers`]).
+    #[inline]
+    pub(crate) fn apply_label_fns(&self, flight: &mut Option<InFlight>, start: &RequestStart<'_>) {
+        if let (Some(flight), Some(headers)) = (flight, start.headers) {
+            if !self.inner.label_fns.is_empty() {
+                flight.apply_label_fns(&RequestInfo::new(start.method, start.path, headers));
+            }
         }
-        Some(flight)
     }
 
     pub(super) fn record(&self, flight: &InFlight, disconnected: bool) {

@@ -88,7 +88,7 @@ mod tests {
                     for i in 0..routes {
                         let route = format!("/r/{i}");
                         let mut flight =
-                            monitor.begin(start(b"GET", &route, Some(&route))).unwrap();
+                            monitor.begin(&start(b"GET", &route, Some(&route))).unwrap();
                         assert_eq!(flight.route(), route);
                         flight.set_status(200 + (i % 2) as u16);
                         flight.complete();
@@ -123,7 +123,7 @@ mod tests {
     fn route_and_method_policy() {
         let (monitor, sink) = monitor(|b| b);
         for (method, route) in [(&b"GET"[..], None), (b"BREW", Some("/a"))] {
-            let mut flight = monitor.begin(start(method, "/raw/123", route)).unwrap();
+            let mut flight = monitor.begin(&start(method, "/raw/123", route)).unwrap();
             flight.set_status(404);
             flight.complete();
         }
@@ -142,7 +142,7 @@ mod tests {
     fn routes_past_the_cap_are_overflow() {
         let (monitor, sink) = monitor(|b| b.max_label_sets(2));
         for route in ["/a", "/b", "/c", "/a"] {
-            let mut flight = monitor.begin(start(b"GET", route, Some(route))).unwrap();
+            let mut flight = monitor.begin(&start(b"GET", route, Some(route))).unwrap();
             flight.set_status(200);
             flight.complete();
         }

@@ -28,7 +28,7 @@ pub(super) fn start<'a>(
 fn a_completed_request_becomes_one_point() {
     let (monitor, sink) = monitor(|b| b);
     let mut flight = monitor
-        .begin(start(b"GET", "/users/7", Some("/users/{id}")).with_request_id(Some(b"rid-1")))
+        .begin(&start(b"GET", "/users/7", Some("/users/{id}")).with_request_id(Some(b"rid-1")))
         .unwrap();
     assert_eq!(monitor.in_flight(), 1);
     assert!(sink.requests().is_empty(), "not recorded yet");
@@ -58,7 +58,7 @@ fn a_completed_request_becomes_one_point() {
 fn excluded_statuses_are_not_recorded() {
     let (monitor, sink) = monitor(|b| b.exclude_status(404));
     for status in [404, 200, 404] {
-        let mut flight = monitor.begin(start(b"GET", "/x", Some("/x"))).unwrap();
+        let mut flight = monitor.begin(&start(b"GET", "/x", Some("/x"))).unwrap();
         flight.set_status(status);
         flight.complete();
     }
@@ -72,7 +72,7 @@ fn a_drop_before_the_head_is_a_499_disconnect_and_not_an_error() {
     let (monitor, sink) = monitor(|b| b);
     drop(
         monitor
-            .begin(start(b"GET", "/slow", Some("/slow")))
+            .begin(&start(b"GET", "/slow", Some("/slow")))
             .unwrap(),
     );
     let p = &sink.requests()[0];
@@ -88,7 +88,7 @@ fn a_drop_before_the_head_is_a_499_disconnect_and_not_an_error() {
 fn a_drop_mid_body_keeps_the_status() {
     let (monitor, sink) = monitor(|b| b);
     let mut flight = monitor
-        .begin(start(b"GET", "/stream", Some("/stream")))
+        .begin(&start(b"GET", "/stream", Some("/stream")))
         .unwrap();
     flight.set_status(200);
     drop(flight);
@@ -100,7 +100,7 @@ fn a_drop_mid_body_keeps_the_status() {
 #[test]
 fn a_body_error_is_an_error_point_with_its_status_and_not_a_disconnect() {
     let (monitor, sink) = monitor(|b| b);
-    let mut flight = Flight::from_start(monitor.begin(start(b"GET", "/s", Some("/s"))));
+    let mut flight = Flight::from_start(monitor.begin(&start(b"GET", "/s", Some("/s"))));
     let mut body = flight.response(200);
     body.body_bytes(8);
     assert!(
@@ -123,7 +123,7 @@ fn a_body_error_is_an_error_point_with_its_status_and_not_a_disconnect() {
     assert_eq!(errors[0].error_code, "body_error");
     assert_eq!(monitor.in_flight(), 0);
     // A code the handler attached names the error, as it does for a panic.
-    let mut flight = monitor.begin(start(b"GET", "/s", Some("/s"))).unwrap();
+    let mut flight = monitor.begin(&start(b"GET", "/s", Some("/s"))).unwrap();
     flight.in_scope(|| {
         PointHandle::current().unwrap().error_code("E_UPSTREAM");
     });
@@ -135,7 +135,7 @@ fn a_body_error_is_an_error_point_with_its_status_and_not_a_disconnect() {
 #[test]
 fn a_panic_in_scope_is_a_500_with_error_code_panic() {
     let (monitor, sink) = monitor(|b| b);
-    let mut flight = monitor.begin(start(b"GET", "/p", Some("/p"))).unwrap();
+    let mut flight = monitor.begin(&start(b"GET", "/p", Some("/p"))).unwrap();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         flight.in_scope(|| panic!("boom"));
     }));
@@ -150,7 +150,7 @@ fn a_panic_in_scope_is_a_500_with_error_code_panic() {
 fn classification_and_error_codes() {
     let (monitor, sink) = monitor(|b| b);
     let run = |status: u16, code: Option<&str>| {
-        let mut flight = monitor.begin(start(b"POST", "/o", Some("/o"))).unwrap();
+        let mut flight = monitor.begin(&start(b"POST", "/o", Some("/o"))).unwrap();
         flight.in_scope(|| {
             if let Some(code) = code {
                 PointHandle::current().unwrap().error_code(code);
@@ -169,7 +169,7 @@ fn classification_and_error_codes() {
     let (monitor, sink) = self::monitor(|b| {
         b.classify_errors(|p: &RequestPoint<'_>, _code: Option<&str>| p.status_code >= 400)
     });
-    let mut flight = monitor.begin(start(b"GET", "/x", Some("/x"))).unwrap();
+    let mut flight = monitor.begin(&start(b"GET", "/x", Some("/x"))).unwrap();
     flight.set_status(404);
     flight.complete();
     assert_eq!(sink.errors()[0].error_code, "404");
@@ -178,7 +178,7 @@ fn classification_and_error_codes() {
 #[test]
 fn handler_tags_and_fields_reach_the_point() {
     let (monitor, sink) = monitor(|b| b);
-    let mut flight = monitor.begin(start(b"GET", "/u", Some("/u"))).unwrap();
+    let mut flight = monitor.begin(&start(b"GET", "/u", Some("/u"))).unwrap();
     let id = flight.request_id();
     flight.in_scope(|| {
         let handle = PointHandle::current().unwrap();
@@ -199,7 +199,7 @@ fn handler_tags_and_fields_reach_the_point() {
 #[test]
 fn bodies_that_http_forbids_complete_at_the_head() {
     let (monitor, _) = monitor(|b| b);
-    let mut head = monitor.begin(start(b"HEAD", "/", Some("/"))).unwrap();
+    let mut head = monitor.begin(&start(b"HEAD", "/", Some("/"))).unwrap();
     head.set_status(200);
     assert!(!head.response_has_body());
     for (status, has_body) in [
@@ -209,7 +209,7 @@ fn bodies_that_http_forbids_complete_at_the_head() {
         (101, false),
         (500, true),
     ] {
-        let mut flight = monitor.begin(start(b"GET", "/", Some("/"))).unwrap();
+        let mut flight = monitor.begin(&start(b"GET", "/", Some("/"))).unwrap();
         flight.set_status(status);
         assert_eq!(flight.response_has_body(), has_body, "{status}");
         flight.complete();
@@ -256,12 +256,12 @@ fn panicking_sinks_and_classifiers_are_contained_and_counted() {
         .unwrap();
     // A handler that panics: the flight records while the panic unwinds.
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _flight = monitor.begin(start(b"GET", "/p", Some("/p"))).unwrap();
+        let _flight = monitor.begin(&start(b"GET", "/p", Some("/p"))).unwrap();
         panic!("handler panics");
     }));
     assert!(unwound.is_err());
     for status in [200, 503] {
-        let mut flight = monitor.begin(start(b"GET", "/p", Some("/p"))).unwrap();
+        let mut flight = monitor.begin(&start(b"GET", "/p", Some("/p"))).unwrap();
         flight.set_status(status);
         flight.complete();
     }
