@@ -310,6 +310,29 @@ impl Flight {
     /// [`MonitorBuilder::path_label`] asked for on this request's route are kept as labels, the
     /// others are ignored. Give them once the route is known (after [`Flight::set_route`] for
     /// an adapter that learns it late).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use vitalsign_core::adapter::{self, RequestStart};
+    /// use vitalsign_core::{MemorySink, Monitor};
+    ///
+    /// let sink = Arc::new(MemorySink::new(8));
+    /// let monitor = Monitor::builder("shop")
+    ///     .path_label("tenant")
+    ///     .sink(sink.clone())
+    ///     .build()?;
+    /// let start = RequestStart::new(b"GET", "/t/acme/users/7")
+    ///     .with_route(Some("/t/{tenant}/users/{id}"));
+    /// let mut flight = adapter::begin(&monitor, start);
+    /// if flight.wants_path_params() {
+    ///     flight.path_params([("tenant", "acme"), ("id", "7")]);
+    /// }
+    /// flight.response(200).complete();
+    /// let point = &sink.requests()[0];
+    /// assert_eq!(point.tags.len(), 1, "only the parameter asked for");
+    /// assert_eq!((&*point.tags[0].key, &*point.tags[0].value), ("tenant", "acme"));
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
     pub fn path_params<'v>(&mut self, params: impl IntoIterator<Item = (&'v str, &'v str)>) {
         if let Some(flight) = &mut self.0 {
             for (name, value) in params {

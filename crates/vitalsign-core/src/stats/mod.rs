@@ -55,6 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Map, Value};
 
 pub use custom::CustomStats;
+#[cfg_attr(not(feature = "prometheus"), allow(unused_imports))]
 pub(crate) use process::ProcessFigures;
 pub(crate) use requests::RequestStats;
 pub use runtime::DEFAULT_PROBE_INTERVAL;
@@ -111,6 +112,7 @@ impl Stats {
     }
 
     /// The standard process figures, read now (the `process_*` series of `/metrics`).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn process_figures(&self) -> ProcessFigures {
         self.system
             .lock()

@@ -86,6 +86,7 @@ impl System {
 /// The standard process figures, as the Prometheus client libraries name them
 /// (`process_cpu_seconds_total`, `process_open_fds`, …); `None` where this OS does not tell.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 pub(crate) struct ProcessFigures {
     pub(crate) cpu_seconds_total: Option<f64>,
     pub(crate) open_fds: Option<u64>,
@@ -99,6 +100,7 @@ pub(crate) struct ProcessFigures {
 
 impl System {
     /// This process's standard figures, read now (for `/metrics`).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn process_figures(&mut self) -> ProcessFigures {
         let Some(pid) = self.pid else {
             return ProcessFigures::default();
@@ -140,6 +142,7 @@ fn peak_rss() -> Option<u64> {
 
 /// The address-space limit (`RLIMIT_AS`) from `/proc/self/limits`, on Linux; `None` when
 /// unlimited, as the Prometheus client libraries leave it out then.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 fn address_space_limit() -> Option<u64> {
     soft_limit(
         &std::fs::read_to_string("/proc/self/limits").ok()?,
@@ -148,6 +151,7 @@ fn address_space_limit() -> Option<u64> {
 }
 
 /// The soft limit of one resource in the text of `/proc/<pid>/limits`; `None` when unlimited.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 fn soft_limit(limits: &str, resource: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with(resource))?;
     line[resource.len()..]
