@@ -203,19 +203,8 @@ mod tests {
 
     fn point(status: u16, seconds: f64, id: &RequestId) -> RequestPoint<'_> {
         RequestPoint {
-            service: "s",
-            route: "/",
-            method: Method::Get,
-            status_code: status,
-            request_id: id,
             execution_time: seconds,
-            start_unix_nanos: 0,
-            disconnected: false,
-            head_time: None,
-            response_body_bytes: 0,
-            request_body_bytes: 0,
-            tags: &[],
-            fields: &[],
+            ..RequestPoint::new("s", "/", Method::Get, status, id)
         }
     }
 

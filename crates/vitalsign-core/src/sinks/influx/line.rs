@@ -264,19 +264,9 @@ mod tests {
             ] {
                 for id in &ids {
                     let point = RequestPoint {
-                        service: "svc one",
-                        route,
-                        method,
-                        status_code: status,
-                        request_id: id,
                         execution_time: 0.000_123 * (i + 1) as f64,
                         start_unix_nanos: 1_700_000_000_123_456_789 + i as u64,
-                        disconnected: false,
-                        head_time: None,
-                        response_body_bytes: 0,
-                        request_body_bytes: 0,
-                        tags: &[],
-                        fields: &[],
+                        ..RequestPoint::new("svc one", route, method, status, id)
                     };
                     // First sight fills the cache, the second reads it.
                     for _ in 0..2 {
