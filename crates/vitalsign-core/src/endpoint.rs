@@ -450,11 +450,10 @@ impl Monitor {
             body.insert("serviceId".into(), self.service().into());
             if authorized {
                 body.insert("description".into(), snapshot.summary.clone().into());
-                let checks: Map<String, Value> = snapshot
-                    .components
-                    .iter()
-                    .map(|(name, status)| (name.clone(), json!([ietf_check(name, status)])))
-                    .collect();
+                let mut checks = Map::new();
+                for (name, status) in &snapshot.components {
+                    checks.insert(name.clone(), json!([ietf_check(name, status)]));
+                }
                 body.insert("checks".into(), Value::Object(checks));
             }
             return EndpointResponse::json(
@@ -464,11 +463,10 @@ impl Monitor {
             );
         }
         let status = if authorized {
-            let statuses: Map<String, Value> = snapshot
-                .components
-                .iter()
-                .map(|(name, status)| (name.clone(), component_json(status)))
-                .collect();
+            let mut statuses = Map::new();
+            for (name, status) in &snapshot.components {
+                statuses.insert(name.clone(), component_json(status));
+            }
             json!({
                 "overall": { "level": snapshot.overall.as_str(), "summary": snapshot.summary },
                 "statuses": statuses,

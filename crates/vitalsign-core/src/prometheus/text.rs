@@ -46,7 +46,7 @@ pub(super) struct RenderedFamily<'a> {
     /// Whether its sample lines are to be sorted: the registry renders counters and gauges in
     /// hash order. Histogram and summary lines stay as they are (a series' lines go together,
     /// buckets in `le` order); the registry keeps those series in insertion order.
-    sort_samples: bool,
+    pub(super) sort_samples: bool,
 }
 
 impl<'a> RenderedFamily<'a> {

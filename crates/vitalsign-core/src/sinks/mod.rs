@@ -42,6 +42,6 @@ pub(crate) fn tag_set(
             tags.push((tag.key.to_string(), tag.value.clone()));
         }
     }
-    tags.sort();
+    tags.sort_unstable();
     tags
 }
