@@ -1,5 +1,6 @@
 //! Label policy: the names a label source may use, and label functions.
 
+use super::record::HeaderLookup;
 use std::fmt;
 use std::sync::Arc;
 
@@ -53,16 +54,12 @@ pub struct RequestInfo<'a> {
     pub method: &'a [u8],
     /// The raw path.
     pub path: &'a str,
-    headers: &'a dyn Fn(&str) -> Option<&'a [u8]>,
+    headers: &'a HeaderLookup<'a>,
 }
 
 impl<'a> RequestInfo<'a> {
     /// Adapters build it from their request; `headers` looks a header up by name.
-    pub fn new(
-        method: &'a [u8],
-        path: &'a str,
-        headers: &'a dyn Fn(&str) -> Option<&'a [u8]>,
-    ) -> Self {
+    pub fn new(method: &'a [u8], path: &'a str, headers: &'a HeaderLookup<'a>) -> Self {
         RequestInfo {
             method,
             path,
