@@ -59,6 +59,9 @@
 //! - `influx-base`: the InfluxDB push sink without TLS (`http://` URLs and UDP).
 //! - `influx-tls`: TLS for the InfluxDB sink (rustls on ring, the system's root certificates).
 //! - `statsd`: the StatsD push sink (`sinks::StatsdSink`).
+//! - `slo`: service-level objectives (`Objective`, `MonitorBuilder::objective`) and the
+//!   Prometheus rule file and Grafana dashboard generated from them (`slo`). Includes
+//!   `prometheus`.
 //! - `admin` (comes with `axum`; add it to `actix`): the admin listener ([`admin::ServeAdmin`]): the
 //!   endpoints on a listener of their own (hyper's HTTP/1 server), whatever the framework.
 //!
@@ -96,6 +99,10 @@
 pub use vitalsign_core::admin;
 #[cfg(feature = "prometheus")]
 pub use vitalsign_core::prometheus;
+#[cfg(feature = "slo")]
+pub use vitalsign_core::slo;
+#[cfg(feature = "slo")]
+pub use vitalsign_core::slo::Objective;
 #[cfg(feature = "stats")]
 pub use vitalsign_core::stats;
 pub use vitalsign_core::{

@@ -28,6 +28,8 @@
 //!   `metrics` and `metrics-exporter-prometheus`.
 //! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
+//! - `slo`: service-level objectives ([`MonitorBuilder::objective`]) and the Prometheus rules
+//!   and Grafana dashboard generated from them ([`slo`]). Includes `prometheus`.
 //! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
 //!   of their own for any framework, on hyper's HTTP/1 server.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +54,8 @@ pub mod prometheus;
 mod request_id;
 mod sink;
 pub mod sinks;
+#[cfg(feature = "slo")]
+pub mod slo;
 #[cfg(feature = "stats")]
 pub mod stats;
 #[cfg(test)]
@@ -73,3 +77,5 @@ pub use point::{
 };
 pub use request_id::{RequestId, REQUEST_ID_HEADER};
 pub use sink::{Sink, SinkReport};
+#[cfg(feature = "slo")]
+pub use slo::Objective;

@@ -27,6 +27,13 @@ impl MonitorBuilder {
     /// token that cannot travel in a header, or a thread that could not be started.
     pub fn build(mut self) -> Result<Monitor, ConfigError> {
         self.validate()?;
+        #[cfg(feature = "slo")]
+        let slo = crate::slo::SloSpec {
+            service: self.service.clone(),
+            namespace: self.namespace.clone(),
+            global_labels: self.global_labels.clone(),
+            objectives: std::mem::take(&mut self.objectives),
+        };
         let endpoint_table = self.endpoints.routes()?.into_boxed_slice();
         if self.exclude_own_endpoints {
             for (path, _) in &endpoint_table {
@@ -155,6 +162,8 @@ impl MonitorBuilder {
                 in_flight: AtomicI64::new(0),
                 #[cfg(feature = "prometheus")]
                 prometheus,
+                #[cfg(feature = "slo")]
+                slo,
             }),
         })
     }
@@ -167,6 +176,12 @@ impl MonitorBuilder {
         if let Some(namespace) = &self.namespace {
             check_name("namespace", "namespace", namespace)?;
         }
+        #[cfg(feature = "slo")]
+        crate::slo::validate(
+            &self.objectives,
+            &self.buckets,
+            !matches!(self.prometheus, PrometheusSetup::Off),
+        )?;
         if self.buckets.is_empty()
             || self.buckets.iter().any(|b| !b.is_finite())
             || self.buckets.windows(2).any(|w| w[0] >= w[1])

@@ -61,6 +61,8 @@ pub struct MonitorBuilder {
     pub(super) token: Option<String>,
     /// Which setting added each entry of `label_tags`, for error messages.
     pub(super) label_sources: Vec<&'static str>,
+    #[cfg(feature = "slo")]
+    pub(super) objectives: Vec<(String, crate::slo::Objective)>,
 }
 
 /// A task classifier, printed by type name.
@@ -114,6 +116,8 @@ impl MonitorBuilder {
             ),
             token: None,
             label_sources: Vec::new(),
+            #[cfg(feature = "slo")]
+            objectives: Vec::new(),
         }
     }
 
@@ -210,6 +214,28 @@ impl MonitorBuilder {
     /// increasing. Defaults to [`DEFAULT_DURATION_BUCKETS`] (OpenTelemetry's 0.005 … 10 s).
     pub fn buckets(mut self, buckets: &[f64]) -> Self {
         self.buckets = buckets.to_vec();
+        self
+    }
+
+    /// Declares a service-level objective named `name` (1 to 64 of `A-Z a-z 0-9 _ - .`):
+    /// [`Monitor::prometheus_rules`] and [`Monitor::grafana_dashboard`] turn the objectives
+    /// into recording rules, burn-rate alerts and dashboard panels (see [`crate::slo`]).
+    /// `build()` checks the name, the target, and that a latency threshold is a bucket bound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vitalsign_core::{Monitor, Objective};
+    ///
+    /// let monitor = Monitor::builder("shop")
+    ///     .objective("availability", Objective::availability(0.999))
+    ///     .objective("latency", Objective::latency(Duration::from_millis(500), 0.99))
+    ///     .build()?;
+    /// assert!(monitor.prometheus_rules().contains("vitalsign-slo:shop:latency"));
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    #[cfg(feature = "slo")]
+    pub fn objective(mut self, name: impl Into<String>, objective: crate::slo::Objective) -> Self {
+        self.objectives.push((name.into(), objective));
         self
     }
 

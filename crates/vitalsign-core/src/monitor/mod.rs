@@ -105,6 +105,9 @@ struct Inner {
     in_flight: AtomicI64,
     #[cfg(feature = "prometheus")]
     prometheus: Option<Arc<crate::prometheus::PrometheusSink>>,
+    /// What the rule and dashboard generators read.
+    #[cfg(feature = "slo")]
+    slo: crate::slo::SloSpec,
 }
 
 impl Monitor {
@@ -142,6 +145,11 @@ impl Monitor {
 
     pub(crate) fn health_engine(&self) -> &Health {
         &self.inner.health
+    }
+
+    #[cfg(feature = "slo")]
+    pub(crate) fn slo_spec(&self) -> &crate::slo::SloSpec {
+        &self.inner.slo
     }
 
     pub(crate) fn endpoint_table(&self) -> &[(Box<str>, crate::endpoint::Endpoint)] {
