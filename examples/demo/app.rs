@@ -16,6 +16,10 @@ use vitalsign::axum::{endpoints, Point};
 use vitalsign::health::{Check, Condition, Level, Rule, Signal};
 use vitalsign::sinks::{InfluxSink, PeriodAggregator, StatsdSink};
 use vitalsign::{ConfigError, Monitor, MonitorBuilder, MonitorLayer, PointHandle, Sink};
+// An application writes `vitalsign::Objective` with the facade's `slo` feature; the demo takes
+// it from vitalsign-core (as it does the push sinks' features) so that `cargo run --example
+// demo` needs no feature flag.
+use vitalsign_core::Objective;
 
 /// Service name of the demo.
 pub(crate) const SERVICE: &str = "vitalsign-demo";
@@ -135,6 +139,27 @@ pub(crate) fn monitor_builder_with(options: &HealthOptions) -> Result<MonitorBui
         builder = builder.token(token.clone());
     }
     Ok(builder)
+}
+
+/// The demo's objective on every route: 99.9% of requests succeed (not 5xx, no error code).
+pub(crate) const AVAILABILITY_OBJECTIVE: &str = "demo-availability";
+/// The demo's latency objective: 99% of `/users/{id}` and `/slow` requests within 250 ms.
+pub(crate) const LATENCY_OBJECTIVE: &str = "demo-latency";
+
+/// Adds the demo's service-level objectives (what `--print-rules` and `--print-dashboard`
+/// print), with every window divided by `time_scale` (flag `--slo-time-scale`, for tests).
+pub(crate) fn with_objectives(builder: MonitorBuilder, time_scale: u32) -> MonitorBuilder {
+    builder
+        .objective(
+            AVAILABILITY_OBJECTIVE,
+            Objective::availability(0.999).time_scale(time_scale),
+        )
+        .objective(
+            LATENCY_OBJECTIVE,
+            Objective::latency(Duration::from_millis(250), 0.99)
+                .routes(["/users/{id}", "/slow"])
+                .time_scale(time_scale),
+        )
 }
 
 #[allow(dead_code)] // used by the tests

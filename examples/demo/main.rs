@@ -14,6 +14,7 @@ const USAGE: &str = "\
 usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
             [--check-interval-ms N] [--token TOKEN] [--influx URL] [--influx-token T]
             [--flush-ms N] [--statsd HOST:PORT] [--statsd-prefix P] [--aggregate-ms N]
+            [--print-rules | --print-dashboard] [--slo-time-scale N]
 
   --addr HOST:PORT         address to listen on (default 127.0.0.1:3000)
   --framework NAME         web framework serving the demo: axum (default) or actix
@@ -29,6 +30,11 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
   --statsd HOST:PORT       push metrics to a StatsD server (UDP)
   --statsd-prefix P        prefix of the StatsD metric names
   --aggregate-ms N         aggregate points per period before pushing them
+  --print-rules            print the Prometheus rule file of the demo's objectives (recording
+                           rules and burn-rate alerts) and exit
+  --print-dashboard        print the demo's Grafana dashboard (JSON) and exit
+  --slo-time-scale N       for tests: divide every objective window by N (1 to 300; with 60
+                           the fast page looks at 1m and 5s instead of 1h and 5m; default 1)
   -h, --help           print this help";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,8 +43,17 @@ enum Framework {
     Actix,
 }
 
+/// What `--print-rules` and `--print-dashboard` ask for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Print {
+    Rules,
+    Dashboard,
+}
+
 struct Args {
     addr: SocketAddr,
+    print: Option<Print>,
+    slo_time_scale: u32,
     framework: Framework,
     health: app::HealthOptions,
     push: app::PushOptions,
@@ -49,6 +64,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let mut framework = Framework::Axum;
     let mut health = app::HealthOptions::default();
     let mut push = app::PushOptions::default();
+    let mut print = None;
+    let mut slo_time_scale = 1;
     let millis = |flag: &str, v: String| -> Result<std::time::Duration, String> {
         v.parse::<u64>()
             .ok()
@@ -135,11 +152,40 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--aggregate-ms" => {
                 push.aggregate = Some(millis("--aggregate-ms", value("--aggregate-ms")?)?)
             }
+            "--print-rules" | "--print-dashboard" => {
+                let wanted = if flag == "--print-rules" {
+                    Print::Rules
+                } else {
+                    Print::Dashboard
+                };
+                if print.is_some_and(|p| p != wanted) {
+                    return Err(
+                        "--print-rules and --print-dashboard print one file each: give one"
+                            .to_owned(),
+                    );
+                }
+                print = Some(wanted);
+            }
+            "--slo-time-scale" => {
+                let v = value("--slo-time-scale")?;
+                slo_time_scale = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=vitalsign_core::slo::MAX_TIME_SCALE).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "--slo-time-scale {v:?} is not a whole number from 1 to {}",
+                            vitalsign_core::slo::MAX_TIME_SCALE
+                        )
+                    })?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Some(Args {
         addr,
+        print,
+        slo_time_scale,
         framework,
         health,
         push,
@@ -158,6 +204,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(print) = args.print {
+        return match monitor(&args) {
+            Ok(monitor) => {
+                print!(
+                    "{}",
+                    match print {
+                        Print::Rules => monitor.prometheus_rules(),
+                        Print::Dashboard => monitor.grafana_dashboard(),
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("demo: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     install_logger();
     let served = match args.framework {
         Framework::Axum => tokio::runtime::Runtime::new()
@@ -247,7 +311,10 @@ async fn drain_on_ctrl_c(monitor: vitalsign::Monitor) {
 
 /// The demo's monitor for these flags.
 fn monitor(args: &Args) -> Result<vitalsign::Monitor, vitalsign::ConfigError> {
-    let builder = app::monitor_builder_with(&args.health)?;
+    let builder = app::with_objectives(
+        app::monitor_builder_with(&args.health)?,
+        args.slo_time_scale,
+    );
     app::with_sinks(builder, app::push_sinks(&args.push)?).build()
 }
 
