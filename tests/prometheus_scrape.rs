@@ -7,93 +7,27 @@
 mod app;
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::processes::{query_one as query, start_prometheus, Daemon};
 use common::*;
-
-struct Prometheus {
-    child: Child,
-    base: String,
-    _dir: TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Starts Prometheus scraping `target` every 200 ms; `None` only when the run opted out of
 /// external servers ([`require`]).
-fn start_prometheus(target: &str) -> Option<Prometheus> {
-    if !require(&PROMETHEUS) {
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "vitalsign-prom-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+fn start(target: &str) -> Option<Daemon> {
+    start_prometheus(
+        &format!(
             "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\nscrape_configs:\n  - job_name: vitalsign\n    static_configs:\n      - targets: ['{target}']\n"
         ),
+        &[],
     )
-    .unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    Some(Prometheus {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: TempDir(dir),
-    })
-}
-
-/// The value of an instant query's single result, if there is exactly one.
-async fn query(prometheus: &Prometheus, expr: &str) -> Option<f64> {
-    let response = client()
-        .get(format!("{}/api/v1/query", prometheus.base))
-        .query(&[("query", expr)])
-        .send()
-        .await
-        .ok()?;
-    let json: serde_json::Value = response.json().await.ok()?;
-    let result = json["data"]["result"].as_array()?;
-    if result.len() != 1 {
-        return None;
-    }
-    result[0]["value"][1].as_str()?.parse().ok()
 }
 
 #[tokio::test]
 async fn prometheus_scrapes_the_demo_and_sees_exact_counts() {
     let monitor = app::monitor(Vec::new()).unwrap();
     let server = Server::start(app::axum_app(&monitor)).await;
-    let Some(prometheus) = start_prometheus(&server.addr.to_string()) else {
+    let Some(prometheus) = start(&server.addr.to_string()) else {
         return;
     };
     for id in 0..7 {

@@ -1,6 +1,8 @@
 //! Test support: a real server on 127.0.0.1, a collecting sink, an exposition parser.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod processes;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -419,6 +421,13 @@ pub const PROMETHEUS: External = External {
     program: "prometheus",
     probe: &["--version"],
     package: "prometheus",
+};
+
+/// Alertmanager (Debian names its binary `prometheus-alertmanager`).
+pub const ALERTMANAGER: External = External {
+    program: "prometheus-alertmanager",
+    probe: &["--version"],
+    package: "prometheus-alertmanager",
 };
 
 /// InfluxDB 1.x.
