@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 /// `target/<profile>/examples/demo`, beside this test binary (`target/<profile>/deps/`): the
 /// demo is an example of the root package `vitalsign`, which `cargo test --workspace` (the
 /// README's `bash scripts/test.sh`) builds along with this package's tests. Running this
@@ -45,6 +47,9 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         &["--statsd", "localhost"],
         &["--flush-ms", "0"],
         &["--aggregate-ms", "x"],
+        &["--slo-time-scale", "0"],
+        &["--slo-time-scale", "301"],
+        &["--print-rules", "--print-dashboard"],
     ] {
         let out = Command::new(demo_binary()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -52,6 +57,61 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         assert!(stderr.contains("usage: demo"), "{args:?}: {stderr}");
         assert!(stderr.starts_with("demo: "), "{args:?}: {stderr}");
     }
+}
+
+/// `--print-rules` prints a rule file that promtool accepts, `--print-dashboard` a dashboard,
+/// each on stdout with exit code 0, before anything is served; `--slo-time-scale` shortens the
+/// windows of both.
+#[test]
+fn print_rules_and_print_dashboard_print_the_files_and_exit_0() {
+    let run = |args: &[&str]| {
+        let out = Command::new(demo_binary()).args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: nothing on stderr");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rules = run(&["--print-rules"]);
+    assert!(rules.contains("- name: \"vitalsign-slo:vitalsign-demo:demo-availability\""));
+    assert!(rules.contains("- name: \"vitalsign-slo:vitalsign-demo:demo-latency\""));
+    assert!(rules.contains("slo:sli_error:ratio_rate5m{slo=\"demo-latency\"}"));
+    let scaled = run(&["--print-rules", "--slo-time-scale", "60"]);
+    assert!(scaled.contains("slo:sli_error:ratio_rate5s{slo=\"demo-latency\"}"));
+    assert!(scaled.contains("window: \"1m/5s\""));
+    if common::require(&common::PROMTOOL) {
+        let dir = common::processes::TempDir::new("demo-rules");
+        for (name, text) in [("rules.yml", &rules), ("scaled.yml", &scaled)] {
+            let path = dir.write(name, text);
+            let out = Command::new("promtool")
+                .args(["check", "rules"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("SUCCESS: 30 rules found"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&run(&["--print-dashboard"])).unwrap();
+    assert_eq!(dashboard["title"], "vitalsign-demo (vitalsign)");
+    let titles: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.contains(&"demo-availability: burn rate (1 = the budget lasts exactly the period)"),
+        "{titles:?}"
+    );
 }
 
 #[test]
