@@ -99,8 +99,7 @@ fn print_rules_and_print_dashboard_print_the_files_and_exit_0() {
             );
         }
     }
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&run(&["--print-dashboard"])).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&run(&["--print-dashboard"])).unwrap();
     assert_eq!(dashboard["title"], "vitalsign-demo (vitalsign)");
     let titles: Vec<&str> = dashboard["panels"]
         .as_array()

@@ -73,14 +73,7 @@ async fn prometheus_scrapes_the_demo_and_sees_exact_counts() {
         }
     }
     // The scrape itself reports no problem.
-    let targets: serde_json::Value = client()
-        .get(format!("{}/api/v1/targets", prometheus.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let targets = prometheus.get_json("/api/v1/targets").await;
     let target = &targets["data"]["activeTargets"][0];
     assert_eq!(target["health"], "up", "{target}");
     assert_eq!(target["lastError"], "", "{target}");

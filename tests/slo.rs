@@ -62,7 +62,8 @@ fn demo_monitor(configure: impl FnOnce(MonitorBuilder) -> MonitorBuilder, scale:
 
 #[test]
 fn the_rules_pass_promtool_check_rules_with_no_finding() {
-    let variants: [(&str, fn(MonitorBuilder) -> MonitorBuilder, u32); 3] = [
+    type Configure = fn(MonitorBuilder) -> MonitorBuilder;
+    let variants: [(&str, Configure, u32); 3] = [
         ("plain", |b| b, 1),
         ("time-scaled", |b| b, 60),
         (
@@ -593,8 +594,8 @@ fn fast_page_statuses(store: &Notifications, job: &str) -> Vec<(String, Value)> 
 
 fn job(framework: Framework) -> &'static str {
     match framework {
-        Framework::Axum => "axum",
-        Framework::Actix => "actix",
+        Framework::Axum => JOBS[0],
+        Framework::Actix => JOBS[1],
     }
 }
 
@@ -619,6 +620,34 @@ async fn drive_until(
         tokio::time::sleep(pause).await;
     }
     Ok(start.elapsed())
+}
+
+/// The scrape jobs of the two demos.
+const JOBS: [&str; 2] = ["axum", "actix"];
+
+/// Sends `path` to both demos until Alertmanager has notified both jobs' fast page with
+/// `status` (at most 90 s); the time it took.
+async fn page_reaches(
+    demos: &[demo::Ctx],
+    store: &Notifications,
+    path: &str,
+    per_second: u32,
+    status: &str,
+) -> Duration {
+    drive_until(demos, path, per_second, Duration::from_secs(90), || {
+        JOBS.iter().all(|j| {
+            fast_page_statuses(store, j)
+                .iter()
+                .any(|(s, _)| s == status)
+        })
+    })
+    .await
+    .unwrap_or_else(|waited| {
+        panic!(
+            "no {status} fast page for both jobs after {waited:?} of {path}; notifications: {:?}",
+            store.lock().unwrap()
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,14 +693,7 @@ async fn alerts_reach_alertmanager_and_every_dashboard_panel_has_data_on_both_fr
         .wait_ready("/-/ready", Duration::from_secs(30))
         .await;
     // The rules loaded, every group healthy.
-    let groups: Value = client()
-        .get(format!("{}/api/v1/rules", prometheus.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let groups = prometheus.get_json("/api/v1/rules").await;
     assert_eq!(
         groups["data"]["groups"].as_array().map(Vec::len),
         Some(2),
@@ -682,21 +704,8 @@ async fn alerts_reach_alertmanager_and_every_dashboard_panel_has_data_on_both_fr
     drive_until(&demos, "/users/1", 10, Duration::from_secs(3), || false)
         .await
         .unwrap_err();
-    let jobs = [job(Framework::Axum), job(Framework::Actix)];
-    let fired = drive_until(&demos, "/error", 20, Duration::from_secs(90), || {
-        jobs.iter()
-            .all(|j| fast_page_statuses(&store, j).iter().any(|(s, _)| s == "firing"))
-    })
-    .await
-    .unwrap_or_else(|waited| {
-        panic!(
-            "no fast page for both jobs after {waited:?} of errors; notifications: {:?}\nprometheus:\n{}\nalertmanager:\n{}",
-            store.lock().unwrap(),
-            prometheus.log(),
-            alertmanager.log()
-        )
-    });
-    for j in jobs {
+    let fired = page_reaches(&demos, &store, "/error", 20, "firing").await;
+    for j in JOBS {
         let statuses = fast_page_statuses(&store, j);
         let (_, alert) = statuses.iter().find(|(s, _)| s == "firing").unwrap();
         let summary = alert["annotations"]["summary"].as_str().unwrap();
@@ -715,17 +724,7 @@ async fn alerts_reach_alertmanager_and_every_dashboard_panel_has_data_on_both_fr
     eprintln!("fast page notified {fired:?} after the errors began");
 
     // Errors stop; healthy traffic goes on until both pages are resolved.
-    let resolved = drive_until(&demos, "/users/1", 10, Duration::from_secs(90), || {
-        jobs.iter()
-            .all(|j| fast_page_statuses(&store, j).iter().any(|(s, _)| s == "resolved"))
-    })
-    .await
-    .unwrap_or_else(|waited| {
-        panic!(
-            "the fast page did not resolve {waited:?} after the errors stopped; notifications: {:?}",
-            store.lock().unwrap()
-        )
-    });
+    let resolved = page_reaches(&demos, &store, "/users/1", 10, "resolved").await;
     eprintln!("fast page resolved {resolved:?} after the errors stopped");
 
     // What the dashboard shows needs slow requests and a client that hangs up too.
@@ -795,17 +794,7 @@ async fn dashboard_panels_have_data(demos: &[demo::Ctx], prometheus: &Daemon) {
     // The route variable's query lists the demo's routes.
     let variable = &dashboard["templating"]["list"][1];
     assert_eq!(variable["name"], "route");
-    let series: Value = client()
-        .get(format!(
-            "{}/api/v1/label/http_route/values",
-            prometheus.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series = prometheus.get_json("/api/v1/label/http_route/values").await;
     assert!(
         series["data"]
             .as_array()

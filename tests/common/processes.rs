@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{client, free_port, require, ALERTMANAGER, PROMETHEUS};
+use super::{client, free_port, require, External, ALERTMANAGER, PROMETHEUS};
 
 /// A directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -79,6 +79,18 @@ impl Daemon {
         &self.dir
     }
 
+    /// `GET path` of its HTTP API, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {}{path}: {e}", self.base))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {}{path}: not JSON: {e}", self.base))
+    }
+
     /// Waits (at most `deadline`) until `GET path` answers 200.
     pub async fn wait_ready(&self, path: &str, deadline: Duration) {
         let until = tokio::time::Instant::now() + deadline;
@@ -109,45 +121,56 @@ impl Drop for Daemon {
     }
 }
 
-/// Starts Prometheus with `config` (prometheus.yml) and `files` (name, text) beside it, or
-/// `None` when the run opted out of external servers ([`require`]).
-pub fn start_prometheus(config: &str, files: &[(&str, &str)]) -> Option<Daemon> {
-    if !require(&PROMETHEUS) {
+/// Starts `tool` in a new temporary directory holding `files` (name, text), with `args` made
+/// from that directory and a free port; `None` when the run opted out of external servers
+/// ([`require`]).
+fn start(
+    tool: &External,
+    files: &[(&str, &str)],
+    args: impl FnOnce(&Path, u16) -> Vec<String>,
+) -> Option<Daemon> {
+    if !require(tool) {
         return None;
     }
-    let dir = TempDir::new("prometheus");
+    let dir = TempDir::new(tool.package);
     for (name, text) in files {
         dir.write(name, text);
     }
-    let config = dir.write("prometheus.yml", config);
     let port = free_port();
-    let args = vec![
-        format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.0.join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        // Firing alerts are sent again every second (the default is a minute).
-        "--rules.alert.resend-delay=1s".to_owned(),
-    ];
-    Some(Daemon::spawn("prometheus", &args, port, dir))
+    let args = args(dir.path(), port);
+    Some(Daemon::spawn(tool.program, &args, port, dir))
 }
 
-/// Starts Alertmanager with `config` (alertmanager.yml), clustering off, or `None` when the
-/// run opted out of external servers.
+/// Starts Prometheus with `config` (prometheus.yml) and `files` (name, text) beside it.
+pub fn start_prometheus(config: &str, files: &[(&str, &str)]) -> Option<Daemon> {
+    let mut all = vec![("prometheus.yml", config)];
+    all.extend_from_slice(files);
+    start(&PROMETHEUS, &all, |dir, port| {
+        vec![
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            // Firing alerts are sent again every second (the default is a minute).
+            "--rules.alert.resend-delay=1s".to_owned(),
+        ]
+    })
+}
+
+/// Starts Alertmanager with `config` (alertmanager.yml), clustering off.
 pub fn start_alertmanager(config: &str) -> Option<Daemon> {
-    if !require(&ALERTMANAGER) {
-        return None;
-    }
-    let dir = TempDir::new("alertmanager");
-    let config = dir.write("alertmanager.yml", config);
-    let port = free_port();
-    let args = vec![
-        format!("--config.file={}", config.display()),
-        format!("--storage.path={}", dir.0.join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        // No gossip port: a lone instance.
-        "--cluster.listen-address=".to_owned(),
-    ];
-    Some(Daemon::spawn("prometheus-alertmanager", &args, port, dir))
+    start(
+        &ALERTMANAGER,
+        &[("alertmanager.yml", config)],
+        |dir, port| {
+            vec![
+                format!("--config.file={}", dir.join("alertmanager.yml").display()),
+                format!("--storage.path={}", dir.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                // No gossip port: a lone instance.
+                "--cluster.listen-address=".to_owned(),
+            ]
+        },
+    )
 }
 
 /// The result of an instant query: the vector's elements (`metric`, `value`), or why not.

@@ -28,8 +28,8 @@
 //!   `metrics` and `metrics-exporter-prometheus`.
 //! - `stats` (default): `/stats` (process, OS, runtime, request figures, custom stats) and,
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
-//! - `slo`: service-level objectives ([`MonitorBuilder::objective`]) and the Prometheus rules
-//!   and Grafana dashboard generated from them ([`slo`]). Includes `prometheus`.
+//! - `slo`: service-level objectives (`MonitorBuilder::objective`) and the Prometheus rules
+//!   and Grafana dashboard generated from them (module `slo`). Includes `prometheus`.
 //! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
 //!   of their own for any framework, on hyper's HTTP/1 server.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -430,7 +430,7 @@ impl crate::Monitor {
     /// A Grafana dashboard (JSON, the schema Grafana 10 and 11 import) for this monitor:
     /// request rate, error ratio, latency p50/p90/p99 per route, in-flight requests,
     /// disconnects, health per component, and for each objective its remaining error budget
-    /// and burn rates (those two read the series of [`Monitor::prometheus_rules`], which
+    /// and burn rates (those two read the series of [`Monitor::prometheus_rules`](crate::Monitor::prometheus_rules), which
     /// Prometheus must load). Variables: the Prometheus data source and the route.
     pub fn grafana_dashboard(&self) -> String {
         dashboard::render(self.slo_spec())

@@ -289,19 +289,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "prints a sample file: cargo test -p vitalsign-core --features slo --lib print_sample -- --ignored --nocapture"]
-    fn print_sample() {
-        let text = render(&spec(vec![
-            ("avail".to_owned(), Objective::availability(0.999)),
-            (
-                "lat".to_owned(),
-                Objective::latency(Duration::from_millis(250), 0.99).routes(["/users/{id}"]),
-            ),
-        ]));
-        print!("{text}");
-    }
-
-    #[test]
     fn no_objectives_is_a_valid_empty_file() {
         assert!(render(&spec(Vec::new())).ends_with("groups: []\n"));
     }
