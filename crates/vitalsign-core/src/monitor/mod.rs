@@ -103,6 +103,8 @@ struct Inner {
     /// Panics of each sink, then of the error classifier.
     panics: Arc<crate::sink::Panics>,
     in_flight: AtomicI64,
+    /// Annotation streams (not on the request path).
+    annotations: Arc<crate::annotation::Annotations>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<Arc<crate::prometheus::PrometheusSink>>,
 }
@@ -142,6 +144,10 @@ impl Monitor {
 
     pub(crate) fn health_engine(&self) -> &Health {
         &self.inner.health
+    }
+
+    pub(crate) fn annotation_hub(&self) -> &crate::annotation::Annotations {
+        &self.inner.annotations
     }
 
     pub(crate) fn endpoint_table(&self) -> &[(Box<str>, crate::endpoint::Endpoint)] {
