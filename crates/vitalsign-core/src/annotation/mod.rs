@@ -9,7 +9,7 @@
 //! - vitalsign writes some itself: stream `lifecycle` gets the start of the monitor (service,
 //!   version), the start of a drain and the end of a shutdown; stream `health` gets every level
 //!   change of a health component (tags `component`, `from`, `to`; the summary as description).
-//! - Sinks get each event through [`Sink::record_annotation`](crate::Sink::record_annotation):
+//! - Sinks get each event through [`Sink::record_annotation`]:
 //!   InfluxDB as a point of series `annotations`, StatsD as a DogStatsD event (with
 //!   [`TagStyle::DogStatsd`](crate::sinks::TagStyle) only); `/metrics` shows
 //!   `vitalsign_annotations_total{stream}`, `vitalsign_annotation_last_timestamp_seconds{stream}`
@@ -59,6 +59,10 @@ pub use model::{
     MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES, MAX_TITLE_BYTES, RESERVED_TAG_KEYS,
 };
 pub use store::{AnnotationStream, MAX_EVENTS_PER_STREAM, MAX_STORE_BYTES, MAX_STREAMS};
+#[cfg_attr(
+    not(any(feature = "prometheus", feature = "statsd", feature = "influx-base")),
+    allow(unused_imports)
+)]
 pub(crate) use time::unix_nanos;
 
 use crate::health::Level;
@@ -72,12 +76,15 @@ pub const HEALTH_STREAM: &str = "health";
 /// The `source` of the events vitalsign writes itself.
 pub const VITALSIGN_SOURCE: &str = "vitalsign";
 
+/// The monitor's sinks, in its order, with its panic counts.
+type Sinks = (Vec<Arc<dyn Sink>>, Arc<Panics>);
+
 /// A monitor's annotations: the store and the sinks that get each event.
 #[derive(Debug)]
 pub(crate) struct Annotations {
     store: Mutex<store::Store>,
     service: String,
-    sinks: OnceLock<(Vec<Arc<dyn Sink>>, Arc<Panics>)>,
+    sinks: OnceLock<Sinks>,
 }
 
 impl Annotations {

@@ -216,7 +216,7 @@ impl Store {
             .filter(|e| since.is_none_or(|since| e.start >= since || e.end >= Some(since)))
             .cloned()
             .collect();
-        events.sort_unstable_by(|a, b| (b.start, b.id).cmp(&(a.start, a.id)));
+        events.sort_unstable_by_key(|e| std::cmp::Reverse((e.start, e.id)));
         events
     }
 

@@ -151,6 +151,10 @@ pub(crate) fn unix_seconds(seconds: f64) -> Option<SystemTime> {
 }
 
 /// Nanoseconds since the Unix epoch (0 before it).
+#[cfg_attr(
+    not(any(feature = "prometheus", feature = "statsd", feature = "influx-base")),
+    allow(dead_code)
+)]
 pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
