@@ -96,7 +96,7 @@ impl MonitorBuilder {
                 self.namespace.clone(),
             );
             let annotation_part = crate::prometheus::annotation_collector(
-                Arc::clone(&annotations),
+                Arc::downgrade(&annotations),
                 self.namespace.clone(),
             );
             #[cfg(feature = "stats")]

@@ -9,9 +9,11 @@ use crate::Sink;
 /// The collector of the annotation store: `vitalsign_annotations_total{stream}`,
 /// `vitalsign_annotation_last_timestamp_seconds{stream}` and
 /// `vitalsign_annotations_evicted_total`, read from the store at each render (a deleted
-/// stream's series go with it).
+/// stream's series go with it). It holds the store weakly: the store holds the sinks, this
+/// sink among them, and a strong reference would keep both alive (with the upkeep thread)
+/// after the monitor is dropped.
 pub(crate) fn annotation_collector(
-    annotations: std::sync::Arc<crate::annotation::Annotations>,
+    annotations: std::sync::Weak<crate::annotation::Annotations>,
     namespace: Option<String>,
 ) -> Collector {
     let name = |base: &str| match &namespace {
@@ -25,6 +27,9 @@ pub(crate) fn annotation_collector(
     ]
     .map(name);
     Box::new(move |exposition| {
+        let Some(annotations) = annotations.upgrade() else {
+            return;
+        };
         let streams = annotations.streams();
         exposition.family(
             &total,
