@@ -106,12 +106,13 @@ pub use vitalsign_core::slo::Objective;
 #[cfg(feature = "stats")]
 pub use vitalsign_core::stats;
 pub use vitalsign_core::{
-    adapter, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError, ConfigErrorKind,
-    DefaultClassifier, Endpoint, Endpoints, ErrorPoint, Field, FieldValue, MemorySink, Method,
-    Monitor, MonitorBuilder, OwnedErrorPoint, OwnedRequestPoint, PointHandle, RequestId,
-    RequestInfo, RequestPoint, SectionTimer, Sink, SinkReport, Tag, CLIENT_CLOSED_REQUEST,
-    DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS,
-    OVERFLOW_ROUTE, REQUEST_ID_HEADER, RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
+    adapter, annotation, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError,
+    ConfigErrorKind, DefaultClassifier, Endpoint, Endpoints, ErrorPoint, Field, FieldValue,
+    MemorySink, Method, Monitor, MonitorBuilder, OwnedErrorPoint, OwnedRequestPoint, PointHandle,
+    RequestId, RequestInfo, RequestPoint, SectionTimer, Sink, SinkReport, Tag,
+    CLIENT_CLOSED_REQUEST, DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS,
+    DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE, REQUEST_ID_HEADER,
+    RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
 };
 #[cfg(feature = "tower")]
 pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};

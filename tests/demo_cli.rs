@@ -405,6 +405,7 @@ fn banner_lists_every_route_as_a_quoted_working_command(framework: &str) {
         let want = match path {
             "/no/such/route" => 404,
             "/error" | "/panic" => 500,
+            "/annotations/deploys" if method == "POST" => 201,
             _ => 200,
         };
         assert_eq!(status, want, "{framework}: {words:?}");
@@ -423,6 +424,9 @@ fn banner_lists_every_route_as_a_quoted_working_command(framework: &str) {
         "GET /health/live",
         "GET /health/ready",
         "GET /stats",
+        "GET /annotations",
+        "GET /annotations/lifecycle",
+        "POST /annotations/deploys",
     ] {
         assert!(
             tried.iter().any(|t| t == route),

@@ -361,8 +361,9 @@ async fn an_outage_keeps_latency_loses_only_what_overflows_and_catches_up() {
     // Written and acknowledged: a write cut off by the outage would be retried (InfluxDB
     // overwrites identical points), and counted as queued.
     let sink_report = || sink.report().unwrap();
+    // The 4 requests and the monitor's start (an annotation, stream `lifecycle`).
     eventually("the first points are acknowledged", || async {
-        sink_report().sent == 4
+        sink_report().sent == 5
     })
     .await;
     influx.stop();
@@ -400,19 +401,19 @@ async fn an_outage_keeps_latency_loses_only_what_overflows_and_catches_up() {
         .await;
     // The writer counts a batch as sent once InfluxDB has answered.
     eventually("the sink counts what arrived", || async {
-        sink_report().sent == 24
+        sink_report().sent == 25
     })
     .await;
     let report = sink_report();
     assert_eq!(
         (report.sent, report.dropped, report.queued),
-        (24, 10, 0),
+        (25, 10, 0),
         "{report:?}"
     );
     let stats: Value = serde_json::from_str(&server.get("/stats").await.1).unwrap();
     assert_eq!(
         stats["sinks"]["influx"],
-        serde_json::json!({ "sent": 24, "dropped": 10, "queued": 0 })
+        serde_json::json!({ "sent": 25, "dropped": 10, "queued": 0 })
     );
 }
 
@@ -529,18 +530,25 @@ async fn the_2x_write_api_gets_the_token_and_udp_gets_datagrams() {
         .unwrap();
     let monitor = Monitor::builder("v2").sink(sink.clone()).build().unwrap();
     record(&monitor, b"GET", "/v2", 200);
+    let request_line = |body: &str| {
+        body.lines().any(|l| {
+            l.starts_with(
+                "requests,method=GET,route=/v2,service=v2,status_code=200 execution_time=",
+            )
+        })
+    };
     eventually("the 2.x write arrives", || async {
-        !received.lock().unwrap().is_empty()
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, body)| request_line(body))
     })
     .await;
-    let (auth, body) = received.lock().unwrap()[0].clone();
-    assert_eq!(auth, "Token v2-token");
-    assert!(
-        body.starts_with(
-            "requests,method=GET,route=/v2,service=v2,status_code=200 execution_time="
-        ),
-        "{body}"
-    );
+    // Every write (the monitor's start annotation, then the request) carries the token.
+    for (auth, _) in received.lock().unwrap().iter() {
+        assert_eq!(auth, "Token v2-token");
+    }
 
     // UDP: lines in datagrams to a real socket.
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -562,6 +570,7 @@ async fn the_2x_write_api_gets_the_token_and_udp_gets_datagrams() {
         lines.extend(
             String::from_utf8_lossy(&buf[..n])
                 .lines()
+                .filter(|l| !l.starts_with("annotations,"))
                 .map(str::to_owned),
         );
     }
@@ -571,8 +580,9 @@ async fn the_2x_write_api_gets_the_token_and_udp_gets_datagrams() {
             .all(|l| l.starts_with("requests,method=POST,route=/u,service=udp,status_code=201 ")),
         "{lines:?}"
     );
+    // The 3 requests and the monitor's start annotation.
     eventually("the sink counts them", || async {
-        sink.report().unwrap().sent == 3
+        sink.report().unwrap().sent == 4
     })
     .await;
 }
@@ -640,12 +650,15 @@ async fn aggregates_of_requests_slower_than_the_period_overwrite_nothing() {
         .await;
     let written = sink.report().unwrap();
     assert_eq!((written.dropped, written.queued), (0, 0), "{written:?}");
+    // The monitor's start, drain and shutdown went to the sink too (stream `lifecycle`).
+    let annotations: u64 = monitor.annotation_streams().iter().map(|s| s.total).sum();
+    assert_eq!(annotations, 3);
     // As many points stored as written: no (tag set, timestamp) came twice.
     influx
         .wait_count(
             "slow",
             r#"SELECT count("count") FROM requests"#,
-            written.sent,
+            written.sent - annotations,
         )
         .await;
     let slow_points = influx
@@ -698,11 +711,95 @@ async fn https_writes_arrive_with_a_trusted_self_signed_certificate() {
             5,
         )
         .await;
+    // The 5 requests and the monitor's start annotation.
     eventually("the trusting sink counts its points", || async {
-        trusting.report().unwrap().sent == 5
+        trusting.report().unwrap().sent == 6
     })
     .await;
     // Its twin wrote at the same time; its handshakes fail, and its points wait in its queue.
     let report = distrusting.report().unwrap();
-    assert_eq!((report.sent, report.queued), (0, 5), "{report:?}");
+    assert_eq!((report.sent, report.queued), (0, 6), "{report:?}");
+}
+
+/// A write to `POST /annotations/deploys` on each framework arrives in a real InfluxDB as a
+/// point of series `annotations`: tags `service`, `stream`, `source`; fields `title`,
+/// `description`, `links`, `end`; timestamp = start. The monitor's own start arrives in
+/// stream `lifecycle`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_arrive_as_points_of_series_annotations_from_both_frameworks() {
+    let Some(influx) = Influx::start().await else {
+        return;
+    };
+    for framework in [Framework::Axum, Framework::Actix] {
+        let db = format!("annotations_{framework:?}").to_lowercase();
+        influx.create_db(&db).await;
+        let options = app::HealthOptions {
+            token: Some("s3cret".to_owned()),
+            ..app::HealthOptions::default()
+        };
+        let builder = app::with_sinks(
+            app::monitor_builder_with(&options).unwrap(),
+            vec![influx_sink(influx.write_url(&db)) as Arc<dyn Sink>],
+        );
+        let ctx = demo::start(framework, builder).await;
+        let response = client()
+            .post(ctx.server.url("/annotations/deploys"))
+            .bearer_auth("s3cret")
+            .body(
+                serde_json::json!({
+                    "title": "v1.4.2 rolled out",
+                    "description": "canary first",
+                    "source": "ci",
+                    "links": [
+                        {"rel": "build", "href": "https://ci.example.com/builds/812"},
+                        {"rel": "diff", "href": "https://git.example.com/compare/v1.4.1...v1.4.2"}
+                    ],
+                    "start": "2026-01-01T00:00:00Z",
+                    "end": "2026-01-01T00:01:30.5Z",
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{framework:?}");
+        influx
+            .wait_count(
+                &db,
+                "SELECT count(title) FROM annotations WHERE stream='deploys'",
+                1,
+            )
+            .await;
+        let rows = influx
+            .query(
+                &db,
+                "SELECT title, description, links, \"end\", service, source, stream \
+                 FROM annotations WHERE stream='deploys'",
+            )
+            .await;
+        assert_eq!(
+            rows,
+            [vec![
+                Value::from("2026-01-01T00:00:00Z"),
+                Value::from("v1.4.2 rolled out"),
+                Value::from("canary first"),
+                Value::from(
+                    "build=https://ci.example.com/builds/812 \
+                     diff=https://git.example.com/compare/v1.4.1...v1.4.2"
+                ),
+                Value::from(1_767_225_690_500u64),
+                Value::from(app::SERVICE),
+                Value::from("ci"),
+                Value::from("deploys"),
+            ]],
+            "{framework:?}"
+        );
+        influx
+            .wait_count(
+                &db,
+                "SELECT count(title) FROM annotations WHERE stream='lifecycle' AND source='vitalsign'",
+                1,
+            )
+            .await;
+    }
 }

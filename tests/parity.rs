@@ -52,8 +52,10 @@ async fn snapshot(ctx: &Ctx) -> Snapshot {
             continue;
         }
         // Bucket counts depend on timing, process and runtime figures on the framework's
-        // threads: those series must exist on both, with any value.
+        // threads, timestamps (the monitor's start, in `lifecycle`) on the clock: those series
+        // must exist on both, with any value.
         let timing = s.name.ends_with("_bucket")
+            || s.name.ends_with("_timestamp_seconds")
             || s.name.starts_with("process_")
             || s.name.starts_with("tokio_");
         let value = (!timing).then_some(s.value);

@@ -473,3 +473,78 @@ fn the_aggregator_records_a_known_tag_set_without_allocating() {
     let counts: u64 = aggregates.0.lock().unwrap().iter().map(|k| k.3).sum();
     assert_eq!(counts, 2 * (POINTS + 1));
 }
+
+/// A write to `POST /annotations/deploys` arrives at a real UDP listener as a DogStatsD event,
+/// `_e{<title len>,<text len>}:<title>|<text>|d:<timestamp>|#tags`, from both frameworks; with
+/// tags folded into names (plain StatsD, which has no events) nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_arrive_as_dogstatsd_events_and_not_in_plain_statsd() {
+    let options = app::HealthOptions {
+        token: Some("s3cret".to_owned()),
+        ..app::HealthOptions::default()
+    };
+    let body = serde_json::json!({
+        "title": "v1.4.2 rolled out",
+        "description": "canary first\nthen everywhere",
+        "source": "ci",
+        "links": [{"rel": "build", "href": "https://ci.example.com/builds/812"}],
+        "start": 1_767_225_600,
+    })
+    .to_string();
+    let text = "canary first\\nthen everywhere\\nbuild: https://ci.example.com/builds/812";
+    let want = format!(
+        "_e{{17,{}}}:v1.4.2 rolled out|{text}|d:1767225600|#service:{},stream:deploys,source:ci",
+        text.len(),
+        app::SERVICE
+    );
+    for framework in BOTH {
+        let listener = Listener::start().await;
+        let builder = app::with_sinks(
+            app::monitor_builder_with(&options).unwrap(),
+            vec![statsd(&listener.addr, TagStyle::DogStatsd) as Arc<dyn Sink>],
+        );
+        let ctx = demo::start(framework, builder).await;
+        let response = common::client()
+            .post(ctx.server.url("/annotations/deploys"))
+            .bearer_auth("s3cret")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{framework:?}");
+        eventually("the DogStatsD event", || async {
+            listener
+                .lines()
+                .iter()
+                .any(|l| l.contains("stream:deploys"))
+        })
+        .await;
+        let events: Vec<String> = listener
+            .lines()
+            .into_iter()
+            .filter(|l| l.starts_with("_e{"))
+            .collect();
+        assert!(events.contains(&want), "{framework:?}: {events:#?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains("stream:lifecycle,source:vitalsign")),
+            "the monitor's start: {events:#?}"
+        );
+    }
+
+    let listener = Listener::start().await;
+    let monitor = Monitor::builder("plain")
+        .sink(statsd(&listener.addr, TagStyle::InName))
+        .build()
+        .unwrap();
+    monitor
+        .annotate("deploys", vitalsign::annotation::Annotation::new("v2"))
+        .unwrap();
+    // Flushes after the annotation (the sink's queue is first in, first out): anything it
+    // sent would have come before the last of them.
+    let since = listener.gauges("shop.in_flight").len();
+    listener.wait_gauge("shop.in_flight", since, 3, "0").await;
+    let lines = listener.lines();
+    assert!(!lines.iter().any(|l| l.starts_with("_e{")), "{lines:#?}");
+}

@@ -21,7 +21,8 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
   --dependency HOST:PORT   a critical health component `dependency`, checked by a TCP connect
                            (200 ms timeout)
   --check-interval-ms N    interval of the dependency check (default 1000)
-  --token TOKEN            bearer token for /metrics, /stats and health details
+  --token TOKEN            bearer token for /metrics, /stats, health details and
+                           /annotations; writing annotations (POST) needs one
   --influx URL             push points to InfluxDB: a full write URL, e.g.
                            http://127.0.0.1:8086/write?db=demo (1.x) or
                            http://127.0.0.1:8086/api/v2/write?org=o&bucket=b (2.x)
@@ -261,12 +262,23 @@ fn print_banner(framework: &str, addr: SocketAddr, token: Option<&str>) {
         ("", "/health/live", false),
         ("", "/health/ready", false),
         ("", "/stats", true),
+        ("", "/annotations", true),
+        ("", "/annotations/lifecycle?since=0", true),
+        (
+            " -X POST -H 'Content-Type: application/json' \
+             --data '{\"title\":\"v1.4.2 rolled out\",\"source\":\"deploy.sh\"}'",
+            "/annotations/deploys",
+            true,
+        ),
     ] {
         let auth = auth.as_deref().filter(|_| guarded).unwrap_or_default();
         println!(
             "  curl -s{options}{auth} {}",
             shell_quote(&format!("{base}{path}"))
         );
+    }
+    if token.is_none() {
+        println!("(POST /annotations/{{stream}} answers 403 until the demo runs with --token)");
     }
     println!("health transitions and sink failures are logged on stderr (filter: RUST_LOG)");
     println!("stop with Ctrl-C");

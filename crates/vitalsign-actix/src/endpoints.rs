@@ -2,12 +2,14 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{guard, web, HttpRequest, HttpResponse};
-use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse};
+use vitalsign_core::endpoint::{EndpointBody, EndpointRequest, EndpointResponse};
 use vitalsign_core::Monitor;
 
 /// Mounts vitalsign's endpoints: by default `/metrics` (Prometheus text format), `/stats`,
-/// `/health`, `/health/live`, `/health/ready` and `/health/{component}`, each for GET and
-/// HEAD; the paths and the set are the monitor's
+/// `/health`, `/health/live`, `/health/ready`, `/health/{component}`, `/annotations` and
+/// `/annotations/{stream}`, each for GET and HEAD, and POST for `/annotations/{stream}` (its
+/// body read up to [`MAX_BODY_BYTES`](vitalsign_core::endpoint::MAX_BODY_BYTES)); the paths
+/// and the set are the monitor's
 /// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)).
 ///
 /// actix-web serves a path with the first route registered for it: when the application has a
@@ -33,12 +35,48 @@ pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone 
             config.route(
                 path,
                 get_or_head().to(move |req: HttpRequest| {
-                    let page = handler_monitor.serve_endpoint(endpoint, req.path(), &request(&req));
+                    let path = match req.query_string() {
+                        "" => std::borrow::Cow::Borrowed(req.path()),
+                        query => format!("{}?{query}", req.path()).into(),
+                    };
+                    let page = handler_monitor.serve_endpoint(endpoint, &path, &request(&req));
                     async move { into_response(page) }
                 }),
             );
+            if endpoint.takes_body() {
+                let poster = monitor.clone();
+                config.route(
+                    path,
+                    web::post().to(move |req: HttpRequest, payload: web::Payload| {
+                        let poster = poster.clone();
+                        async move {
+                            let body = read_body(payload).await;
+                            into_response(poster.serve_endpoint_post(
+                                endpoint,
+                                req.path(),
+                                &request(&req),
+                                &body,
+                            ))
+                        }
+                    }),
+                );
+            }
         }
     }
+}
+
+/// Reads a request body chunk by chunk into an [`EndpointBody`], which bounds what is kept
+/// and says when to stop.
+async fn read_body(payload: web::Payload) -> EndpointBody {
+    use futures_core::Stream;
+    let mut collected = EndpointBody::new();
+    let mut payload = std::pin::pin!(payload);
+    while let Some(Ok(chunk)) = std::future::poll_fn(|cx| payload.as_mut().poll_next(cx)).await {
+        if !collected.push(&chunk) {
+            break;
+        }
+    }
+    collected
 }
 
 fn get_or_head() -> actix_web::Route {

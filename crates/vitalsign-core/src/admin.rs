@@ -4,8 +4,8 @@
 //!
 //! It serves the monitor's endpoint table
 //! ([`MonitorBuilder::endpoints`](crate::MonitorBuilder::endpoints)) with the same answers
-//! and the same token rules as the routers the adapters mount: GET and HEAD, 405 for other
-//! methods, 404 for other paths.
+//! and the same token rules as the routers the adapters mount: GET and HEAD (and POST for
+//! `/annotations/{stream}`), 405 for other methods, 404 for other paths.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::endpoint::{Endpoint, EndpointRequest};
+use crate::endpoint::{Endpoint, EndpointBody, EndpointRequest};
 use crate::Monitor;
 
 /// A running admin listener; stops when dropped (or with [`AdminServer::stop`]).
@@ -138,8 +138,8 @@ async fn connection(
     mut stopped: watch::Receiver<()>,
 ) {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let response = answer(&monitor, &request);
-        async move { Ok::<_, Infallible>(response) }
+        let monitor = monitor.clone();
+        async move { Ok::<_, Infallible>(answer(&monitor, request).await) }
     });
     let conn =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
@@ -153,12 +153,17 @@ async fn connection(
     }
 }
 
-/// The endpoint mounted at `path` in `routes`: a static path exactly, the component route by
-/// its prefix and one non-empty segment.
+/// The endpoint mounted at `path` in `routes`: a static path exactly, a route with a
+/// `/{parameter}` at its end (the component, the stream) by its prefix and one non-empty
+/// segment.
 fn route(routes: &[(Box<str>, Endpoint)], path: &str) -> Option<Endpoint> {
     let mut found = None;
     for (route, endpoint) in routes {
-        match route.strip_suffix("/{component}") {
+        let base = route
+            .strip_suffix('}')
+            .and_then(|r| r.rsplit_once("/{"))
+            .map(|(base, _)| base);
+        match base {
             None if **route == *path => return Some(*endpoint),
             Some(base)
                 if found.is_none()
@@ -175,27 +180,48 @@ fn route(routes: &[(Box<str>, Endpoint)], path: &str) -> Option<Endpoint> {
     found
 }
 
-fn answer<B>(monitor: &Monitor, request: &Request<B>) -> Response<String> {
-    let path = request.uri().path();
+async fn answer<B>(monitor: &Monitor, request: Request<B>) -> Response<String>
+where
+    B: hyper::body::Body<Data = hyper::body::Bytes>,
+{
+    let (head, body) = request.into_parts();
+    let path = head.uri.path();
     let Some(endpoint) = route(monitor.endpoint_routes(), path) else {
         return status_only(StatusCode::NOT_FOUND);
     };
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    let post = head.method == Method::POST && endpoint.takes_body();
+    if head.method != Method::GET && head.method != Method::HEAD && !post {
         let mut response = status_only(StatusCode::METHOD_NOT_ALLOWED);
+        let allow = if endpoint.takes_body() {
+            "GET,HEAD,POST"
+        } else {
+            "GET,HEAD"
+        };
         response
             .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET,HEAD"));
+            .insert(ALLOW, HeaderValue::from_static(allow));
         return response;
     }
-    let headers = request.headers();
-    let page = monitor.serve_endpoint(
-        endpoint,
-        path,
-        &EndpointRequest {
-            authorization: headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
-            accept: headers.get(ACCEPT).map(|v| v.as_bytes()),
-        },
-    );
+    let headers = &head.headers;
+    let request = EndpointRequest {
+        authorization: headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
+        accept: headers.get(ACCEPT).map(|v| v.as_bytes()),
+    };
+    let page = if post {
+        let mut collected = EndpointBody::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            if let Some(data) = frame.data_ref() {
+                if !collected.push(data) {
+                    break;
+                }
+            }
+        }
+        monitor.serve_endpoint_post(endpoint, path, &request, &collected)
+    } else {
+        let path = head.uri.path_and_query().map_or(path, |p| p.as_str());
+        monitor.serve_endpoint(endpoint, path, &request)
+    };
     let mut response = Response::new(page.body);
     *response.status_mut() =
         StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -231,5 +257,14 @@ mod tests {
         assert_eq!(route(&routes, "/_v/healthy"), None);
         assert_eq!(route(&routes, "/health"), None);
         assert_eq!(route(&routes, "/_v/metrics"), Some(Endpoint::Metrics));
+        assert_eq!(
+            route(&routes, "/_v/annotations"),
+            Some(Endpoint::Annotations)
+        );
+        assert_eq!(
+            route(&routes, "/_v/annotations/deploys"),
+            Some(Endpoint::AnnotationStream)
+        );
+        assert_eq!(route(&routes, "/_v/annotations/a/b"), None);
     }
 }

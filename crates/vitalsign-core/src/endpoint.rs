@@ -1,7 +1,8 @@
 //! Framework-independent answers of vitalsign's endpoints (by default `/metrics`, `/stats`,
-//! `/health`, `/health/{component}`, `/health/live`, `/health/ready`) and where they are
-//! mounted ([`Endpoints`]); adapters only translate them into their framework's routes and
-//! response type, so both frameworks serve the same bytes at the same paths.
+//! `/health`, `/health/{component}`, `/health/live`, `/health/ready`, `/annotations` and
+//! `/annotations/{stream}`) and where they are mounted ([`Endpoints`]); adapters only
+//! translate them into their framework's routes and response type, so both frameworks serve
+//! the same bytes at the same paths.
 //!
 //! ```
 //! use vitalsign_core::endpoint::{EndpointRequest, PROMETHEUS_CONTENT_TYPE};
@@ -55,19 +56,48 @@ pub enum Endpoint {
     Component,
     /// `/stats`
     Stats,
+    /// `/annotations`: the annotation streams (GET).
+    Annotations,
+    /// `/annotations/{stream}`: a stream's events (GET) and new events (POST); follows the
+    /// path of [`Endpoint::Annotations`].
+    AnnotationStream,
 }
 
 impl Endpoint {
     /// Every endpoint with its default route (axum and actix share the `{param}` syntax),
-    /// static routes before the one with a parameter.
-    pub const ALL: [(&'static str, Endpoint); 6] = [
+    /// static routes before those with a parameter. A slice, so that endpoints can be added.
+    pub const ALL: &'static [(&'static str, Endpoint)] = &[
         ("/metrics", Endpoint::Metrics),
         ("/stats", Endpoint::Stats),
         ("/health", Endpoint::Health),
         ("/health/live", Endpoint::Live),
         ("/health/ready", Endpoint::Ready),
+        ("/annotations", Endpoint::Annotations),
         ("/health/{component}", Endpoint::Component),
+        ("/annotations/{stream}", Endpoint::AnnotationStream),
     ];
+
+    /// Whether this endpoint also takes a `POST` with a body (read with [`EndpointBody`] and
+    /// answered by [`Monitor::serve_endpoint_post`]): only [`Endpoint::AnnotationStream`].
+    ///
+    /// ```
+    /// use vitalsign_core::Endpoint;
+    ///
+    /// assert!(Endpoint::AnnotationStream.takes_body());
+    /// assert!(!Endpoint::Metrics.takes_body());
+    /// ```
+    pub fn takes_body(self) -> bool {
+        self == Endpoint::AnnotationStream
+    }
+
+    /// The endpoint whose path this one's extends with a `/{parameter}`, if any.
+    fn parent(self) -> Option<(Endpoint, &'static str)> {
+        match self {
+            Endpoint::Component => Some((Endpoint::Health, "component")),
+            Endpoint::AnnotationStream => Some((Endpoint::Annotations, "stream")),
+            _ => None,
+        }
+    }
 
     /// The default path of this endpoint.
     pub fn default_path(self) -> &'static str {
@@ -86,7 +116,8 @@ impl Endpoint {
 ///
 /// Defaults: every endpoint, at the paths of [`Endpoint::ALL`], no prefix.
 /// `/health/{component}` always sits under the health path (`/healthz/{component}` when the
-/// health path is `/healthz`). A prefix goes before every path, custom ones included.
+/// health path is `/healthz`), and `/annotations/{stream}` under the annotations path. A
+/// prefix goes before every path, custom ones included.
 ///
 /// An application that already serves one of these paths itself (its own `/health`, say) must
 /// mount vitalsign's elsewhere or leave that one out: axum panics at start-up on two routes
@@ -108,7 +139,10 @@ impl Endpoint {
 ///     .build()
 ///     .unwrap();
 /// let paths: Vec<&str> = monitor.endpoint_routes().iter().map(|(p, _)| &**p).collect();
-/// assert_eq!(paths, ["/metrics", "/healthz", "/livez", "/readyz", "/healthz/{component}"]);
+/// assert_eq!(
+///     paths,
+///     ["/metrics", "/healthz", "/livez", "/readyz", "/annotations", "/healthz/{component}", "/annotations/{stream}"]
+/// );
 ///
 /// // Everything under one prefix.
 /// let monitor = Monitor::builder("shop")
@@ -142,7 +176,8 @@ impl Endpoints {
     /// Mounts `endpoint` at `path` (after the prefix, if any): it starts with `/`, does not end
     /// with one, and holds no empty segment, no segment starting with `:`, and no `{`, `}`,
     /// `*`, `?`, `#` or whitespace. [`Endpoint::Component`]
-    /// has no path of its own: it follows [`Endpoint::Health`]'s.
+    /// has no path of its own: it follows [`Endpoint::Health`]'s; nor has
+    /// [`Endpoint::AnnotationStream`], which follows [`Endpoint::Annotations`]'s.
     pub fn path(mut self, endpoint: Endpoint, path: impl Into<String>) -> Self {
         self.paths.retain(|(e, _)| *e != endpoint);
         self.paths.push((endpoint, path.into()));
@@ -183,13 +218,15 @@ impl Endpoints {
         if !self.prefix.is_empty() {
             check_path("prefix", &self.prefix)?;
         }
-        if let Some((_, path)) = self.paths.iter().find(|(e, _)| *e == Endpoint::Component) {
+        if let Some((endpoint, path)) = self.paths.iter().find(|(e, _)| e.parent().is_some()) {
+            let (parent, param) = endpoint.parent().unwrap_or((*endpoint, ""));
             return Err(ConfigError::new(
                 ConfigErrorKind::InvalidValue,
                 "endpoints",
                 format!(
-                    "path(Endpoint::Component, {path:?}): /health/{{component}} follows the \
-                     health path; set Endpoint::Health's path instead"
+                    "path(Endpoint::{endpoint:?}, {path:?}): {}/{{{param}}} follows the path \
+                     of Endpoint::{parent:?}; set that one instead",
+                    parent.default_path()
                 ),
             ));
         }
@@ -197,16 +234,12 @@ impl Endpoints {
             check_path("path", path)?;
         }
         let mut routes: Vec<(Box<str>, Endpoint)> = Vec::new();
-        for (_, endpoint) in Endpoint::ALL {
+        for &(_, endpoint) in Endpoint::ALL {
             if !self.mounted(endpoint) {
                 continue;
             }
-            let path = if endpoint == Endpoint::Component {
-                format!(
-                    "{}{}/{{component}}",
-                    self.prefix,
-                    self.own_path(Endpoint::Health)
-                )
+            let path = if let Some((parent, param)) = endpoint.parent() {
+                format!("{}{}/{{{param}}}", self.prefix, self.own_path(parent))
             } else {
                 format!("{}{}", self.prefix, self.own_path(endpoint))
             };
@@ -276,7 +309,71 @@ pub struct EndpointResponse {
 
 const NO_STORE: (&str, &str) = ("cache-control", "no-store");
 
+/// The largest request body an endpoint uses (`POST /annotations/{stream}`): 64 KiB. A longer
+/// one is answered 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How much of a too-large body is still read (and thrown away) before the answer, so that a
+/// client that sends its whole body before reading gets the 413 rather than a reset
+/// connection: 4 MiB. Past it, adapters stop reading.
+pub const MAX_DRAIN_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The request body of an endpoint that takes one ([`Endpoint::takes_body`]), read by the
+/// adapter chunk by chunk: it keeps at most [`MAX_BODY_BYTES`] (and one more, to know the
+/// body is too large), and tells the adapter to stop reading past [`MAX_DRAIN_BYTES`].
+///
+/// ```
+/// use vitalsign_core::endpoint::{EndpointBody, MAX_BODY_BYTES};
+///
+/// let mut body = EndpointBody::new();
+/// assert!(body.push(b"{\"title\": \"v1\"}"));
+/// assert!(!body.is_too_large());
+/// assert_eq!(body.bytes(), b"{\"title\": \"v1\"}");
+///
+/// let mut big = EndpointBody::new();
+/// let chunk = vec![b' '; 1024 * 1024];
+/// while big.push(&chunk) {}
+/// assert!(big.is_too_large());
+/// assert_eq!(big.bytes().len(), MAX_BODY_BYTES + 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct EndpointBody {
+    kept: Vec<u8>,
+    length: u64,
+}
+
+impl EndpointBody {
+    /// An empty body.
+    pub fn new() -> Self {
+        EndpointBody::default()
+    }
+
+    /// Takes the next chunk; returns whether to read on (`false` once more than
+    /// [`MAX_DRAIN_BYTES`] have come: the answer is a 413 whatever follows).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        self.length = self.length.saturating_add(chunk.len() as u64);
+        let room = (MAX_BODY_BYTES + 1).saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.length <= MAX_DRAIN_BYTES
+    }
+
+    /// Whether the body is longer than [`MAX_BODY_BYTES`].
+    pub fn is_too_large(&self) -> bool {
+        self.kept.len() > MAX_BODY_BYTES
+    }
+
+    /// The bytes kept (the whole body unless it is too large).
+    pub fn bytes(&self) -> &[u8] {
+        &self.kept
+    }
+}
+
 impl EndpointResponse {
+    /// A JSON answer that caches must not keep.
+    pub(crate) fn json_no_store(status: u16, body: &Value) -> Self {
+        EndpointResponse::json(status, JSON_CONTENT_TYPE, body)
+    }
+
     fn json(status: u16, content_type: &'static str, body: &Value) -> Self {
         EndpointResponse {
             status,
@@ -287,7 +384,7 @@ impl EndpointResponse {
     }
 
     /// 401; the text tells a missing header from one that does not carry the token.
-    fn unauthorized(request: &EndpointRequest<'_>) -> Self {
+    pub(crate) fn unauthorized(request: &EndpointRequest<'_>) -> Self {
         let body = if request.authorization.is_some() {
             "vitalsign: the Authorization header does not carry this endpoint's token: send \
              Authorization: Bearer <token>, with the token the monitor was configured with\n"
@@ -340,13 +437,19 @@ impl Monitor {
         self.endpoint_table()
     }
 
-    /// Answers `endpoint`; `path` is the request path (the component name is its last segment).
+    /// Answers a GET (or HEAD) of `endpoint`; `path` is the request path, with its query
+    /// string if any (`/annotations/deploys?since=…`); the component or stream name is its last
+    /// segment.
     pub fn serve_endpoint(
         &self,
         endpoint: Endpoint,
         path: &str,
         request: &EndpointRequest<'_>,
     ) -> EndpointResponse {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
         match endpoint {
             Endpoint::Metrics => self.metrics_endpoint(request),
             Endpoint::Health => self.health_endpoint(request, None),
@@ -357,6 +460,50 @@ impl Monitor {
                 self.health_endpoint(request, Some(name))
             }
             Endpoint::Stats => self.stats_endpoint(request),
+            Endpoint::Annotations => self.annotations_endpoint(request),
+            Endpoint::AnnotationStream => {
+                let stream = path.rsplit('/').next().unwrap_or_default();
+                self.annotation_stream_endpoint(request, stream, query)
+            }
+        }
+    }
+
+    /// Answers a POST to `endpoint` with `body` (see [`EndpointBody`] for how adapters read
+    /// it): `POST /annotations/{stream}` ([`Monitor::post_annotation_endpoint`]); 405 for an
+    /// endpoint that takes no body ([`Endpoint::takes_body`]).
+    ///
+    /// ```
+    /// use vitalsign_core::endpoint::{Endpoint, EndpointBody, EndpointRequest};
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop").token("s3cret").build().unwrap();
+    /// let mut body = EndpointBody::new();
+    /// body.push(br#"{"title": "v1.4.2 rolled out"}"#);
+    /// let request = EndpointRequest { authorization: Some(b"Bearer s3cret"), accept: None };
+    /// let page = monitor.serve_endpoint_post(Endpoint::AnnotationStream, "/annotations/deploys", &request, &body);
+    /// assert_eq!(page.status, 201);
+    /// let page = monitor.serve_endpoint_post(Endpoint::Metrics, "/metrics", &request, &body);
+    /// assert_eq!(page.status, 405);
+    /// ```
+    pub fn serve_endpoint_post(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        request: &EndpointRequest<'_>,
+        body: &EndpointBody,
+    ) -> EndpointResponse {
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        match endpoint {
+            Endpoint::AnnotationStream => {
+                let stream = path.rsplit('/').next().unwrap_or_default();
+                self.post_annotation_endpoint(request, stream, body)
+            }
+            _ => EndpointResponse {
+                status: 405,
+                content_type: TEXT_CONTENT_TYPE,
+                headers: vec![("allow", "GET, HEAD"), NO_STORE],
+                body: "vitalsign: this endpoint answers GET and HEAD only\n".to_owned(),
+            },
         }
     }
 
@@ -377,7 +524,7 @@ impl Monitor {
         }
     }
 
-    fn authorized(&self, request: &EndpointRequest<'_>) -> bool {
+    pub(crate) fn authorized(&self, request: &EndpointRequest<'_>) -> bool {
         self.token()
             .is_none_or(|token| token.authorizes(request.authorization))
     }

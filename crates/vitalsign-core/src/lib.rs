@@ -37,6 +37,7 @@
 pub mod adapter;
 #[cfg(feature = "admin")]
 pub mod admin;
+pub mod annotation;
 mod auth;
 mod cache;
 mod classify;

@@ -137,6 +137,35 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     fn health_changed(&self, component: &str, level: Level) {
         let _ = (component, level);
     }
+
+    /// An annotation was recorded ([`Monitor::annotate`](crate::Monitor::annotate), the
+    /// `POST /annotations/{stream}` endpoint, or vitalsign's own `lifecycle` and `health`
+    /// events); `service` is the monitor's. Rare, never on the request path; it must not block
+    /// all the same. Defaults to doing nothing.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use vitalsign_core::annotation::{Annotation, AnnotationEvent};
+    /// use vitalsign_core::{Monitor, RequestPoint, Sink};
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Titles(Mutex<Vec<String>>);
+    ///
+    /// impl Sink for Titles {
+    ///     fn record_request(&self, _point: &RequestPoint<'_>) {}
+    ///     fn record_annotation(&self, _service: &str, event: &AnnotationEvent) {
+    ///         self.0.lock().unwrap().push(event.title.clone());
+    ///     }
+    /// }
+    ///
+    /// let titles = std::sync::Arc::new(Titles::default());
+    /// let monitor = Monitor::builder("shop").sink(titles.clone()).build().unwrap();
+    /// monitor.annotate("deploys", Annotation::new("v2")).unwrap();
+    /// assert_eq!(*titles.0.lock().unwrap(), ["shop unknown started", "v2"]);
+    /// ```
+    fn record_annotation(&self, service: &str, event: &crate::annotation::AnnotationEvent) {
+        let _ = (service, event);
+    }
 }
 
 /// `a::b::Type<c::D>` → `Type`.

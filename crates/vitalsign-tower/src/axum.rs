@@ -28,7 +28,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use vitalsign_core::endpoint::{EndpointRequest, EndpointResponse};
+use vitalsign_core::endpoint::{EndpointBody, EndpointRequest, EndpointResponse};
 use vitalsign_core::{Monitor, PointHandle};
 
 use crate::layer::{RequestHead, ResolveRoute};
@@ -121,8 +121,10 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
 }
 
 /// A router with vitalsign's endpoints: by default `/metrics` (Prometheus text format),
-/// `/stats`, `/health`, `/health/live`, `/health/ready` and `/health/{component}` (GET and
-/// HEAD); the paths and the set are the monitor's
+/// `/stats`, `/health`, `/health/live`, `/health/ready`, `/health/{component}`,
+/// `/annotations` and `/annotations/{stream}` (GET and HEAD; POST too for
+/// `/annotations/{stream}`, its body read up to
+/// [`MAX_BODY_BYTES`](vitalsign_core::endpoint::MAX_BODY_BYTES)); the paths and the set are the monitor's
 /// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)). Merge it into the
 /// application's router, or serve it on a separate listener.
 ///
@@ -149,16 +151,46 @@ pub fn endpoints<S: Clone + Send + Sync + 'static>(monitor: &Monitor) -> Router<
         .endpoint_routes()
         .iter()
         .fold(Router::new(), |router, (path, endpoint)| {
-            let monitor = monitor.clone();
             let endpoint = *endpoint;
-            router.route(
-                path,
-                get(move |uri: Uri, headers: HeaderMap| {
-                    let page = monitor.serve_endpoint(endpoint, uri.path(), &request(&headers));
-                    async move { into_response(page) }
-                }),
-            )
+            let getter = monitor.clone();
+            let mut route = get(move |uri: Uri, headers: HeaderMap| {
+                let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                let page = getter.serve_endpoint(endpoint, path, &request(&headers));
+                async move { into_response(page) }
+            });
+            if endpoint.takes_body() {
+                let poster = monitor.clone();
+                route = route.post(
+                    move |uri: Uri, headers: HeaderMap, body: axum::body::Body| async move {
+                        let body = read_body(body).await;
+                        let page = poster.serve_endpoint_post(
+                            endpoint,
+                            uri.path(),
+                            &request(&headers),
+                            &body,
+                        );
+                        into_response(page)
+                    },
+                );
+            }
+            router.route(path, route)
         })
+}
+
+/// Reads a request body chunk by chunk into an [`EndpointBody`], which bounds what is kept
+/// and says when to stop.
+async fn read_body(body: axum::body::Body) -> EndpointBody {
+    use http_body::Body as _;
+    let mut collected = EndpointBody::new();
+    let mut body = std::pin::pin!(body);
+    while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        if let Some(data) = frame.data_ref() {
+            if !collected.push(data) {
+                break;
+            }
+        }
+    }
+    collected
 }
 
 fn request(headers: &HeaderMap) -> EndpointRequest<'_> {

@@ -92,11 +92,18 @@ impl MonitorBuilder {
             stats
         };
         let panics = Arc::new(crate::sink::Panics::new(&sinks));
+        let annotations = Arc::new(crate::annotation::Annotations::new(&self.service));
+        annotations.set_sinks(sinks.clone(), Arc::clone(&panics));
+        health.set_annotations(Arc::clone(&annotations));
         #[cfg(feature = "prometheus")]
         if let Some(prometheus) = &prometheus {
             let sink_part = crate::prometheus::sink_collector(
                 reporters(&sinks),
                 Arc::clone(&panics),
+                self.namespace.clone(),
+            );
+            let annotation_part = crate::prometheus::annotation_collector(
+                Arc::downgrade(&annotations),
                 self.namespace.clone(),
             );
             #[cfg(feature = "stats")]
@@ -105,6 +112,7 @@ impl MonitorBuilder {
             prometheus.set_collector(Box::new(
                 move |exposition: &mut crate::prometheus::Exposition<'_>| {
                     sink_part(exposition);
+                    annotation_part(exposition);
                     #[cfg(feature = "stats")]
                     stats_part(exposition);
                 },
@@ -119,6 +127,7 @@ impl MonitorBuilder {
             )
             .with_source(e)
         })?;
+        annotations.started(&self.version);
         Ok(Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
@@ -160,6 +169,7 @@ impl MonitorBuilder {
                 panics,
                 sinks,
                 in_flight: AtomicI64::new(0),
+                annotations,
                 #[cfg(feature = "prometheus")]
                 prometheus,
                 #[cfg(feature = "slo")]

@@ -12,6 +12,8 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
     "/health/ready",
     "/health/{component}",
     "/stats",
+    "/annotations",
+    "/annotations/{stream}",
 ];
 
 /// Up to this many excluded paths, exclusion is a linear scan (no hashing).

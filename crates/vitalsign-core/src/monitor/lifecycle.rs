@@ -98,13 +98,21 @@ impl Monitor {
     }
 
     /// Starts draining: readiness answers 503 from now on. Requests are still served.
+    /// The first call marks the drain in the annotation stream `lifecycle`.
     pub fn drain(&self) {
-        self.inner.health.set_draining();
+        if self.inner.health.set_draining() {
+            self.inner.annotations.lifecycle(
+                "drain",
+                "draining",
+                "readiness answers 503; in-flight requests are finishing",
+            );
+        }
     }
 
     /// Graceful drain: flips readiness to 503 first, then waits until every in-flight request
     /// has finished, or `deadline` passes (reporting how many were cut); then push sinks send
-    /// what they have queued, within what is left of the deadline. Call it from axum's
+    /// what they have queued, within what is left of the deadline. The drain and the end of the
+    /// wait are marked in the annotation stream `lifecycle`. Call it from axum's
     /// `with_graceful_shutdown` future or before stopping an actix server.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.drain();
@@ -122,6 +130,12 @@ impl Monitor {
         let _ = tokio::time::timeout(deadline, wait).await;
         let waited = started.elapsed();
         let cut = self.in_flight();
+        // Marked before the flush, so that push sinks send it with the rest.
+        self.inner.annotations.lifecycle(
+            "shutdown",
+            "shut down",
+            &format!("drained in {} ms, {cut} request(s) cut", waited.as_millis()),
+        );
         // Then push sinks send what they queued, within what is left of the deadline.
         let flushes: Vec<_> = self.inner.sinks.iter().filter_map(|s| s.flush()).collect();
         let all_flushed = async {

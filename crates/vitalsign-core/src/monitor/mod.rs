@@ -103,6 +103,8 @@ struct Inner {
     /// Panics of each sink, then of the error classifier.
     panics: Arc<crate::sink::Panics>,
     in_flight: AtomicI64,
+    /// Annotation streams (not on the request path).
+    annotations: Arc<crate::annotation::Annotations>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<Arc<crate::prometheus::PrometheusSink>>,
     /// What the rule and dashboard generators read.
@@ -150,6 +152,10 @@ impl Monitor {
     #[cfg(feature = "slo")]
     pub(crate) fn slo_spec(&self) -> &crate::slo::SloSpec {
         &self.inner.slo
+    }
+
+    pub(crate) fn annotation_hub(&self) -> &crate::annotation::Annotations {
+        &self.inner.annotations
     }
 
     pub(crate) fn endpoint_table(&self) -> &[(Box<str>, crate::endpoint::Endpoint)] {

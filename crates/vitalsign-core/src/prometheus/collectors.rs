@@ -6,6 +6,58 @@ use super::text::Collector;
 use super::text::Exposition;
 use crate::Sink;
 
+/// The collector of the annotation store: `vitalsign_annotations_total{stream}`,
+/// `vitalsign_annotation_last_timestamp_seconds{stream}` and
+/// `vitalsign_annotations_evicted_total`, read from the store at each render (a deleted
+/// stream's series go with it). It holds the store weakly: the store holds the sinks, this
+/// sink among them, and a strong reference would keep both alive (with the upkeep thread)
+/// after the monitor is dropped.
+pub(crate) fn annotation_collector(
+    annotations: std::sync::Weak<crate::annotation::Annotations>,
+    namespace: Option<String>,
+) -> Collector {
+    let name = |base: &str| match &namespace {
+        Some(ns) => format!("{ns}_{base}"),
+        None => base.to_owned(),
+    };
+    let [total, last, evicted] = [
+        "vitalsign_annotations_total",
+        "vitalsign_annotation_last_timestamp_seconds",
+        "vitalsign_annotations_evicted_total",
+    ]
+    .map(name);
+    Box::new(move |exposition| {
+        let Some(annotations) = annotations.upgrade() else {
+            return;
+        };
+        let streams = annotations.streams();
+        exposition.family(
+            &total,
+            "counter",
+            "Annotations recorded into a stream since it was created, evicted ones included.",
+            streams
+                .iter()
+                .map(|s| (Some(("stream", s.name.as_str())), s.total as f64)),
+        );
+        exposition.family(
+            &last,
+            "gauge",
+            "Start of the latest annotation of a stream, in seconds since the Unix epoch.",
+            streams.iter().filter_map(|s| {
+                let nanos = crate::annotation::unix_nanos(s.last?);
+                let seconds = (nanos / 1_000_000) as f64 / 1000.0;
+                Some((Some(("stream", s.name.as_str())), seconds))
+            }),
+        );
+        exposition.family(
+            &evicted,
+            "counter",
+            "Annotations evicted from the bounded in-process store to keep it within its bounds.",
+            std::iter::once((None, annotations.figures().evicted_events as f64)),
+        );
+    })
+}
+
 /// The collector of push-sink queue figures: `vitalsign_sink_{sent,dropped}_points_total{sink}`
 /// and `vitalsign_sink_queued_points{sink}`.
 pub(crate) fn sink_collector(

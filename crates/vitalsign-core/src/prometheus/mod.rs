@@ -43,9 +43,9 @@ use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use active::ActiveGauge;
-pub(crate) use collectors::sink_collector;
 #[cfg(feature = "stats")]
 pub(crate) use collectors::stats_collector;
+pub(crate) use collectors::{annotation_collector, sink_collector};
 use histogram::HistogramFamily;
 use series::Series;
 use setup::label_value;

@@ -5,10 +5,9 @@
 pub(crate) type Collector = Box<dyn Fn(&mut Exposition<'_>) + Send + Sync>;
 
 /// Metric families a collector writes itself, rendered after the recorder's series.
-#[cfg_attr(not(feature = "stats"), allow(dead_code))]
 pub(crate) struct Exposition<'a> {
     /// Family name and text.
-    pub(super) families: Vec<(&'static str, String)>,
+    pub(super) families: Vec<(String, String)>,
     /// The global labels, rendered.
     pub(super) global_labels: &'a str,
 }
@@ -24,7 +23,43 @@ impl Exposition<'_> {
         };
         let text =
             format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {value}\n\n");
-        self.families.push((name, text));
+        self.families.push((name.to_owned(), text));
+    }
+
+    /// A family of `kind` (`counter`, `gauge`) with one sample per label set (`None`: no
+    /// label of its own); the global labels are added. Nothing without samples.
+    pub(crate) fn family<'s>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: impl Iterator<Item = (Option<(&'s str, &'s str)>, f64)>,
+    ) {
+        let mut text = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        let mut any = false;
+        for (label, value) in samples {
+            any = true;
+            let mut labels = render_labels(label.into_iter());
+            if !self.global_labels.is_empty() {
+                if !labels.is_empty() {
+                    labels.push(',');
+                }
+                labels.push_str(self.global_labels);
+            }
+            text.push_str(name);
+            if !labels.is_empty() {
+                text.push('{');
+                text.push_str(&labels);
+                text.push('}');
+            }
+            text.push(' ');
+            text.push_str(&value.to_string());
+            text.push('\n');
+        }
+        if any {
+            text.push('\n');
+            self.families.push((name.to_owned(), text));
+        }
     }
 
     /// Appends the families that `rendered` (the recorder's text) does not have already: an

@@ -296,6 +296,77 @@ impl StatsdSink {
     }
 }
 
+/// Longest text of a DogStatsD event (the agent refuses datagrams over 8 KiB).
+const MAX_EVENT_TEXT: usize = 4096;
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// DogStatsD text: line breaks as `\\n`, other control characters as spaces.
+fn event_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A DogStatsD tag part: no `,`, `|` or `#` (they delimit tags and fields).
+fn tag_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if matches!(c, ',' | '|' | '#') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The DogStatsD event of an annotation:
+/// `_e{<title bytes>,<text bytes>}:<title>|<text>|d:<unix seconds>|#service:…,stream:…,source:…,<tags>`.
+/// The text is the description, then the links (`rel: href`, one a line).
+pub(crate) fn dogstatsd_event(service: &str, event: &crate::annotation::AnnotationEvent) -> String {
+    let title = event_text(&event.title);
+    let mut text = event.description.clone().unwrap_or_default();
+    for link in &event.links {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("{}: {}", link.rel, link.href));
+    }
+    let text = event_text(clip(&text, MAX_EVENT_TEXT));
+    let seconds = crate::annotation::unix_nanos(event.start) / 1_000_000_000;
+    let mut tags = vec![
+        format!("service:{}", tag_part(service)),
+        format!("stream:{}", tag_part(&event.stream)),
+    ];
+    if let Some(source) = &event.source {
+        tags.push(format!("source:{}", tag_part(source)));
+    }
+    for (key, value) in &event.tags {
+        tags.push(format!("{key}:{}", tag_part(value)));
+    }
+    format!(
+        "_e{{{},{}}}:{title}|{text}|d:{seconds}|#{}",
+        title.len(),
+        text.len(),
+        tags.join(",")
+    )
+}
+
 impl Sink for StatsdSink {
     fn needs_request_id(&self) -> bool {
         false
@@ -343,6 +414,18 @@ impl Sink for StatsdSink {
         }
     }
 
+    /// A DogStatsD event with [`TagStyle::DogStatsd`]; nothing with [`TagStyle::InName`]
+    /// (plain StatsD has no events).
+    fn record_annotation(&self, service: &str, event: &crate::annotation::AnnotationEvent) {
+        if self.style != TagStyle::DogStatsd {
+            return;
+        }
+        self.state.submitted.fetch_add(1, Relaxed);
+        if let Err(e) = self.state.queuing.emit(&dogstatsd_event(service, event)) {
+            self.failures.record(&e);
+        }
+    }
+
     fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let (done, wait) = tokio::sync::oneshot::channel();
         if let Err(mpsc::SendError(Command::Flush(done))) = self.commands.send(Command::Flush(done))
@@ -374,6 +457,33 @@ impl Sink for StatsdSink {
 #[cfg(test)]
 mod tests {
     use super::name_part;
+
+    #[test]
+    fn annotations_are_dogstatsd_events() {
+        use crate::annotation::Annotation;
+        use std::time::{Duration, UNIX_EPOCH};
+        let monitor = crate::Monitor::builder("shop").build().unwrap();
+        let event = monitor
+            .annotate(
+                "deploys",
+                Annotation::new("v1.4.2 | rolled out")
+                    .description("canary ok\nall regions")
+                    .source("ci")
+                    .link("build", "https://ci/b/1")
+                    .tag("region", "eu,west")
+                    .start(UNIX_EPOCH + Duration::from_millis(1_767_225_600_900)),
+            )
+            .unwrap();
+        let text = "canary ok\\nall regions\\nbuild: https://ci/b/1";
+        assert_eq!(
+            super::dogstatsd_event("shop", &event),
+            format!(
+                "_e{{19,{}}}:v1.4.2 | rolled out|{text}|d:1767225600|\
+                 #service:shop,stream:deploys,source:ci,region:eu_west",
+                text.len()
+            )
+        );
+    }
 
     #[test]
     fn name_parts_are_safe() {

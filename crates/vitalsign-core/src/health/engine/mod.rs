@@ -91,6 +91,8 @@ pub(crate) struct Health {
     /// Wakes the health thread: a request into an armed window, or a poke.
     wake: Arc<Notify>,
     sinks: OnceLock<Vec<Arc<dyn Sink>>>,
+    /// Told about level changes (stream `health`).
+    annotations: OnceLock<Arc<crate::annotation::Annotations>>,
 }
 
 impl std::fmt::Debug for Health {
@@ -165,6 +167,7 @@ impl Health {
             ended: AtomicBool::new(false),
             wake,
             sinks: OnceLock::new(),
+            annotations: OnceLock::new(),
         };
         let first = health.build_snapshot(now);
         health.overall.send_replace(first.overall);
@@ -221,11 +224,19 @@ impl Health {
         self.draining.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn set_draining(&self) {
+    /// Starts draining; whether this call started it.
+    pub(crate) fn set_draining(&self) -> bool {
         if !self.draining.swap(true, Ordering::SeqCst) {
             tracing::warn!("vitalsign: draining: /health/ready answers 503 from now on");
             self.publish();
+            return true;
         }
+        false
+    }
+
+    /// Where level changes are annotated (stream `health`).
+    pub(crate) fn set_annotations(&self, annotations: Arc<crate::annotation::Annotations>) {
+        let _ = self.annotations.set(annotations);
     }
 }
 

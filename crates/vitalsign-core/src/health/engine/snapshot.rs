@@ -102,6 +102,9 @@ impl Health {
                     summary = status.summary.as_str(),
                     "vitalsign: health of {name} changed"
                 );
+                if let (Some(annotations), Some(from)) = (self.annotations.get(), before) {
+                    annotations.health_changed(name, from, status.level, &status.summary);
+                }
             }
             if let Some(component) = self.components.iter().find(|c| &c.spec.name == name) {
                 let changed = component.level.send_if_modified(|level| {

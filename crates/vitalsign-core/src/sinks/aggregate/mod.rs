@@ -242,4 +242,9 @@ impl Sink for PeriodAggregator {
     fn health_changed(&self, component: &str, level: Level) {
         self.inner.health_changed(component, level);
     }
+
+    /// Annotations are not aggregated: each goes to the inner sink as it is.
+    fn record_annotation(&self, service: &str, event: &crate::annotation::AnnotationEvent) {
+        self.inner.record_annotation(service, event);
+    }
 }

@@ -220,6 +220,51 @@ fn series_of(error_code: Option<&str>) -> &'static str {
     }
 }
 
+/// Encodes an annotation as a point of series `annotations`: tags `service`, `stream`,
+/// `source` (when given) and the event's own tags; string fields `title`, `description` and
+/// `links` (`rel=href` pairs separated by spaces; both empty when there are none), the integer
+/// field `end` (unix milliseconds) when given; timestamp = start (ns).
+pub(super) fn encode_annotation(
+    service: &str,
+    event: &crate::annotation::AnnotationEvent,
+) -> Vec<u8> {
+    let mut tags: Vec<(&str, &str)> = vec![("service", service), ("stream", &event.stream)];
+    if let Some(source) = &event.source {
+        tags.push(("source", source));
+    }
+    tags.extend(event.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    tags.sort_unstable();
+    let mut builder =
+        LineProtocolBuilder::new_with(Vec::with_capacity(256)).measurement("annotations");
+    for (key, value) in tags {
+        let value = tag_text(value);
+        if !value.is_empty() {
+            builder = builder.tag(&tag_text(key), &value);
+        }
+    }
+    let links = event
+        .links
+        .iter()
+        .map(|l| format!("{}={}", l.rel, l.href))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut line = builder
+        .field("title", &*one_line(&event.title))
+        .field(
+            "description",
+            &*one_line(event.description.as_deref().unwrap_or_default()),
+        )
+        .field("links", links.as_str());
+    if let Some(end) = event.end {
+        let millis = crate::annotation::unix_nanos(end) / 1_000_000;
+        line = line.field("end", i64::try_from(millis).unwrap_or(i64::MAX));
+    }
+    let start = crate::annotation::unix_nanos(event.start);
+    line.timestamp(i64::try_from(start).unwrap_or(i64::MAX))
+        .close_line()
+        .build()
+}
+
 /// Encodes an aggregate point: fields `sum`, `count`, `min`, `max`.
 pub(super) fn encode_aggregate(point: &AggregatePoint<'_>) -> Vec<u8> {
     Line {
@@ -282,6 +327,43 @@ mod tests {
             .filter(|i| prefixes.0.get(*i).is_some())
             .count();
         assert_eq!(cached, routes.len() * 3, "one prefix per label set");
+    }
+
+    #[test]
+    fn annotations_encode_as_points_of_series_annotations() {
+        use crate::annotation::Annotation;
+        use std::time::{Duration, UNIX_EPOCH};
+        let monitor = crate::Monitor::builder("shop").build().unwrap();
+        let start = UNIX_EPOCH + Duration::from_millis(1_767_225_600_250);
+        let event = monitor
+            .annotate(
+                "deploys",
+                Annotation::new("v1.4.2 \"rolled\" out")
+                    .description("line 1\nline 2")
+                    .source("ci bot")
+                    .link("build", "https://ci/b/1?a=b")
+                    .link("diff", "https://git/c/abc")
+                    .tag("region", "eu,west")
+                    .start(start)
+                    .end(start + Duration::from_secs(90)),
+            )
+            .unwrap();
+        let line = String::from_utf8(encode_annotation("shop", &event)).unwrap();
+        assert_eq!(
+            line,
+            "annotations,region=eu\\,west,service=shop,source=ci\\ bot,stream=deploys \
+             title=\"v1.4.2 \\\"rolled\\\" out\",description=\"line 1 line 2\",\
+             links=\"build=https://ci/b/1?a=b diff=https://git/c/abc\",end=1767225690250i \
+             1767225600250000000\n"
+        );
+        let bare = monitor
+            .annotate("deploys", Annotation::new("x").start(start))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(encode_annotation("shop", &bare)).unwrap(),
+            "annotations,service=shop,stream=deploys title=\"x\",description=\"\",links=\"\" \
+             1767225600250000000\n"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::{AggregatePoint, ErrorPoint, RequestPoint, Sink, SinkReport};
 
 pub use builder::InfluxSinkBuilder;
 use builder::Target;
-use line::{encode_aggregate, encode_point, Prefixes};
+use line::{encode_aggregate, encode_annotation, encode_point, Prefixes};
 
 /// Writes request points (series `requests`), error points (series `errors`) and aggregates as
 /// InfluxDB line protocol.
@@ -23,6 +23,12 @@ use line::{encode_aggregate, encode_point, Prefixes};
 /// as integers, which InfluxDB 1.x accepts). Timestamp: request start, in nanoseconds (use
 /// `precision=ns`, the default). Aggregates carry `count`, `min`, `max`, `sum` at the period's
 /// start. Escaping is done by InfluxData's `influxdb-line-protocol` crate.
+///
+/// Annotations ([`Monitor::annotate`](crate::Monitor::annotate)) are points of series
+/// `annotations`, the shape Grafana's InfluxDB annotation queries read: tags `service`,
+/// `stream`, `source` (plus the event's tags), string fields `title`, `description`, `links`
+/// (`rel=href` pairs, space-separated), the integer field `end` (unix milliseconds) when the
+/// event has an end; timestamp = its start.
 ///
 /// Lines are queued (bounded, oldest dropped and counted) and written by a background thread
 /// every `flush_period` or as soon as `batch_size` lines are queued. Connection errors and 5xx
@@ -121,6 +127,10 @@ impl Sink for InfluxSink {
 
     fn record_aggregate(&self, point: &AggregatePoint<'_>) {
         self.queue.push(encode_aggregate(point));
+    }
+
+    fn record_annotation(&self, service: &str, event: &crate::annotation::AnnotationEvent) {
+        self.queue.push(encode_annotation(service, event));
     }
 
     fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
