@@ -772,6 +772,14 @@ async fn dashboard_panels_have_data(demos: &[demo::Ctx], prometheus: &Daemon) {
             ));
         }
     }
+    for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
+        if let Some(expr) = annotation["expr"].as_str() {
+            queries.push((
+                annotation["name"].as_str().unwrap().to_owned(),
+                expr.to_owned(),
+            ));
+        }
+    }
     assert!(queries.len() >= 10, "{queries:?}");
     for (title, expr) in &queries {
         assert!(
@@ -822,6 +830,14 @@ async fn names_are_exported(demos: &[demo::Ctx], rules: &str) {
         for target in panel["targets"].as_array().into_iter().flatten() {
             read.extend(metric_names(target["expr"].as_str().unwrap()));
         }
+    }
+    for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
+        read.extend(
+            annotation["expr"]
+                .as_str()
+                .map(metric_names)
+                .unwrap_or_default(),
+        );
     }
     read.extend(metric_names(
         dashboard["templating"]["list"][1]["definition"]

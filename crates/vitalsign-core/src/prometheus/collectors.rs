@@ -22,7 +22,7 @@ pub(crate) fn annotation_collector(
     };
     let [total, last, evicted] = [
         "vitalsign_annotations_total",
-        "vitalsign_annotation_last_timestamp_seconds",
+        super::ANNOTATION_LAST_TIMESTAMP,
         "vitalsign_annotations_evicted_total",
     ]
     .map(name);

@@ -75,6 +75,9 @@ pub const SIZE_BUCKETS: &[f64] = &[
     67108864.0,
 ];
 
+/// Base name of the gauge of each annotation stream's latest event start (Unix seconds).
+pub const ANNOTATION_LAST_TIMESTAMP: &str = "vitalsign_annotation_last_timestamp_seconds";
+
 /// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
 pub const HEALTH_STATUS: &str = "service_health_status";
 /// Name of the thread that runs the exporter's upkeep (one per monitor; see

@@ -5,7 +5,10 @@ use serde_json::{json, Value};
 use super::promql::{duration, number};
 use super::rules::Queries;
 use super::{SloSpec, BURN_ALERTS};
-use crate::prometheus::{ACTIVE_REQUESTS, DISCONNECTS, ERRORS, HEALTH_STATUS, REQUEST_DURATION};
+use crate::prometheus::{
+    ACTIVE_REQUESTS, ANNOTATION_LAST_TIMESTAMP, DISCONNECTS, ERRORS, HEALTH_STATUS,
+    REQUEST_DURATION,
+};
 
 /// The data source every panel and query uses: the dashboard's variable.
 fn datasource() -> Value {
@@ -283,6 +286,10 @@ pub(super) fn render(spec: &SloSpec) -> String {
         "label_values({}, http_route)",
         global.select(&metric(&format!("{REQUEST_DURATION}_count")))
     );
+    let annotation_query = format!(
+        "max by (stream) ({}) * 1000",
+        global.select(&metric(ANNOTATION_LAST_TIMESTAMP))
+    );
     let dashboard = json!({
         "uid": uid,
         "title": format!("{} (vitalsign)", spec.service),
@@ -330,15 +337,32 @@ pub(super) fn render(spec: &SloSpec) -> String {
             ],
         },
         "annotations": {
-            "list": [{
-                "builtIn": 1,
-                "datasource": { "type": "grafana", "uid": "-- Grafana --" },
-                "enable": true,
-                "hide": true,
-                "iconColor": "rgba(0, 211, 255, 1)",
-                "name": "Annotations & Alerts",
-                "type": "dashboard",
-            }],
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": { "type": "grafana", "uid": "-- Grafana --" },
+                    "enable": true,
+                    "hide": true,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                },
+                {
+                    // The latest event of each annotation stream (deploys, lifecycle, health),
+                    // at its start: the gauge's value, in milliseconds, is the time.
+                    "name": "vitalsign annotations",
+                    "datasource": datasource(),
+                    "enable": true,
+                    "hide": false,
+                    "iconColor": "rgba(255, 152, 48, 1)",
+                    "expr": annotation_query,
+                    "step": "60s",
+                    "titleFormat": "{{stream}}",
+                    "textFormat": "latest event of the annotation stream {{stream}}",
+                    "tagKeys": "stream",
+                    "useValueForTime": true,
+                },
+            ],
         },
         "panels": panels.list,
     });
