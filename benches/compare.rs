@@ -50,7 +50,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// `VITALSIGN_BENCH_VARIANT=<part of a name>` and `VITALSIGN_BENCH_N=<requests>`: run just
-/// that variant, once, without warm-up: for instruction counts under
+/// the first variant whose name has it, once, without warm-up: for instruction counts under
 /// `valgrind --tool=callgrind` (`scripts/bench-instructions.sh`), steady where timings are not.
 fn single_variant() -> Option<(String, u32)> {
     let name = std::env::var("VITALSIGN_BENCH_VARIANT").ok()?;
@@ -69,6 +69,7 @@ fn alternate(variants: &mut [Variant<'_>]) -> Vec<(String, f64)> {
         return variants
             .iter_mut()
             .filter(|(name, _)| name.contains(&one.0))
+            .take(1) // the first that matches: plain variants come before their extensions
             .map(|(name, run)| (name.to_string(), run(one.1).as_nanos() as f64))
             .collect();
     }
@@ -169,6 +170,25 @@ fn bench_axum() -> Vec<(String, f64)> {
             )),
         ),
         (
+            "vitalsign MonitorLayer + endpoints, as the README wires it",
+            Box::new(axum_runner(
+                rt.clone(),
+                axum_app()
+                    .merge(vitalsign::axum::endpoints(&monitor))
+                    .layer(MonitorLayer::new(&monitor))
+                    .with_state(()),
+            )),
+        ),
+        (
+            "bare axum + endpoints merged (the cost of mounting them, no layer)",
+            Box::new(axum_runner(
+                rt.clone(),
+                axum_app()
+                    .merge(vitalsign::axum::endpoints(&monitor))
+                    .with_state(()),
+            )),
+        ),
+        (
             "axum-prometheus 0.10",
             Box::new(axum_runner(
                 rt.clone(),
@@ -231,6 +251,26 @@ fn bench_actix() -> Vec<(String, f64)> {
             "vitalsign Monitoring",
             runner!(App::new()
                 .wrap(vitalsign::actix::Monitoring::new(&monitor))
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+        (
+            "vitalsign Monitoring + configure before the routes, as the README wires it",
+            runner!(App::new()
+                .wrap(vitalsign::actix::Monitoring::new(&monitor))
+                .configure(vitalsign::actix::configure(&monitor))
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+        (
+            "vitalsign Monitoring + configure after the routes",
+            runner!(App::new()
+                .wrap(vitalsign::actix::Monitoring::new(&monitor))
+                .route("/users/{id}", web::get().to(|| async { "user" }))
+                .configure(vitalsign::actix::configure(&monitor))),
+        ),
+        (
+            "bare actix-web + configure before the routes (the cost of mounting them, no middleware)",
+            runner!(App::new()
+                .configure(vitalsign::actix::configure(&monitor))
                 .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (

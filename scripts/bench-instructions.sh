@@ -40,9 +40,9 @@ if [ $# -eq 2 ]; then
 fi
 for part in axum actix; do
     if [ "$part" = axum ]; then
-        variants=("bare axum" "identity layer" "vitalsign" "axum-prometheus")
+        variants=("bare axum" "identity layer" "vitalsign MonitorLayer" "README wires" "bare axum + endpoints" "axum-prometheus")
     else
-        variants=("bare actix-web" "vitalsign" "actix-web-prom")
+        variants=("bare actix-web" "vitalsign Monitoring" "README wires" "configure after" "bare actix-web + configure" "actix-web-prom")
     fi
     bare=""
     echo

@@ -127,6 +127,51 @@ fn wrapped(monitor: &Monitor, routes: fn(&mut web::ServiceConfig)) -> Server {
     })
 }
 
+/// `configure` mounts `/health/{component}` and `/annotations/{stream}` in scopes of their
+/// static prefix (so that the application's requests skip their patterns): registered before
+/// the application's routes, they still answer their own paths, and leave the application
+/// every other path under those prefixes.
+#[tokio::test]
+async fn endpoint_scopes_take_only_their_own_paths() {
+    let (monitor, _sink) = monitor_with_sink(|b| b);
+    let server = wrapped(&monitor, |routes| {
+        routes
+            .route(
+                "/health/a/b",
+                web::get().to(|| async { "app: two segments" }),
+            )
+            .route(
+                "/health-check",
+                web::get().to(|| async { "app: health-check" }),
+            )
+            .route(
+                "/annotations/x/y",
+                web::get().to(|| async { "app: annotations" }),
+            );
+    });
+    assert_eq!(
+        server.get("/health/a/b").await,
+        (200, "app: two segments".to_owned())
+    );
+    assert_eq!(
+        server.get("/health-check").await,
+        (200, "app: health-check".to_owned())
+    );
+    assert_eq!(
+        server.get("/annotations/x/y").await,
+        (200, "app: annotations".to_owned())
+    );
+    let (status, body) = server.get("/health/nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains(r#"no health component named \"nope\""#),
+        "{body}"
+    );
+    assert_eq!(server.get("/health/live").await.0, 200);
+    assert_eq!(server.get("/annotations/lifecycle").await.0, 200);
+    assert_eq!(server.get("/health/").await.0, 404);
+}
+
 /// Regression (review item 15): a handler taking `Point` on an excluded path answered 500.
 #[tokio::test]
 async fn a_point_handler_on_an_excluded_path_answers_and_records_nothing() {

@@ -28,40 +28,148 @@ use vitalsign_core::Monitor;
 pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let monitor = monitor.clone();
     move |config: &mut web::ServiceConfig| {
-        // Static paths first, as actix matches in order.
-        for (path, endpoint) in monitor.endpoint_routes() {
-            let endpoint = *endpoint;
-            let handler_monitor = monitor.clone();
-            config.route(
-                path,
-                get_or_head().to(move |req: HttpRequest| {
-                    let path = match req.query_string() {
-                        "" => std::borrow::Cow::Borrowed(req.path()),
-                        query => format!("{}?{query}", req.path()).into(),
-                    };
-                    let page = handler_monitor.serve_endpoint(endpoint, &path, &request(&req));
-                    async move { into_response(page) }
-                }),
-            );
-            if endpoint.takes_body() {
-                let poster = monitor.clone();
-                config.route(
-                    path,
-                    web::post().to(move |req: HttpRequest, payload: web::Payload| {
-                        let poster = poster.clone();
-                        async move {
-                            let body = read_body(payload).await;
-                            into_response(poster.serve_endpoint_post(
-                                endpoint,
-                                req.path(),
-                                &request(&req),
-                                &body,
-                            ))
-                        }
-                    }),
-                );
+        // actix tries its routes in order, each try costing an application's request about 180
+        // instructions, and a pattern with a parameter (`/health/{component}`) is a regular
+        // expression that allocates as it fails. So the endpoints sharing a first segment go
+        // into one scope of that static prefix (`/health`: `/health`, `/live`, `/ready`,
+        // `/{component}`), guarded to the endpoints' own paths: a request elsewhere costs one
+        // prefix compare per group (four groups by default), never a regular expression, and
+        // other paths under a prefix (`/health-check`, `/health/a/b`) still reach the
+        // application's routes.
+        for group in groups(monitor.endpoint_routes()) {
+            let monitor = monitor.clone();
+            match group.prefix {
+                None => {
+                    for (path, endpoint) in &group.routes {
+                        mount(config, &monitor, path, *endpoint);
+                    }
+                }
+                Some(prefix) => {
+                    let paths = EndpointPaths::new(&group.routes);
+                    config.service(
+                        web::scope(&prefix)
+                            .guard(guard::fn_guard(move |ctx| {
+                                paths.matches(ctx.head().uri.path())
+                            }))
+                            .configure(|inner| {
+                                // Static paths first, as actix matches in order.
+                                for (path, endpoint) in &group.routes {
+                                    mount(inner, &monitor, &path[prefix.len()..], *endpoint);
+                                }
+                            }),
+                    );
+                }
             }
         }
+    }
+}
+
+/// Endpoints sharing a first path segment, in the order of the monitor's table.
+struct Group {
+    /// The scope's prefix; `None` for a route mounted alone.
+    prefix: Option<String>,
+    routes: Vec<(Box<str>, vitalsign_core::Endpoint)>,
+}
+
+/// The endpoints grouped by first segment: a scope for a group of several or one with a
+/// parameter (`/annotations/{stream}`), a plain route for a static path alone (`/metrics`) or
+/// a parameter in the first segment itself (no static prefix to scope by).
+fn groups(routes: &[(Box<str>, vitalsign_core::Endpoint)]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (path, endpoint) in routes {
+        let end = path[1..].find('/').map_or(path.len(), |i| i + 1);
+        let prefix = &path[..end];
+        match groups
+            .iter_mut()
+            .find(|g| g.prefix.as_deref() == Some(prefix))
+        {
+            Some(group) => group.routes.push((path.clone(), *endpoint)),
+            None => groups.push(Group {
+                prefix: Some(prefix.to_owned()),
+                routes: vec![(path.clone(), *endpoint)],
+            }),
+        }
+    }
+    for group in &mut groups {
+        let alone = group.routes.len() == 1 && !group.routes[0].0.contains('{');
+        if alone || group.prefix.as_deref().is_some_and(|p| p.contains('{')) {
+            group.prefix = None;
+        }
+    }
+    groups
+}
+
+/// The paths of a group of endpoints, for its scope's guard.
+struct EndpointPaths {
+    /// Paths without a parameter (`/health/live`).
+    exact: Vec<Box<str>>,
+    /// Prefixes of the paths with one (`/health` of `/health/{component}`).
+    parents: Vec<Box<str>>,
+}
+
+impl EndpointPaths {
+    fn new(routes: &[(Box<str>, vitalsign_core::Endpoint)]) -> Self {
+        let mut paths = EndpointPaths {
+            exact: Vec::new(),
+            parents: Vec::new(),
+        };
+        for (path, _) in routes {
+            match path.split_once("/{") {
+                Some((parent, _)) => paths.parents.push(parent.into()),
+                None => paths.exact.push(path.clone()),
+            }
+        }
+        paths
+    }
+
+    /// Whether `path` is an endpoint's: one of the exact paths, or a parent and one more
+    /// non-empty segment.
+    fn matches(&self, path: &str) -> bool {
+        self.exact.iter().any(|p| **p == *path)
+            || self.parents.iter().any(|parent| {
+                path.strip_prefix(&**parent)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|segment| !segment.is_empty() && !segment.contains('/'))
+            })
+    }
+}
+
+/// Routes `endpoint` at `path` of `config`: GET and HEAD, and POST where it takes a body.
+fn mount(
+    config: &mut web::ServiceConfig,
+    monitor: &Monitor,
+    path: &str,
+    endpoint: vitalsign_core::Endpoint,
+) {
+    let handler_monitor = monitor.clone();
+    config.route(
+        path,
+        get_or_head().to(move |req: HttpRequest| {
+            let path = match req.query_string() {
+                "" => std::borrow::Cow::Borrowed(req.path()),
+                query => format!("{}?{query}", req.path()).into(),
+            };
+            let page = handler_monitor.serve_endpoint(endpoint, &path, &request(&req));
+            async move { into_response(page) }
+        }),
+    );
+    if endpoint.takes_body() {
+        let poster = monitor.clone();
+        config.route(
+            path,
+            web::post().to(move |req: HttpRequest, payload: web::Payload| {
+                let poster = poster.clone();
+                async move {
+                    let body = read_body(payload).await;
+                    into_response(poster.serve_endpoint_post(
+                        endpoint,
+                        req.path(),
+                        &request(&req),
+                        &body,
+                    ))
+                }
+            }),
+        );
     }
 }
 
