@@ -471,6 +471,10 @@ async fn the_page_on_the_demo(framework: Framework) {
         refreshes <= known + 2.0,
         "{framework:?}: shown after refresh {refreshes}, the server knew at {known}"
     );
+    eprintln!(
+        "{framework:?}: dependency down shown {} refresh(es) after /health said so",
+        refreshes - known
+    );
     assert_eq!(page["marker"], "kept", "no reload");
     // It comes back.
     dependency.restart().await;
@@ -488,6 +492,10 @@ async fn the_page_on_the_demo(framework: Framework) {
         .await;
     let page = state(&browser).await;
     assert!(page["refreshes"].as_f64().unwrap() <= known + 2.0, "{page}");
+    eprintln!(
+        "{framework:?}: recovery shown {} refresh(es) after /health said so",
+        page["refreshes"].as_f64().unwrap() - known
+    );
     assert_eq!(page["marker"], "kept", "no reload");
     assert_eq!(
         errors(&browser.console().await, |_| false),
@@ -508,6 +516,7 @@ async fn the_page_on_the_demo(framework: Framework) {
         stale.as_str().unwrap().contains("stopped answering"),
         "{stale}"
     );
+    eprintln!("{framework:?}: {}", stale.as_str().unwrap());
     let page = state(&browser).await;
     assert_eq!(page["level"], last_level);
     assert_eq!(page["marker"], "kept", "no reload");

@@ -753,3 +753,35 @@ fn ietf_check(name: &str, status: &ComponentStatus) -> Value {
     }
     Value::Object(check)
 }
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    /// `/status` and `/status/data` are mounted whatever the features, as `/stats` is; without
+    /// the `status` feature they answer 404 and say which feature is missing.
+    #[test]
+    fn status_endpoints_are_mounted_and_need_their_feature() {
+        let monitor = Monitor::builder("s").build().unwrap();
+        let paths: Vec<&str> = monitor
+            .endpoint_routes()
+            .iter()
+            .map(|(p, _)| &**p)
+            .collect();
+        assert!(paths.contains(&"/status") && paths.contains(&"/status/data"));
+        assert!(monitor.is_excluded("/status", None) && monitor.is_excluded("/status/data", None));
+        for endpoint in [Endpoint::Status, Endpoint::StatusData] {
+            let page = monitor.serve_endpoint(
+                endpoint,
+                endpoint.default_path(),
+                &EndpointRequest::default(),
+            );
+            if cfg!(feature = "status") {
+                assert_eq!(page.status, 200, "{endpoint:?}");
+            } else {
+                assert_eq!(page.status, 404, "{endpoint:?}");
+                assert_eq!(page.body, "vitalsign: built without the `status` feature\n");
+            }
+        }
+    }
+}
