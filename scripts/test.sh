@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command. Installs the servers the tests start when they are missing
 # (Debian's `prometheus` package for promtool and the Prometheus server,
-# `prometheus-alertmanager` for Alertmanager, `influxdb` for InfluxDB 1.x), then runs `cargo test --workspace` with any extra arguments given here, e.g.
+# `prometheus-alertmanager` for Alertmanager, `influxdb` for InfluxDB 1.x, `chromium` and
+# `chromium-driver` for the status page's browser tests), then runs `cargo test --workspace` with any extra arguments given here, e.g.
 # `bash scripts/test.sh --test axum`.
 #
 # A test whose server is missing fails with the install instruction. VITALSIGN_SKIP_EXTERNAL=1
@@ -17,6 +18,8 @@ if [ "${VITALSIGN_SKIP_EXTERNAL:-}" != 1 ]; then
     fi
     command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
     command -v influxd >/dev/null || missing+=(influxdb)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     if [ ${#missing[@]} -gt 0 ]; then
         install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
         if [ "$(id -u)" = 0 ]; then
@@ -60,7 +63,8 @@ if [ -s "$VITALSIGN_SKIP_LOG" ]; then
     echo "########################################################################"
     echo "Skipped for want of their external server (VITALSIGN_SKIP_EXTERNAL=1):"
     sort "$VITALSIGN_SKIP_LOG" | uniq -c | sed 's/^ */    /'
-    echo "Install Debian's prometheus, prometheus-alertmanager and influxdb packages and"
+    echo "Install Debian's prometheus, prometheus-alertmanager, influxdb, chromium and"
+    echo "chromium-driver packages and"
     echo "run again without VITALSIGN_SKIP_EXTERNAL for a full pass."
     plural() { [ "$1" = 1 ] && echo "$1 $2" || echo "$1 ${2}s"; }
     echo "SKIPPED: $(plural "$checks" check) in $(plural "$tests" test) did not run."

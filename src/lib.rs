@@ -54,6 +54,9 @@
 //! - `stats`: `/stats` (process, OS, runtime, request figures, custom stats) and, with
 //!   `prometheus`, the standard `process_*` series and the Tokio runtime gauges. Off by default
 //!   (it adds about a tenth to a clean build); without it `/stats` answers 404 and says why.
+//! - `status`: `/status`, a self-contained HTML status page, and `/status/data`, the JSON
+//!   document it reads (the `status` module); includes `stats` and `prometheus`. Without it
+//!   both answer 404 and say why.
 //! - `actix`: the actix-web middleware (the `actix` module).
 //! - `influx`: the InfluxDB push sink (`sinks::InfluxSink`), with TLS for `https://` URLs.
 //! - `influx-base`: the InfluxDB push sink without TLS (`http://` URLs and UDP).
@@ -105,6 +108,8 @@ pub use vitalsign_core::slo;
 pub use vitalsign_core::slo::Objective;
 #[cfg(feature = "stats")]
 pub use vitalsign_core::stats;
+#[cfg(feature = "status")]
+pub use vitalsign_core::status;
 pub use vitalsign_core::{
     adapter, annotation, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError,
     ConfigErrorKind, DefaultClassifier, Endpoint, Endpoints, ErrorPoint, Field, FieldValue,

@@ -424,6 +424,8 @@ fn banner_lists_every_route_as_a_quoted_working_command(framework: &str) {
         "GET /health/live",
         "GET /health/ready",
         "GET /stats",
+        "GET /status",
+        "GET /status/data",
         "GET /annotations",
         "GET /annotations/lifecycle",
         "POST /annotations/deploys",

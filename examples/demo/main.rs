@@ -21,8 +21,9 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
   --dependency HOST:PORT   a critical health component `dependency`, checked by a TCP connect
                            (200 ms timeout)
   --check-interval-ms N    interval of the dependency check (default 1000)
-  --token TOKEN            bearer token for /metrics, /stats, health details and
-                           /annotations; writing annotations (POST) needs one
+  --token TOKEN            bearer token for /metrics, /stats, health details,
+                           /annotations and the status page's details; writing
+                           annotations (POST) needs one
   --influx URL             push points to InfluxDB: a full write URL, e.g.
                            http://127.0.0.1:8086/write?db=demo (1.x) or
                            http://127.0.0.1:8086/api/v2/write?org=o&bucket=b (2.x)
@@ -244,6 +245,7 @@ fn main() -> ExitCode {
 fn print_banner(framework: &str, addr: SocketAddr, token: Option<&str>) {
     let base = format!("http://{addr}");
     println!("vitalsign demo ({framework}) listening on {base}");
+    println!("status page (open it in a browser): {base}/status");
     println!("try:");
     let auth = token.map(|t| format!(" -H {}", shell_quote(&format!("Authorization: Bearer {t}"))));
     for (options, path, guarded) in [
@@ -262,6 +264,8 @@ fn print_banner(framework: &str, addr: SocketAddr, token: Option<&str>) {
         ("", "/health/live", false),
         ("", "/health/ready", false),
         ("", "/stats", true),
+        ("", "/status", false),
+        ("", "/status/data", true),
         ("", "/annotations", true),
         ("", "/annotations/lifecycle?since=0", true),
         (

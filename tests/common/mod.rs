@@ -1,6 +1,7 @@
 //! Test support: a real server on 127.0.0.1, a collecting sink, an exposition parser.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod processes;
 
 use std::collections::BTreeMap;
@@ -437,6 +438,20 @@ pub const INFLUXD: External = External {
     package: "influxdb",
 };
 
+/// Chromium, which the status page's browser tests drive (headless) through chromedriver.
+pub const CHROMIUM: External = External {
+    program: "chromium",
+    probe: &["--version"],
+    package: "chromium",
+};
+
+/// chromedriver (Debian's `chromium-driver`), the WebDriver server for Chromium.
+pub const CHROMEDRIVER: External = External {
+    program: "chromedriver",
+    probe: &["--version"],
+    package: "chromium-driver",
+};
+
 /// Whether the test may use `tool`: `true` when it runs. When it is missing the test fails
 /// with the install instruction, unless the run opted out (`VITALSIGN_SKIP_EXTERNAL=1` under
 /// `scripts/test.sh`): then the skip is written to the script's skip log, which the script
@@ -462,6 +477,10 @@ pub fn require(tool: &External) -> bool {
          which installs what is missing",
         package = tool.package
     );
+    // CI never skips a test for want of its program, whatever the environment says.
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{install} (CI=true: such a test fails rather than skips)");
+    }
     if std::env::var(SKIP_EXTERNAL).as_deref() != Ok("1") {
         panic!("{install}; {SKIP_EXTERNAL}=1 under scripts/test.sh skips such tests instead");
     }

@@ -6,8 +6,8 @@ use vitalsign_core::endpoint::{EndpointBody, EndpointRequest, EndpointResponse};
 use vitalsign_core::Monitor;
 
 /// Mounts vitalsign's endpoints: by default `/metrics` (Prometheus text format), `/stats`,
-/// `/health`, `/health/live`, `/health/ready`, `/health/{component}`, `/annotations` and
-/// `/annotations/{stream}`, each for GET and HEAD, and POST for `/annotations/{stream}` (its
+/// `/health`, `/health/live`, `/health/ready`, `/health/{component}`, `/annotations`,
+/// `/annotations/{stream}`, `/status` and `/status/data`, each for GET and HEAD, and POST for `/annotations/{stream}` (its
 /// body read up to [`MAX_BODY_BYTES`](vitalsign_core::endpoint::MAX_BODY_BYTES)); the paths
 /// and the set are the monitor's
 /// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)).

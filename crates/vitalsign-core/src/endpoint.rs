@@ -1,6 +1,6 @@
 //! Framework-independent answers of vitalsign's endpoints (by default `/metrics`, `/stats`,
-//! `/health`, `/health/{component}`, `/health/live`, `/health/ready`, `/annotations` and
-//! `/annotations/{stream}`) and where they are mounted ([`Endpoints`]); adapters only
+//! `/health`, `/health/{component}`, `/health/live`, `/health/ready`, `/annotations`,
+//! `/annotations/{stream}`, `/status` and `/status/data`) and where they are mounted ([`Endpoints`]); adapters only
 //! translate them into their framework's routes and response type, so both frameworks serve
 //! the same bytes at the same paths.
 //!
@@ -61,6 +61,10 @@ pub enum Endpoint {
     /// `/annotations/{stream}`: a stream's events (GET) and new events (POST); follows the
     /// path of [`Endpoint::Annotations`].
     AnnotationStream,
+    /// `/status`: the HTML status page (feature `status`; 404 with a reason without it).
+    Status,
+    /// `/status/data`: the JSON document the status page reads (feature `status`).
+    StatusData,
 }
 
 impl Endpoint {
@@ -73,6 +77,8 @@ impl Endpoint {
         ("/health/live", Endpoint::Live),
         ("/health/ready", Endpoint::Ready),
         ("/annotations", Endpoint::Annotations),
+        ("/status", Endpoint::Status),
+        ("/status/data", Endpoint::StatusData),
         ("/health/{component}", Endpoint::Component),
         ("/annotations/{stream}", Endpoint::AnnotationStream),
     ];
@@ -141,7 +147,8 @@ impl Endpoint {
 /// let paths: Vec<&str> = monitor.endpoint_routes().iter().map(|(p, _)| &**p).collect();
 /// assert_eq!(
 ///     paths,
-///     ["/metrics", "/healthz", "/livez", "/readyz", "/annotations", "/healthz/{component}", "/annotations/{stream}"]
+///     ["/metrics", "/healthz", "/livez", "/readyz", "/annotations", "/status", "/status/data",
+///      "/healthz/{component}", "/annotations/{stream}"]
 /// );
 ///
 /// // Everything under one prefix.
@@ -400,6 +407,17 @@ impl EndpointResponse {
     }
 }
 
+/// 404: the endpoint needs a feature this build lacks.
+#[cfg(not(feature = "status"))]
+fn without_feature(feature: &'static str) -> EndpointResponse {
+    EndpointResponse {
+        status: 404,
+        content_type: TEXT_CONTENT_TYPE,
+        headers: vec![NO_STORE],
+        body: format!("vitalsign: built without the `{feature}` feature\n"),
+    }
+}
+
 fn status_for(level: Level) -> u16 {
     if level == Level::Unavailable {
         503
@@ -465,6 +483,8 @@ impl Monitor {
                 let stream = path.rsplit('/').next().unwrap_or_default();
                 self.annotation_stream_endpoint(request, stream, query)
             }
+            Endpoint::Status => self.status_page_endpoint(),
+            Endpoint::StatusData => self.status_data_endpoint(request),
         }
     }
 
@@ -521,6 +541,40 @@ impl Monitor {
             content_type: TEXT_CONTENT_TYPE,
             headers: vec![NO_STORE],
             body: "vitalsign: built without the `stats` feature\n".to_owned(),
+        }
+    }
+
+    /// `GET /status`: the HTML status page (see `vitalsign_core::status`), served to anyone
+    /// (it holds no figures: it reads them from `/status/data` under the token rules); 404
+    /// with a reason without the `status` feature.
+    pub fn status_page_endpoint(&self) -> EndpointResponse {
+        #[cfg(feature = "status")]
+        return EndpointResponse {
+            status: 200,
+            content_type: crate::status::HTML_CONTENT_TYPE,
+            headers: vec![
+                NO_STORE,
+                ("content-security-policy", crate::status::PAGE_CSP),
+                ("x-content-type-options", "nosniff"),
+                ("referrer-policy", "no-referrer"),
+            ],
+            body: self.status_page(),
+        };
+        #[cfg(not(feature = "status"))]
+        without_feature("status")
+    }
+
+    /// `GET /status/data`: the status page's JSON document (see `vitalsign_core::status`).
+    /// Anonymous callers of a monitor with a token get the overall level only (as `/health`);
+    /// a caller whose `Authorization` header does not carry the token gets the same with a
+    /// 401 that says so. 404 with a reason without the `status` feature.
+    pub fn status_data_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
+        #[cfg(feature = "status")]
+        return self.status_data(request);
+        #[cfg(not(feature = "status"))]
+        {
+            let _ = request;
+            without_feature("status")
         }
     }
 
@@ -698,4 +752,36 @@ fn ietf_check(name: &str, status: &ComponentStatus) -> Value {
         check.insert("observedValue".into(), value.clone());
     }
     Value::Object(check)
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    /// `/status` and `/status/data` are mounted whatever the features, as `/stats` is; without
+    /// the `status` feature they answer 404 and say which feature is missing.
+    #[test]
+    fn status_endpoints_are_mounted_and_need_their_feature() {
+        let monitor = Monitor::builder("s").build().unwrap();
+        let paths: Vec<&str> = monitor
+            .endpoint_routes()
+            .iter()
+            .map(|(p, _)| &**p)
+            .collect();
+        assert!(paths.contains(&"/status") && paths.contains(&"/status/data"));
+        assert!(monitor.is_excluded("/status", None) && monitor.is_excluded("/status/data", None));
+        for endpoint in [Endpoint::Status, Endpoint::StatusData] {
+            let page = monitor.serve_endpoint(
+                endpoint,
+                endpoint.default_path(),
+                &EndpointRequest::default(),
+            );
+            if cfg!(feature = "status") {
+                assert_eq!(page.status, 200, "{endpoint:?}");
+            } else {
+                assert_eq!(page.status, 404, "{endpoint:?}");
+                assert_eq!(page.body, "vitalsign: built without the `status` feature\n");
+            }
+        }
+    }
 }

@@ -258,6 +258,16 @@ impl<K: Hash + Eq, V, E> Interner<K, V, E> {
         self.read().regular.len()
     }
 
+    /// Calls `f` with every entry's key and value under the read lock, the overflow values
+    /// last (for the status page's sampler, once per collection interval).
+    #[cfg(feature = "status")]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        let map = self.read();
+        for (key, value) in map.regular.iter().chain(map.overflow.iter()) {
+            f(key, value);
+        }
+    }
+
     /// Regular entries and overflow values.
     pub(crate) fn total_len(&self) -> usize {
         let map = self.read();

@@ -30,6 +30,9 @@
 //!   with `prometheus`, the standard `process_*` series and Tokio runtime gauges.
 //! - `slo`: service-level objectives (`MonitorBuilder::objective`) and the Prometheus rules
 //!   and Grafana dashboard generated from them (module `slo`). Includes `prometheus`.
+//! - `status`: `/status`, a self-contained HTML status page, and `/status/data`, the JSON
+//!   document it reads (module `status`), with a bounded history of samples. Includes `stats`
+//!   and `prometheus`.
 //! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
 //!   of their own for any framework, on hyper's HTTP/1 server.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -59,6 +62,8 @@ pub mod sinks;
 pub mod slo;
 #[cfg(feature = "stats")]
 pub mod stats;
+#[cfg(feature = "status")]
+pub mod status;
 #[cfg(test)]
 mod testing;
 

@@ -122,7 +122,7 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Point {
 
 /// A router with vitalsign's endpoints: by default `/metrics` (Prometheus text format),
 /// `/stats`, `/health`, `/health/live`, `/health/ready`, `/health/{component}`,
-/// `/annotations` and `/annotations/{stream}` (GET and HEAD; POST too for
+/// `/annotations`, `/annotations/{stream}`, `/status` and `/status/data` (GET and HEAD; POST too for
 /// `/annotations/{stream}`, its body read up to
 /// [`MAX_BODY_BYTES`](vitalsign_core::endpoint::MAX_BODY_BYTES)); the paths and the set are the monitor's
 /// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints)). Merge it into the

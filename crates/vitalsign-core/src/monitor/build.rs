@@ -91,6 +91,20 @@ impl MonitorBuilder {
             stats.set_reporters(reporters(&sinks));
             stats
         };
+        // The status page's sampler runs right after the stats ticker, which closes the window.
+        #[cfg(feature = "status")]
+        let status = {
+            let sampler = Arc::new(crate::status::Sampler::new(
+                Arc::clone(&stats),
+                prometheus.clone(),
+            ));
+            let sampling = Arc::clone(&sampler);
+            tickers.push(Box::new(move |_| {
+                sampling.tick();
+                None
+            }));
+            sampler
+        };
         let panics = Arc::new(crate::sink::Panics::new(&sinks));
         let annotations = Arc::new(crate::annotation::Annotations::new(&self.service));
         annotations.set_sinks(sinks.clone(), Arc::clone(&panics));
@@ -128,7 +142,7 @@ impl MonitorBuilder {
             .with_source(e)
         })?;
         annotations.started(&self.version);
-        Ok(Monitor {
+        let monitor = Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
                 point_in_extensions: self.point_in_extensions,
@@ -174,8 +188,22 @@ impl MonitorBuilder {
                 prometheus,
                 #[cfg(feature = "slo")]
                 slo,
+                #[cfg(feature = "status")]
+                status,
             }),
-        })
+        };
+        // Weakly: the sampler lives on the health thread, which the monitor owns.
+        #[cfg(feature = "status")]
+        {
+            let inner = Arc::downgrade(&monitor.inner);
+            monitor.inner.status.set_in_flight(Box::new(move || {
+                inner.upgrade().map_or(0, |inner| {
+                    u64::try_from(inner.in_flight.load(std::sync::atomic::Ordering::Acquire))
+                        .unwrap_or(0)
+                })
+            }));
+        }
+        Ok(monitor)
     }
 }
 

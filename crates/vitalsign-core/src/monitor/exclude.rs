@@ -14,6 +14,8 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
     "/stats",
     "/annotations",
     "/annotations/{stream}",
+    "/status",
+    "/status/data",
 ];
 
 /// Up to this many excluded paths, exclusion is a linear scan (no hashing).

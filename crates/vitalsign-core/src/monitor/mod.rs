@@ -82,6 +82,9 @@ struct Inner {
     drained: tokio::sync::Notify,
     #[cfg(feature = "stats")]
     stats: Arc<crate::stats::Stats>,
+    /// The status page's history (sampled by the health thread).
+    #[cfg(feature = "status")]
+    status: Arc<crate::status::Sampler>,
     service: String,
     excluded: HashSet<Box<str>>,
     /// The mounted endpoints and their paths.
@@ -156,6 +159,11 @@ impl Monitor {
 
     pub(crate) fn annotation_hub(&self) -> &crate::annotation::Annotations {
         &self.inner.annotations
+    }
+
+    #[cfg(feature = "status")]
+    pub(crate) fn status_sampler(&self) -> &crate::status::Sampler {
+        &self.inner.status
     }
 
     pub(crate) fn endpoint_table(&self) -> &[(Box<str>, crate::endpoint::Endpoint)] {

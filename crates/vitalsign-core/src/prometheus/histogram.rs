@@ -65,6 +65,23 @@ impl PrometheusSink {
         });
     }
 
+    /// Calls `f` with the label values (method, route, status, then label tags; empty for the
+    /// overflow series) and the histogram of every series of the duration family (for the
+    /// status page's sampler: read once per collection interval, never on the request path).
+    #[cfg(feature = "status")]
+    pub(crate) fn for_each_duration(
+        &self,
+        f: impl FnMut(&[Box<str>], &std::sync::Arc<AtomicHistogram>),
+    ) {
+        self.durations.series.for_each(f);
+    }
+
+    /// The bucket bounds of the duration histogram, in seconds.
+    #[cfg(feature = "status")]
+    pub(crate) fn duration_bounds(&self) -> &[f64] {
+        &self.durations.bounds
+    }
+
     /// The histograms of `point`'s label set, registered on first sight (or the overflow ones).
     fn series_of(&self, point: &RequestPoint<'_>) -> SeriesHistograms {
         let mut status = itoa::Buffer::new();
@@ -122,6 +139,14 @@ impl AtomicHistogram {
         let _ = self.sum_bits.fetch_update(Relaxed, Relaxed, |bits| {
             Some((f64::from_bits(bits) + value).to_bits())
         });
+    }
+
+    /// Reads the bucket counts (not cumulative; the last one is above every bound) into `out`.
+    #[cfg(feature = "status")]
+    pub(crate) fn read_counts(&self, out: &mut Vec<u64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        out.clear();
+        out.extend(self.buckets.iter().map(|b| b.load(Relaxed)));
     }
 
     /// Appends `name_bucket`, `name_sum` and `name_count` lines; `le` holds the rendered

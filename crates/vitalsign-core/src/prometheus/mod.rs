@@ -46,6 +46,8 @@ use active::ActiveGauge;
 #[cfg(feature = "stats")]
 pub(crate) use collectors::stats_collector;
 pub(crate) use collectors::{annotation_collector, sink_collector};
+#[cfg(feature = "status")]
+pub(crate) use histogram::AtomicHistogram;
 use histogram::HistogramFamily;
 use series::Series;
 use setup::label_value;

@@ -64,6 +64,12 @@ impl<H, E> Series<H, E> {
         self.handles.values()
     }
 
+    /// Calls `f` with every label set's values (empty for the overflow series) and handle.
+    #[cfg(feature = "status")]
+    pub(super) fn for_each(&self, mut f: impl FnMut(&[Box<str>], &H)) {
+        self.handles.for_each(|values, handle| f(values, handle));
+    }
+
     /// Looks a request's shape up in the cache in front (see [`Interner::probe`]).
     #[inline]
     pub(super) fn probe(&self, shape: impl Hash, matches: impl FnMut(&E) -> bool) -> Probe<'_, E> {

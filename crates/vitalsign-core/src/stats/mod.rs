@@ -58,6 +58,8 @@ pub use custom::CustomStats;
 #[cfg_attr(not(feature = "prometheus"), allow(unused_imports))]
 pub(crate) use process::ProcessFigures;
 pub(crate) use requests::RequestStats;
+#[cfg(feature = "status")]
+pub(crate) use requests::Totals;
 pub use runtime::DEFAULT_PROBE_INTERVAL;
 pub(crate) use runtime::{PollTimes, RuntimeProbes};
 
@@ -139,6 +141,20 @@ impl Stats {
             window.opened_at = now;
         }
         window.opened_at + self.interval
+    }
+
+    /// The last closed window: when it opened and closed, and its request totals (for the
+    /// status page's sampler, which runs right after [`Stats::tick`]).
+    #[cfg(feature = "status")]
+    pub(crate) fn closed_window(&self) -> Option<(SystemTime, SystemTime, requests::Totals)> {
+        let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        window.closed.clone()
+    }
+
+    /// The window length.
+    #[cfg(feature = "status")]
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
     }
 
     /// Event-loop delays of the last closed window, or of the open one if that had none.

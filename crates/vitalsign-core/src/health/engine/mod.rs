@@ -93,6 +93,8 @@ pub(crate) struct Health {
     sinks: OnceLock<Vec<Arc<dyn Sink>>>,
     /// Told about level changes (stream `health`).
     annotations: OnceLock<Arc<crate::annotation::Annotations>>,
+    /// When each component last changed level (none yet: since the start).
+    changed: Mutex<BTreeMap<String, std::time::SystemTime>>,
 }
 
 impl std::fmt::Debug for Health {
@@ -168,6 +170,7 @@ impl Health {
             wake,
             sinks: OnceLock::new(),
             annotations: OnceLock::new(),
+            changed: Mutex::new(BTreeMap::new()),
         };
         let first = health.build_snapshot(now);
         health.overall.send_replace(first.overall);
@@ -175,6 +178,13 @@ impl Health {
         // Rules are judged from the start, so the first snapshot already carries their figures.
         health.tick();
         health
+    }
+
+    /// When `component` last changed level; `None` if it kept its first level.
+    #[cfg_attr(not(feature = "status"), allow(dead_code))]
+    pub(crate) fn changed_at(&self, component: &str) -> Option<std::time::SystemTime> {
+        let changed = self.changed.lock().unwrap_or_else(PoisonError::into_inner);
+        changed.get(component).copied()
     }
 
     /// The request window rules read (a sink to add to the monitor), if there are rules.

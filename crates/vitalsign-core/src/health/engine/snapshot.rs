@@ -95,6 +95,10 @@ impl Health {
         for (name, status) in &next.components {
             let before = previous.components.get(name).map(|s| s.level);
             if before.is_some() && before != Some(status.level) {
+                self.changed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(name.clone(), std::time::SystemTime::now());
                 tracing::warn!(
                     component = name.as_str(),
                     from = before.map_or("none", Level::as_str),
