@@ -501,6 +501,36 @@ async fn the_page_on_the_demo(framework: Framework) {
         errors(&browser.console().await, |_| false),
         Vec::<String>::new()
     );
+    // The annotations list: the monitor's start, and the dependency's level changes (stream
+    // `health`), newest first.
+    let listed = browser
+        .wait_for(
+            "the page lists the dependency's health events",
+            Duration::from_secs(30),
+            "var rows = Array.from(document.querySelectorAll('#annotations tbody tr')).map(function (tr) { return tr.textContent; }); \
+             return rows.some(function (r) { return r.indexOf('dependency: unavailable -> available') >= 0; }) && rows;",
+        )
+        .await;
+    let rows: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        rows[0].starts_with("health") && rows[0].contains("dependency: unavailable -> available"),
+        "{framework:?}: newest first: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("health") && r.contains("dependency: available -> unavailable")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("lifecycle") && r.contains("started")),
+        "{rows:?}"
+    );
 
     // The server stops answering: the page says so, and keeps the last level it knew.
     let last_level = page["level"].clone();

@@ -5,8 +5,8 @@
 //! nothing fetched but the data document: it works on an air-gapped host; its
 //! `Content-Security-Policy` lets it connect to its own origin only). It shows the overall
 //! level, the components, tiles of the current figures, charts of the last 15 minutes, the
-//! busiest routes and the push sinks, and refreshes itself by fetching the data document every
-//! [`REFRESH`] (no reload). With a token configured, an anonymous visitor sees the overall
+//! busiest routes, the latest annotations of each stream and the push sinks, and refreshes
+//! itself by fetching the data document every [`REFRESH`] (no reload). With a token configured, an anonymous visitor sees the overall
 //! level only (as `/health`); the page offers a field for the token, keeps it in
 //! `sessionStorage` and sends it as `Authorization: Bearer …`, never in a URL.
 //!
@@ -63,6 +63,7 @@
 //! | `history` | the charts' ring, oldest first, one entry per closed interval: `time` (Unix ms, the interval's end), `requests`, `errors` (5xx), `requests_per_second`, `errors_per_second`, `p50_in_millis`, `p90_in_millis`, `p99_in_millis` (`null` without requests or without a Prometheus sink), `in_flight` (when the interval closed); `interval_in_millis`, `capacity` |
 //! | `routes` | the busiest routes of the last minute from the duration histograms: `top[]` with `method`, `route`, `requests`, `requests_per_second`, `error_ratio` (5xx), `p99_in_millis`; `span_in_millis`; `available` (false, with a `reason`, without a Prometheus sink) |
 //! | `sinks[]` | push sinks: `name`, `queued`, `sent`, `dropped` |
+//! | `annotations[]` | each annotation stream (by name): `stream`, `total`, and `events[]`, its [`ANNOTATIONS_PER_STREAM`] latest events, newest first, as `GET /annotations/{stream}` answers them |
 //! | `stats` | the `/stats` document, as `/stats` answers it at the same moment |
 //!
 //! # The history ring
@@ -90,6 +91,9 @@ pub use history::{HISTORY_SPAN, MAX_SAMPLES, ROUTES_PER_INTERVAL, ROUTES_SHOWN, 
 
 use crate::endpoint::{EndpointRequest, EndpointResponse};
 use crate::Monitor;
+
+/// Latest events of each annotation stream in the data document (and on the page).
+pub const ANNOTATIONS_PER_STREAM: usize = 3;
 
 /// How often the page fetches the data document: every 2 s.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
@@ -253,6 +257,20 @@ impl Monitor {
             })
             .collect();
         doc.insert("sinks".into(), sinks.into());
+        let annotations: Vec<Value> = self
+            .annotation_streams()
+            .into_iter()
+            .map(|stream| {
+                let events: Vec<Value> = self
+                    .annotations(&stream.name, None)
+                    .iter()
+                    .take(ANNOTATIONS_PER_STREAM)
+                    .map(|event| event.to_json())
+                    .collect();
+                json!({ "stream": stream.name, "total": stream.total, "events": events })
+            })
+            .collect();
+        doc.insert("annotations".into(), annotations.into());
         doc.insert("stats".into(), stats);
         Value::Object(doc)
     }
@@ -382,6 +400,36 @@ mod tests {
             monitor.status_memory(),
             900 * 40 + 60 * ROUTES_PER_INTERVAL * (64 + 15 * 8)
         );
+    }
+
+    #[test]
+    fn the_data_lists_the_latest_annotations_of_each_stream() {
+        let monitor = Monitor::builder("shop").build().unwrap();
+        for i in 0..5 {
+            monitor
+                .annotate(
+                    "deploys",
+                    crate::annotation::Annotation::new(format!("v{i}")),
+                )
+                .unwrap();
+        }
+        let (_, doc) = data(&monitor, None);
+        let streams = doc["annotations"].as_array().unwrap();
+        let names: Vec<&str> = streams
+            .iter()
+            .map(|s| s["stream"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["deploys", "lifecycle"]);
+        let deploys = &streams[0];
+        assert_eq!(deploys["total"], 5);
+        let titles: Vec<&str> = deploys["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["v4", "v3", "v2"], "the latest, newest first");
+        assert_eq!(streams[1]["events"][0]["title"], "shop unknown started");
     }
 
     #[test]
