@@ -18,52 +18,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use demo::{Ctx, Framework, BOTH};
 use serde_json::Value;
-use tokio::net::TcpListener;
 use vitalsign::health::{Check, Level};
-
-/// A TCP dependency on 127.0.0.1 that can go away and come back on the same port.
-struct Dependency {
-    addr: SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Dependency {
-    async fn start() -> Dependency {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        Dependency {
-            addr,
-            task: Some(Self::serve(listener)),
-        }
-    }
-
-    fn serve(listener: TcpListener) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                let _ = listener.accept().await;
-            }
-        })
-    }
-
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.task = Some(Self::serve(TcpListener::bind(self.addr).await.unwrap()));
-    }
-}
-
-impl Drop for Dependency {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
 
 async fn get_json(
     ctx: &Ctx,

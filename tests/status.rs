@@ -24,53 +24,7 @@ use common::browser::{artifacts_dir, Browser};
 use common::*;
 use demo::{Ctx, Framework, BOTH};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use vitalsign::endpoint::{Endpoint, Endpoints};
-
-/// A TCP dependency on 127.0.0.1 that can go away and come back on the same port (as in
-/// `tests/health.rs`).
-struct Dependency {
-    addr: SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Dependency {
-    async fn start() -> Dependency {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        Dependency {
-            addr,
-            task: Some(Self::serve(listener)),
-        }
-    }
-
-    fn serve(listener: TcpListener) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                let _ = listener.accept().await;
-            }
-        })
-    }
-
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.task = Some(Self::serve(TcpListener::bind(self.addr).await.unwrap()));
-    }
-}
-
-impl Drop for Dependency {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
 
 fn options(dependency: Option<SocketAddr>, token: Option<&str>) -> app::HealthOptions {
     app::HealthOptions {

@@ -601,3 +601,50 @@ pub fn record(monitor: &Monitor, method: &[u8], route: &str, status: u16) {
     flight.set_status(status);
     flight.complete();
 }
+
+/// A TCP dependency on 127.0.0.1 that can go away and come back on the same port, for the
+/// health checks that connect to it.
+pub struct Dependency {
+    pub addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Dependency {
+    pub async fn start() -> Dependency {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        Dependency {
+            addr,
+            task: Some(Self::serve(listener)),
+        }
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let _ = listener.accept().await;
+            }
+        })
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.task = Some(Self::serve(
+            tokio::net::TcpListener::bind(self.addr).await.unwrap(),
+        ));
+    }
+}
+
+impl Drop for Dependency {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
