@@ -23,6 +23,9 @@ mod answers; // `Monitor`'s answer to each endpoint: `/metrics`, health, `/stats
 
 use serde_json::Value;
 
+#[cfg(doc)]
+use crate::Monitor;
+
 use crate::{ConfigError, ConfigErrorKind};
 
 /// Content type of the Prometheus text exposition format (version 0.0.4).
