@@ -114,10 +114,10 @@ pub use vitalsign_core::{
     adapter, annotation, endpoint, health, sinks, AggregatePoint, ClassifyError, ConfigError,
     ConfigErrorKind, DefaultClassifier, Endpoint, Endpoints, ErrorPoint, Field, FieldValue,
     MemorySink, Method, Monitor, MonitorBuilder, OwnedErrorPoint, OwnedRequestPoint, PointHandle,
-    RequestId, RequestInfo, RequestPoint, SectionTimer, Sink, SinkReport, Tag,
+    RequestId, RequestInfo, RequestPoint, SectionTimer, Sink, SinkReport, Tag, UpgradedSession,
     CLIENT_CLOSED_REQUEST, DEFAULT_DURATION_BUCKETS, DEFAULT_EXCLUDED_PATHS,
     DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE, REQUEST_ID_HEADER,
-    RESERVED_LABEL_NAMES, UNMATCHED_ROUTE,
+    RESERVED_LABEL_NAMES, SESSION_DURATION_BUCKETS, UNMATCHED_ROUTE,
 };
 #[cfg(feature = "tower")]
 pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};

@@ -36,6 +36,7 @@ pub(crate) fn actix_app(
         .service(get("/block", block))
         .service(get("/stream", stream))
         .service(get("/panic", panic))
+        .service(get("/ws", ws))
         .route(
             "/echo",
             web::post().to(|body: web::Bytes| async move { app::echo(&body) }),
@@ -107,6 +108,33 @@ async fn stream(query: web::Query<app::StreamQuery>) -> HttpResponse {
 
 async fn panic() -> HttpResponse {
     app::panic_now()
+}
+
+/// `/ws`: a WebSocket that echoes each text message, its session counted by the guard it
+/// holds (actix-ws).
+async fn ws(
+    point: Point,
+    req: actix_web::HttpRequest,
+    body: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
+    let guard = point.upgraded_session();
+    actix_web::rt::spawn(async move {
+        let _session = guard;
+        while let Some(Ok(message)) = messages.recv().await {
+            let sent = match message {
+                actix_ws::Message::Text(text) => session.text(text).await,
+                actix_ws::Message::Ping(bytes) => session.pong(&bytes).await,
+                actix_ws::Message::Close(_) => break,
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(response)
 }
 
 async fn item(path: web::Path<(String, String)>) -> HttpResponse {

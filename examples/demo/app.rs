@@ -284,6 +284,27 @@ pub(crate) struct SlowQuery {
     pub(crate) ms: Option<u64>,
 }
 
+/// `/ws`: a WebSocket that echoes each text message, its session counted by the guard it
+/// holds (axum's `ws` feature).
+async fn ws(point: Point, upgrade: axum::extract::WebSocketUpgrade) -> axum::response::Response {
+    use axum::extract::ws::Message;
+    let session = point.upgraded_session();
+    upgrade.on_upgrade(move |mut socket| async move {
+        let _session = session;
+        while let Some(Ok(message)) = socket.recv().await {
+            let sent = match message {
+                Message::Text(text) => socket.send(Message::Text(text)).await,
+                Message::Close(_) => break,
+                // Pings are answered by axum itself.
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// The demo routes on axum, without any middleware.
 pub(crate) fn routes() -> Router {
     let api = Router::new().route(
@@ -327,6 +348,7 @@ pub(crate) fn routes() -> Router {
             }),
         )
         .route("/panic", get(|| async { panic_now() as &'static str }))
+        .route("/ws", get(ws))
         .route("/echo", axum::routing::post(|body: Bytes| async move { echo(&body) }))
         .nest("/api/v1", api)
 }

@@ -284,6 +284,7 @@ fn print_banner(framework: &str, addr: SocketAddr, token: Option<&str>) {
     if token.is_none() {
         println!("(POST /annotations/{{stream}} answers 403 until the demo runs with --token)");
     }
+    println!("a WebSocket that echoes text messages: ws://{addr}/ws (e.g. websocat)");
     println!("health transitions and sink failures are logged on stderr (filter: RUST_LOG)");
     println!("stop with Ctrl-C");
 }

@@ -69,7 +69,7 @@ mod testing;
 
 pub use classify::{ClassifyError, DefaultClassifier};
 pub use endpoint::{Endpoint, Endpoints};
-pub use handle::{PointHandle, SectionTimer};
+pub use handle::{PointHandle, SectionTimer, UpgradedSession, SESSION_DURATION_BUCKETS};
 pub use memory::{MemorySink, OwnedErrorPoint};
 pub use method::Method;
 pub use monitor::{

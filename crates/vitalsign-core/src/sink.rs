@@ -132,6 +132,18 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// An upgraded session (a WebSocket) on `route` began: its request was recorded with
+    /// status 101 and its handler holds an [`UpgradedSession`](crate::UpgradedSession).
+    /// Defaults to doing nothing.
+    fn upgraded_session_started(&self, route: &str) {
+        let _ = route;
+    }
+
+    /// That session ended after `duration` (its guard was dropped). Defaults to doing nothing.
+    fn upgraded_session_ended(&self, route: &str, duration: std::time::Duration) {
+        let _ = (route, duration);
+    }
+
     /// A health component has a new level (called once per component at start, then on
     /// each change). Defaults to doing nothing.
     fn health_changed(&self, component: &str, level: Level) {

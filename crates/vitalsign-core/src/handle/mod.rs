@@ -58,6 +58,7 @@
 // This file: the state a request's handles share (what handlers added to its point).
 mod point_handle; // `PointHandle` and `SectionTimer`: what a handler does with its point
 mod scope; // the current request: thread-locals, `HandlerScope`, requests that record nothing
+mod session; // `UpgradedSession`: the life of an upgraded connection
 #[cfg(test)]
 mod unrecorded_and_carried;
 
@@ -68,6 +69,8 @@ use crate::RequestId;
 
 pub use point_handle::{PointHandle, SectionTimer};
 pub(crate) use scope::{enter_unrecorded, HandlerScope};
+pub(crate) use session::SessionSlot;
+pub use session::{UpgradedSession, SESSION_DURATION_BUCKETS};
 
 /// What a request's handles share: its id, what handlers added, the request body bytes read.
 #[derive(Debug)]
@@ -83,6 +86,8 @@ pub(crate) struct Extras {
     pub(crate) tags: Vec<Tag>,
     pub(crate) fields: Vec<Field>,
     pub(crate) error_code: Option<String>,
+    /// The upgraded session a handler holds a guard of, started when the 101 is recorded.
+    pub(crate) upgrade: Option<std::sync::Arc<SessionSlot>>,
 }
 
 impl Shared {

@@ -149,6 +149,39 @@ impl PointHandle {
         }
     }
 
+    /// The guard of this request's upgraded session (a WebSocket): keep it for as long as the
+    /// session lasts (move it into the task that serves the socket). The session counts in
+    /// `http_server_upgraded_sessions{http_route}` from the moment the request is recorded
+    /// with status 101 until the guard is dropped (on panic too), and then its length goes to
+    /// `http_server_upgraded_session_duration_seconds{http_route}`. The request itself is
+    /// recorded once, at its 101 head (see the README's "WebSockets and other upgrades").
+    ///
+    /// ```
+    /// use vitalsign_core::adapter::{self, RequestStart};
+    /// use vitalsign_core::{Monitor, PointHandle};
+    ///
+    /// let monitor = Monitor::builder("chat").build()?;
+    /// let mut flight =
+    ///     adapter::begin(&monitor, RequestStart::new(b"GET", "/ws").with_route(Some("/ws")));
+    /// let session = flight.in_scope(|| PointHandle::current().unwrap().upgraded_session());
+    /// flight.response(101).complete(); // the 101 head: the session starts
+    /// let text = monitor.render_metrics().unwrap();
+    /// assert!(text.contains(r#"http_server_upgraded_sessions{http_route="/ws"} 1"#));
+    /// drop(session); // the socket closed
+    /// let text = monitor.render_metrics().unwrap();
+    /// assert!(text.contains(r#"http_server_upgraded_sessions{http_route="/ws"} 0"#));
+    /// assert!(text.contains(r#"http_server_upgraded_session_duration_seconds_count{http_route="/ws"} 1"#));
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    pub fn upgraded_session(&self) -> super::UpgradedSession {
+        let slot = self.shared.as_ref().map(|shared| {
+            let slot = Arc::new(super::SessionSlot::new());
+            shared.lock().upgrade = Some(Arc::clone(&slot));
+            slot
+        });
+        super::UpgradedSession::new(slot)
+    }
+
     /// Attaches an error code: the request is then an error whatever its status (with the default
     /// classifier), and its error point and `http_server_errors_total` carry this code.
     pub fn error_code(&self, code: impl fmt::Display) -> &Self {

@@ -208,6 +208,11 @@ impl Monitor {
             .as_ref()
             .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
         if !status_excluded && !flight.route_excluded {
+            if status == 101 {
+                if let Some(slot) = extras.as_ref().and_then(|e| e.upgrade.as_ref()) {
+                    slot.start(self, point.route);
+                }
+            }
             let code = attached_code
                 .or(panicked.then_some("panic"))
                 .or(flight.body_failed.then_some(BODY_ERROR_CODE));
@@ -242,6 +247,16 @@ impl Monitor {
                 self.inner.panics.panicked(next - 1);
             }
         }
+    }
+
+    /// An upgraded session began on `route` (see [`crate::UpgradedSession`]).
+    pub(crate) fn upgraded_session_started(&self, route: &str) {
+        self.each_sink(|sink| sink.upgraded_session_started(route));
+    }
+
+    /// An upgraded session on `route` ended after `duration`.
+    pub(crate) fn upgraded_session_ended(&self, route: &str, duration: std::time::Duration) {
+        self.each_sink(|sink| sink.upgraded_session_ended(route, duration));
     }
 
     /// Hands a finished request (and its error point, if it is one) to every sink.

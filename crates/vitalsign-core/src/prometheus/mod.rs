@@ -8,6 +8,8 @@
 //! | `http_server_errors_total` | counter | `http_request_method`, `http_route`, `http_response_status_code`, `error_code` |
 //! | `http_server_disconnects_total` | counter | `http_request_method`, `http_route` |
 //! | `service_health_status` | gauge (0 unavailable, 1 degraded, 2 available) | `component` |
+//! | `http_server_upgraded_sessions` | gauge | `http_route` |
+//! | `http_server_upgraded_session_duration_seconds` | histogram | `http_route` |
 //!
 //! Histograms and the in-flight gauge are vitalsign's own atomics. A request's histograms are
 //! found in a lock-free cache of label sets, so recording a successful request takes no lock
@@ -80,6 +82,11 @@ pub const SIZE_BUCKETS: &[f64] = &[
 /// Base name of the gauge of each annotation stream's latest event start (Unix seconds).
 pub const ANNOTATION_LAST_TIMESTAMP: &str = "vitalsign_annotation_last_timestamp_seconds";
 
+/// Base name of the gauge of upgraded sessions (WebSockets) open now, by route.
+pub const UPGRADED_SESSIONS: &str = "http_server_upgraded_sessions";
+/// Base name of the histogram of upgraded sessions' lengths, by route.
+pub const UPGRADED_SESSION_DURATION: &str = "http_server_upgraded_session_duration_seconds";
+
 /// Base name of the health gauge (0 unavailable, 1 degraded, 2 available).
 pub const HEALTH_STATUS: &str = "service_health_status";
 /// Name of the thread that runs the exporter's upkeep (one per monitor; see
@@ -125,6 +132,10 @@ pub struct PrometheusSink {
     request_sizes: Option<HistogramFamily>,
     health_name: KeyName,
     health: std::sync::Mutex<Vec<(String, Gauge)>>,
+    /// `http_server_upgraded_sessions`, by route (routes are capped by the monitor).
+    sessions_name: KeyName,
+    sessions: std::sync::Mutex<Vec<(Box<str>, Gauge)>>,
+    session_durations: HistogramFamily,
     collector: OnceLock<Collector>,
     /// The global labels, rendered once for the collectors' own text.
     global_rendered: String,
@@ -177,6 +188,7 @@ impl PrometheusSink {
         {
             family.render_into(&mut own);
         }
+        self.session_durations.render_into(&mut own);
         // Both merged in family name order, series sorted: two scrapes diff line by line. (A
         // name in both comes from the registry first; an unstable sort on the pair compiles to
         // less code than a stable one.)
@@ -228,6 +240,22 @@ impl PrometheusSink {
     }
 }
 
+impl PrometheusSink {
+    /// The upgraded-sessions gauge of `route` (sessions are rare: a short list under a lock).
+    fn session_gauge(&self, route: &str) -> Gauge {
+        let mut gauges = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, gauge)) = gauges.iter().find(|(r, _)| **r == *route) {
+            return gauge.clone();
+        }
+        let mut labels = vec![Label::new("http_route", label_value(route))];
+        labels.extend(self.global_labels.iter().cloned());
+        let key = Key::from_parts(self.sessions_name.clone(), labels);
+        let gauge = self.registrar.with(|r| r.register_gauge(&key, &METADATA));
+        gauges.push((route.into(), gauge.clone()));
+        gauge
+    }
+}
+
 impl Sink for PrometheusSink {
     fn needs_request_id(&self) -> bool {
         false
@@ -258,6 +286,17 @@ impl Sink for PrometheusSink {
             point.error_code,
         ];
         self.count(&self.errors, &values);
+    }
+
+    fn upgraded_session_started(&self, route: &str) {
+        self.session_gauge(route).increment(1.0);
+    }
+
+    fn upgraded_session_ended(&self, route: &str, duration: std::time::Duration) {
+        self.session_gauge(route).decrement(1.0);
+        self.session_durations
+            .handle(&[route])
+            .record(duration.as_secs_f64());
     }
 
     fn health_changed(&self, component: &str, level: crate::health::Level) {

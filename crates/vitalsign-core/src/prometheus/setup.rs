@@ -13,7 +13,7 @@ use super::text::render_labels;
 use super::{
     PrometheusSink, Registrar, ACTIVE_REQUESTS, DISCONNECTS, ERRORS, HEALTH_STATUS,
     REQUEST_BODY_SIZE, REQUEST_DURATION, RESPONSE_BODY_SIZE, RESPONSE_HEAD_DURATION, SIZE_BUCKETS,
-    UPKEEP_THREAD,
+    UPGRADED_SESSIONS, UPGRADED_SESSION_DURATION, UPKEEP_THREAD,
 };
 use crate::{ConfigError, ConfigErrorKind};
 
@@ -195,12 +195,27 @@ impl PrometheusSink {
         );
         let active_name = name(ACTIVE_REQUESTS);
         let health_name = name(HEALTH_STATUS);
+        let sessions_name = name(UPGRADED_SESSIONS);
+        let session_durations = HistogramFamily::new(
+            name(UPGRADED_SESSION_DURATION),
+            vec!["http_route".to_owned()],
+            config.max_label_sets,
+            crate::SESSION_DURATION_BUCKETS,
+            "Length of upgraded sessions (WebSockets), from their 101 response head until the handler dropped their guard.",
+            global,
+            false,
+        );
 
         registrar.with(|r| {
             r.describe_counter(
                 errors.name.clone(),
                 None,
                 "HTTP server requests classified as errors (status >= 500 or an error code attached by the handler).".into(),
+            );
+            r.describe_gauge(
+                sessions_name.clone(),
+                None,
+                "Upgraded sessions (WebSockets) open now: started by their 101 response head, ended when the handler drops their guard.".into(),
             );
             r.describe_gauge(
                 health_name.clone(),
@@ -246,6 +261,9 @@ impl PrometheusSink {
             request_sizes,
             health_name,
             health: std::sync::Mutex::new(Vec::new()),
+            sessions_name,
+            sessions: std::sync::Mutex::new(Vec::new()),
+            session_durations,
             collector: OnceLock::new(),
             global_rendered: render_labels(
                 config
