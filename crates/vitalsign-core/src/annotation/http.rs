@@ -4,7 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::model::{Annotation, AnnotationError, AnnotationErrorKind, Link};
+use super::check::{AnnotationError, AnnotationErrorKind};
+use super::model::{Annotation, Link};
 use super::store::{MAX_EVENTS_PER_STREAM, MAX_STORE_BYTES, MAX_STREAMS};
 use super::time::{format_rfc3339, parse_time, unix_seconds};
 use crate::endpoint::{EndpointBody, EndpointRequest, EndpointResponse, MAX_BODY_BYTES};
@@ -280,7 +281,7 @@ impl Monitor {
         if !self.authorized(request) {
             return EndpointResponse::unauthorized(request);
         }
-        if let Err(e) = super::model::check_stream(stream) {
+        if let Err(e) = super::check::check_stream(stream) {
             return error_response(400, &e);
         }
         let since = match parse_since(query) {

@@ -45,18 +45,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod check; // the checks of every field and stream name, `AnnotationError`
 mod http; // the endpoints: list, read (`since`), write (JSON body, token rules)
-mod model; // `Annotation`, `Link`, `AnnotationEvent`, bounds, checks, `AnnotationError`
+mod model; // `Annotation`, `Link`, `AnnotationEvent`, the bounds
 mod store; // the bounded store
 mod time; // RFC 3339 parsing and formatting, unix seconds
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::SystemTime;
 
+pub use check::{AnnotationError, AnnotationErrorKind};
 pub use model::{
-    Annotation, AnnotationError, AnnotationErrorKind, AnnotationEvent, Link, MAX_DESCRIPTION_BYTES,
-    MAX_LINKS, MAX_LINK_HREF_BYTES, MAX_LINK_REL_BYTES, MAX_SOURCE_BYTES, MAX_STREAM_BYTES,
-    MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES, MAX_TITLE_BYTES, RESERVED_TAG_KEYS,
+    Annotation, AnnotationEvent, Link, MAX_DESCRIPTION_BYTES, MAX_LINKS, MAX_LINK_HREF_BYTES,
+    MAX_LINK_REL_BYTES, MAX_SOURCE_BYTES, MAX_STREAM_BYTES, MAX_TAGS, MAX_TAG_KEY_BYTES,
+    MAX_TAG_VALUE_BYTES, MAX_TITLE_BYTES, RESERVED_TAG_KEYS,
 };
 pub use store::{AnnotationStream, MAX_EVENTS_PER_STREAM, MAX_STORE_BYTES, MAX_STREAMS};
 #[cfg_attr(
@@ -112,7 +114,7 @@ impl Annotations {
         stream: &str,
         annotation: Annotation,
     ) -> Result<Arc<AnnotationEvent>, AnnotationError> {
-        let event = model::check(stream, annotation, SystemTime::now())?;
+        let event = check::check(stream, annotation, SystemTime::now())?;
         let event = self.lock().insert(event);
         if let Some((sinks, panics)) = self.sinks.get() {
             for (index, sink) in sinks.iter().enumerate() {

@@ -245,7 +245,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::annotation::model::check;
+    use crate::annotation::check::check;
     use crate::annotation::Annotation;
     use std::time::{Duration, UNIX_EPOCH};
 
