@@ -190,12 +190,9 @@ async fn prometheus_reads_native_histograms_from_both_frameworks() {
             (sum - classic_sum).abs() <= classic_sum * 1e-12 && (sum - sent).abs() <= sent * 1e-9,
             "{framework:?}: histogram_sum {sum}, classic _sum {classic_sum}, sent {sent}"
         );
-        let estimate = query_one(
-            &prometheus,
-            &format!("histogram_quantile(0.9, {selector})"),
-        )
-        .await
-        .unwrap();
+        let estimate = query_one(&prometheus, &format!("histogram_quantile(0.9, {selector})"))
+            .await
+            .unwrap();
         let truth = true_quantile(&durations, 0.9);
         let error = (estimate - truth).abs() / truth;
         eprintln!(
@@ -231,9 +228,10 @@ async fn prometheus_reads_native_histograms_from_both_frameworks() {
             .iter()
             .map(|s| {
                 // The duration family arrives as one native series per label set.
-                if s.name.strip_prefix(duration).is_some_and(|rest| {
-                    matches!(rest, "_bucket" | "_sum" | "_count")
-                }) {
+                if s.name
+                    .strip_prefix(duration)
+                    .is_some_and(|rest| matches!(rest, "_bucket" | "_sum" | "_count"))
+                {
                     duration.to_owned()
                 } else {
                     s.name.clone()
@@ -253,7 +251,10 @@ async fn prometheus_reads_native_histograms_from_both_frameworks() {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
         let missing: Vec<&String> = expected.difference(&got).collect();
-        assert!(missing.is_empty(), "{framework:?}: missing {missing:?} of {got:?}");
+        assert!(
+            missing.is_empty(),
+            "{framework:?}: missing {missing:?} of {got:?}"
+        );
         // Labels and values: the error counter.
         let errors = query_one(
             &prometheus,
@@ -263,7 +264,19 @@ async fn prometheus_reads_native_histograms_from_both_frameworks() {
             ),
         )
         .await;
-        assert_eq!(errors, m.get(ERRORS, &[("http_request_method", "GET"), ("http_route", "/error"), ("http_response_status_code", "500"), ("error_code", "1001")]), "{framework:?}");
+        assert_eq!(
+            errors,
+            m.get(
+                ERRORS,
+                &[
+                    ("http_request_method", "GET"),
+                    ("http_route", "/error"),
+                    ("http_response_status_code", "500"),
+                    ("error_code", "1001")
+                ]
+            ),
+            "{framework:?}"
+        );
         // HELP and TYPE.
         let metadata = prometheus
             .get_json("/api/v1/metadata?metric=http_server_errors_total")

@@ -192,7 +192,11 @@ impl hyper::body::Body for AdminBody {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        std::task::Poll::Ready(self.0.take().map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+        std::task::Poll::Ready(
+            self.0
+                .take()
+                .map(|bytes| Ok(hyper::body::Frame::data(bytes))),
+        )
     }
 
     fn is_end_stream(&self) -> bool {

@@ -87,7 +87,10 @@ async fn a_check_flips_the_service_and_readiness_and_recovers() {
     let ready = monitor.ready_endpoint();
     assert_eq!(ready.status, 503);
     assert!(
-        ready.text().unwrap().contains("critical components unavailable: db"),
+        ready
+            .text()
+            .unwrap()
+            .contains("critical components unavailable: db"),
         "{}",
         ready.text().unwrap()
     );
@@ -532,7 +535,10 @@ async fn shutdown_flips_readiness_first_then_waits_for_in_flight_requests() {
     }
     let ready = monitor.ready_endpoint();
     assert_eq!(
-        (ready.status, json(ready.text().unwrap())["summary"].as_str()),
+        (
+            ready.status,
+            json(ready.text().unwrap())["summary"].as_str()
+        ),
         (503, Some("draining"))
     );
     assert!(!drain.is_finished(), "still waiting for the request");

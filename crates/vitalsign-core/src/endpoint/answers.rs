@@ -398,7 +398,10 @@ mod status_tests {
                 assert_eq!(page.status, 200, "{endpoint:?}");
             } else {
                 assert_eq!(page.status, 404, "{endpoint:?}");
-                assert_eq!(page.body, b"vitalsign: built without the `status` feature\n");
+                assert_eq!(
+                    page.body,
+                    b"vitalsign: built without the `status` feature\n"
+                );
             }
         }
     }

@@ -63,7 +63,7 @@ const MANTISSA_BOUNDS: [f64; 8] = [
     0.545_253_866_332_628_8,
     0.594_603_557_501_360_5,
     0.648_419_777_325_504_8,
-    0.707_106_781_186_547_6,
+    std::f64::consts::FRAC_1_SQRT_2,
     0.771_105_412_703_970_4,
     0.840_896_415_253_714_6,
     0.917_004_043_204_671_1,
@@ -234,7 +234,10 @@ mod tests {
     fn mantissa_bounds_are_the_powers_of_two_to_the_eighth() {
         for (k, bound) in MANTISSA_BOUNDS.iter().enumerate() {
             let exact = (k as f64 / 8.0 - 1.0).exp2();
-            assert!((bound - exact).abs() <= f64::EPSILON, "{k}: {bound} {exact}");
+            assert!(
+                (bound - exact).abs() <= f64::EPSILON,
+                "{k}: {bound} {exact}"
+            );
         }
         assert!((NATIVE_MAX_RELATIVE_ERROR - (0.125f64.exp2() - 1.0)).abs() < 1e-15);
         assert_eq!(NATIVE_ZERO_THRESHOLD, (-20f64).exp2());
@@ -252,8 +255,8 @@ mod tests {
         assert_eq!(bucket_index(1.0f64.next_down()), Some(0));
         assert_eq!(bucket_index(1.5), Some(5)); // (2^(4/8), 2^(5/8)] = (1.414, 1.542]
         for index in MIN_INDEX..=MAX_INDEX {
-            let upper = MANTISSA_BOUNDS[index.rem_euclid(8) as usize]
-                * 2f64.powi(index.div_euclid(8) + 1);
+            let upper =
+                MANTISSA_BOUNDS[index.rem_euclid(8) as usize] * 2f64.powi(index.div_euclid(8) + 1);
             assert!((upper - upper_bound(index)).abs() <= upper * 1e-15);
             assert_eq!(bucket_index(upper), Some(index), "upper bound of {index}");
             if index < MAX_INDEX {
@@ -278,7 +281,10 @@ mod tests {
         ] {
             assert_eq!(bucket_index(value), None, "{value}");
         }
-        assert_eq!(bucket_index(NATIVE_ZERO_THRESHOLD.next_up()), Some(MIN_INDEX));
+        assert_eq!(
+            bucket_index(NATIVE_ZERO_THRESHOLD.next_up()),
+            Some(MIN_INDEX)
+        );
         assert_eq!(bucket_index(1e-6), Some(MIN_INDEX)); // 1 µs: first bucket
     }
 

@@ -142,8 +142,8 @@ pub(crate) mod proto {
 }
 
 use proto::{
-    Bucket, BucketSpan, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
-    Summary, Value,
+    Bucket, BucketSpan, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary,
+    Value,
 };
 
 /// Whether an `Accept` header prefers the protobuf exposition
@@ -173,7 +173,13 @@ pub(crate) fn wants_protobuf(accept: Option<&[u8]>) -> bool {
             };
             let value = value.trim().trim_matches('"');
             match key.trim().to_ascii_lowercase().as_str() {
-                "q" => q = value.parse::<f64>().ok().filter(|q| q.is_finite()).unwrap_or(0.0),
+                "q" => {
+                    q = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|q| q.is_finite())
+                        .unwrap_or(0.0)
+                }
                 "proto" => proto = Some(value),
                 "encoding" => encoding = Some(value),
                 _ => {}
@@ -315,7 +321,11 @@ pub(super) fn families_of(text: &str) -> Vec<MetricFamily> {
 }
 
 /// The index of family `name`, added (untyped) when new.
-fn family_index(families: &mut Vec<MetricFamily>, kinds: &mut Vec<MetricType>, name: &str) -> usize {
+fn family_index(
+    families: &mut Vec<MetricFamily>,
+    kinds: &mut Vec<MetricType>,
+    name: &str,
+) -> usize {
     if let Some(at) = families
         .iter()
         .rposition(|f| f.name.as_deref() == Some(name))
@@ -603,16 +613,19 @@ mod tests {
         assert_eq!(a.help.as_deref(), Some("Things \\ done\nhere."));
         assert_eq!(a.r#type, Some(MetricType::Counter as i32));
         assert_eq!(a.metric.len(), 2);
-        assert_eq!(
-            a.metric[0].label[0].value.as_deref(),
-            Some("v \"q\" \\ \n")
-        );
+        assert_eq!(a.metric[0].label[0].value.as_deref(), Some("v \"q\" \\ \n"));
         assert_eq!(a.metric[0].counter.as_ref().unwrap().value, Some(3.0));
-        assert_eq!(families[1].metric[0].gauge.as_ref().unwrap().value, Some(-1.5));
+        assert_eq!(
+            families[1].metric[0].gauge.as_ref().unwrap().value,
+            Some(-1.5)
+        );
         let h = &families[2];
         assert_eq!(h.metric.len(), 2);
         let first = h.metric[0].histogram.as_ref().unwrap();
-        assert_eq!((first.sample_count, first.sample_sum), (Some(2), Some(0.35)));
+        assert_eq!(
+            (first.sample_count, first.sample_sum),
+            (Some(2), Some(0.35))
+        );
         assert_eq!(
             first.bucket,
             [Bucket {
@@ -676,7 +689,10 @@ mod tests {
             .map(|l| (l.name.as_deref().unwrap(), l.value.as_deref().unwrap()))
             .collect();
         assert!(labels.contains(&("region", "eu \"west\"")), "{labels:?}");
-        assert!(labels.contains(&("http_route", "/users/{id}")), "{labels:?}");
+        assert!(
+            labels.contains(&("http_route", "/users/{id}")),
+            "{labels:?}"
+        );
     }
 
     /// Without the option, the protobuf holds the classic buckets only.
