@@ -103,13 +103,17 @@ impl PrometheusSink {
         let optional = |family: &Option<HistogramFamily>| {
             family.as_ref().map(|family| family.handle(&values[..3]))
         };
+        let duration = self.durations.handle(values);
         SeriesHistograms {
-            duration: self.durations.handle(values),
+            // The native histogram follows the classic one into the overflow series.
+            #[cfg(feature = "native-histograms")]
+            native: self.natives.as_ref().map(|family| {
+                family.handle(values, duration.labels.starts_with(super::OVERFLOW_LABEL.0))
+            }),
+            duration,
             head: optional(&self.heads),
             size: optional(&self.sizes),
             request_size: optional(&self.request_sizes),
-            #[cfg(feature = "native-histograms")]
-            native: self.natives.as_ref().map(|family| family.handle(values)),
         }
     }
 }

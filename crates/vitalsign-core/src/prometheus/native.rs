@@ -35,6 +35,7 @@ use metrics::KeyName;
 
 use super::series::Series;
 use super::text::render_labels;
+use super::OVERFLOW_LABEL;
 
 /// The schema of vitalsign's native histograms: 8 buckets per power of two.
 pub const NATIVE_SCHEMA: i32 = 3;
@@ -201,11 +202,22 @@ impl NativeFamily {
         }
     }
 
-    /// The native histogram of this label set, registered on first sight (or the overflow one).
-    pub(super) fn handle(&self, values: &[&str]) -> Arc<NativeHistogram> {
+    /// The native histogram of this label set, registered on first sight, or the overflow one
+    /// when the classic histogram of this label set is the overflow one (`overflow`): the two
+    /// families keep the same series whatever the order of concurrent first sights. So this
+    /// family never holds more label sets than the classic one, and its own cap is never the
+    /// one that overflows.
+    pub(super) fn handle(&self, values: &[&str], overflow: bool) -> Arc<NativeHistogram> {
+        // The overflow series is filed under no values (see `Series::with`).
+        let values = if overflow { &[][..] } else { values };
         self.series.with(
             values,
             |labels| {
+                let labels = if labels.is_empty() {
+                    &[OVERFLOW_LABEL][..]
+                } else {
+                    labels
+                };
                 let global = self.global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
                 Arc::new(NativeHistogram::new(render_labels(
                     labels.iter().copied().chain(global),

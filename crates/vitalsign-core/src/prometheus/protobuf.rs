@@ -695,6 +695,48 @@ mod tests {
         );
     }
 
+    /// Past the cap on label sets, the overflow series has its native buckets too: every
+    /// duration series carries a native histogram, and their counts add up to every request.
+    #[test]
+    fn the_overflow_series_has_native_buckets() {
+        use crate::{Method, RequestId, RequestPoint, Sink};
+        let id = RequestId::generate();
+        let monitor = Monitor::builder("shop")
+            .max_label_sets(2)
+            .native_histograms(true)
+            .build()
+            .unwrap();
+        let sink = monitor.prometheus().unwrap();
+        for route in ["/a", "/b", "/c", "/d", "/a"] {
+            let mut point = RequestPoint::new("shop", route, Method::Get, 200, &id);
+            point.execution_time = 0.01;
+            sink.record_request(&point);
+        }
+        let families = decode(&sink.render_protobuf());
+        let duration = families
+            .iter()
+            .find(|f| f.name.as_deref() == Some(super::super::REQUEST_DURATION))
+            .unwrap();
+        assert_eq!(duration.metric.len(), 3, "/a, /b and the overflow series");
+        let mut total = 0;
+        for metric in &duration.metric {
+            let histogram = metric.histogram.as_ref().unwrap();
+            assert_eq!(histogram.schema, Some(3), "{:?}", metric.label);
+            total += histogram.sample_count.unwrap();
+        }
+        assert_eq!(total, 5);
+        let overflow = duration
+            .metric
+            .iter()
+            .find(|m| {
+                m.label
+                    .iter()
+                    .any(|l| l.name.as_deref() == Some("otel_metric_overflow"))
+            })
+            .unwrap();
+        assert_eq!(overflow.histogram.as_ref().unwrap().sample_count, Some(2));
+    }
+
     /// Without the option, the protobuf holds the classic buckets only.
     #[test]
     fn without_the_option_no_native_buckets() {
