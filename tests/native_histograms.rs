@@ -292,16 +292,19 @@ async fn prometheus_reads_native_histograms_from_both_frameworks() {
 }
 
 /// `/metrics` answers the protobuf format when the `Accept` header prefers it (q-values
-/// honoured) and the text otherwise, on both frameworks; the text with native histograms on
-/// still passes `promtool check metrics`.
+/// honoured) and the text otherwise, on both frameworks and on the admin listener; the text
+/// with native histograms on still passes `promtool check metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_negotiates_protobuf_by_q_value_on_both_frameworks() {
+    use vitalsign::axum::ServeAdmin;
     for framework in demo::BOTH {
         let builder = app::monitor_builder().unwrap().native_histograms(true);
         let ctx = demo::start(framework, builder).await;
         assert_eq!(ctx.server.get("/slow?ms=1").await.0, 200);
         all_recorded(&ctx.monitor, "the /slow request").await;
-        for (accept, protobuf) in [
+        let admin = ctx.monitor.serve_admin("127.0.0.1:0").await.unwrap();
+        let admin_url = format!("http://{}/metrics", admin.local_addr());
+        for ((accept, protobuf), url) in [
             (Some(PROMETHEUS_ACCEPT), true),
             (
                 Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"),
@@ -314,8 +317,11 @@ async fn metrics_negotiates_protobuf_by_q_value_on_both_frameworks() {
                 false,
             ),
             (Some("application/vnd.google.protobuf;proto=other.Message"), false),
-        ] {
-            let mut request = client().get(ctx.server.url("/metrics"));
+        ]
+        .into_iter()
+        .flat_map(|case| [(case, ctx.server.url("/metrics")), (case, admin_url.clone())])
+        {
+            let mut request = client().get(&url);
             if let Some(accept) = accept {
                 request = request.header("accept", accept);
             }
@@ -327,7 +333,7 @@ async fn metrics_negotiates_protobuf_by_q_value_on_both_frameworks() {
                 .to_owned();
             let body = response.bytes().await.unwrap();
             if protobuf {
-                assert_eq!(content_type, PROTOBUF_CONTENT_TYPE, "{framework:?} {accept:?}");
+                assert_eq!(content_type, PROTOBUF_CONTENT_TYPE, "{framework:?} {url} {accept:?}");
                 // One message per family of the text, framed exactly.
                 let families = Exposition::parse(&ctx.monitor.render_metrics().unwrap())
                     .text
@@ -337,10 +343,10 @@ async fn metrics_negotiates_protobuf_by_q_value_on_both_frameworks() {
                 assert_eq!(
                     lengths.as_ref().map(Vec::len),
                     Some(families),
-                    "{framework:?} {accept:?}: {lengths:?}"
+                    "{framework:?} {url} {accept:?}: {lengths:?}"
                 );
             } else {
-                assert_eq!(content_type, PROMETHEUS_CONTENT_TYPE, "{framework:?} {accept:?}");
+                assert_eq!(content_type, PROMETHEUS_CONTENT_TYPE, "{framework:?} {url} {accept:?}");
                 let text = String::from_utf8(body.to_vec()).unwrap();
                 assert!(text.contains(BUCKET), "{text}");
                 promtool_check(&text);
