@@ -292,9 +292,9 @@ impl MonitorBuilder {
     /// Also keeps the request duration as a Prometheus **native histogram** (feature
     /// `native-histograms`), beside the classic buckets: exponential buckets of schema 3
     /// (quantiles within 9.05 % of the truth at any latency), a zero bucket up to 2⁻²⁰ s,
-    /// 256 preallocated buckets up to 4096 s (longer durations clamped into the last one), about
-    /// 2.1 KiB per series. See [`prometheus`](crate::prometheus) (`native` constants) for the
-    /// layout. `/metrics` serves them in the protobuf exposition format to a scraper that asks
+    /// at most 256 buckets up to 4096 s (longer durations clamped into the last one), in chunks
+    /// of 32 allocated on first use: about 0.7 KiB per series for durations between 3.9 ms and
+    /// 1 s, 2.2 KiB at most. See [`prometheus`](crate::prometheus) (`NATIVE_*` constants). `/metrics` serves them in the protobuf exposition format to a scraper that asks
     /// for it (Prometheus with `--enable-feature=native-histograms`); the text format keeps the
     /// classic buckets only. Defaults to `false`.
     ///
