@@ -65,6 +65,9 @@
 //! - `slo`: service-level objectives (`Objective`, `MonitorBuilder::objective`) and the
 //!   Prometheus rule file and Grafana dashboard generated from them (`slo`). Includes
 //!   `prometheus`.
+//! - `native-histograms`: Prometheus native histograms of the request duration
+//!   (`MonitorBuilder::native_histograms`) and the protobuf exposition format on `/metrics`,
+//!   served when the scraper's `Accept` header prefers it (prost). Includes `prometheus`.
 //! - `admin` (comes with `axum`; add it to `actix`): the admin listener ([`admin::ServeAdmin`]): the
 //!   endpoints on a listener of their own (hyper's HTTP/1 server), whatever the framework.
 //!

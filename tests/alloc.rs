@@ -1,13 +1,14 @@
 //! Allocation budget of the hot path, counted on this thread with a counting global allocator
 //! (`allocation-counter`), over 10k requests on a known route after a warm-up.
 //!
-//! Four measurements:
+//! Five measurements:
 //! - Tower stack (`MonitorLayer` wrapping the service directly): monitored minus bare.
 //! - axum `Router::layer`: axum boxes every layered route's future and converts the wrapped
 //!   response body into its boxed `Body`, for *any* body-wrapping middleware. That cost is
 //!   axum's, so vitalsign's share is measured as the same router and layer with the route
 //!   recorded minus with the route excluded from recording (the layer runs, records nothing).
 //! - actix: monitored minus bare, and recording minus not recording.
+//! - `MonitorBuilder::native_histograms` (off by default): the Tower stack with them on.
 //! - `MonitorBuilder::point_in_extensions` (off by default): what carrying each request's point
 //!   handle in its extensions adds, on the three set-ups above.
 //!
@@ -83,6 +84,23 @@ fn tower_stack_adds_at_most_two_hundredths_of_an_allocation_per_request() {
     let monitored = per_request(layer.layer(app()));
     let added = monitored - bare;
     println!("tower stack: bare {bare:.4}, monitored {monitored:.4}, added {added:.4} allocations/request");
+    assert!(added <= BUDGET, "added {added} allocations per request");
+    assert_counted(&monitor, "/users/{id}");
+}
+
+/// Native histograms (`MonitorBuilder::native_histograms`): preallocated buckets, so recording
+/// them allocates nothing either.
+#[test]
+fn native_histograms_add_no_allocation_per_request() {
+    let bare = per_request(app());
+    let monitor = Monitor::builder("alloc")
+        .native_histograms(true)
+        .build()
+        .unwrap();
+    let layer = MonitorLayer::new(&monitor).route_fn(|_head| Some("/users/{id}"));
+    let monitored = per_request(layer.layer(app()));
+    let added = monitored - bare;
+    println!("tower stack, native histograms: bare {bare:.4}, monitored {monitored:.4}, added {added:.4} allocations/request");
     assert!(added <= BUDGET, "added {added} allocations per request");
     assert_counted(&monitor, "/users/{id}");
 }

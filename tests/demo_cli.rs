@@ -50,6 +50,7 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         &["--slo-time-scale", "0"],
         &["--slo-time-scale", "301"],
         &["--print-rules", "--print-dashboard"],
+        &["--native-histograms=yes"],
     ] {
         let out = Command::new(demo_binary()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -217,6 +218,65 @@ fn demo_process_serves_routes_and_metrics(framework: &str) {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
     });
+}
+
+/// `--native-histograms` puts native buckets into the protobuf `/metrics` on both frameworks;
+/// without it the protobuf has the classic buckets only.
+#[test]
+fn the_native_histograms_flag_adds_native_buckets_to_the_protobuf_metrics() {
+    // In a `Histogram` message: field 6 (zero_threshold, a double) holding 2^-20.
+    let zero_threshold: Vec<u8> = std::iter::once(0x31)
+        .chain((1.0f64 / f64::from(1 << 20)).to_le_bytes())
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for framework in ["axum", "actix"] {
+        for native in [true, false] {
+            let mut args = vec!["--addr", "127.0.0.1:0", "--framework", framework];
+            if native {
+                args.push("--native-histograms");
+            }
+            let (_child, first, _lines) = spawn_demo(&args);
+            let base = first.rsplit(' ').next().unwrap().to_owned();
+            runtime.block_on(async {
+                let client = reqwest::Client::builder().no_proxy().build().unwrap();
+                let slow = client.get(format!("{base}/slow?ms=1")).send().await.unwrap();
+                assert_eq!(slow.status(), 200);
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    let answer = client
+                        .get(format!("{base}/metrics"))
+                        .header(
+                            "accept",
+                            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        answer.headers()["content-type"],
+                        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+                    );
+                    let body = answer.bytes().await.unwrap();
+                    // The /slow request is in once the duration family is.
+                    if body
+                        .windows(36)
+                        .any(|w| w == b"http_server_request_duration_seconds")
+                    {
+                        let has_native = body
+                            .windows(zero_threshold.len())
+                            .any(|w| w == zero_threshold);
+                        assert_eq!(has_native, native, "{framework} --native-histograms {native}");
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{framework}: no duration family");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    }
 }
 
 /// Starts the demo with `args`; returns the process, its first output line (the address) and

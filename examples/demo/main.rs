@@ -15,6 +15,7 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
             [--check-interval-ms N] [--token TOKEN] [--influx URL] [--influx-token T]
             [--flush-ms N] [--statsd HOST:PORT] [--statsd-prefix P] [--aggregate-ms N]
             [--print-rules | --print-dashboard] [--slo-time-scale N]
+            [--native-histograms]
 
   --addr HOST:PORT         address to listen on (default 127.0.0.1:3000)
   --framework NAME         web framework serving the demo: axum (default) or actix
@@ -37,6 +38,9 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
   --print-dashboard        print the demo's Grafana dashboard (JSON) and exit
   --slo-time-scale N       for tests: divide every objective window by N (1 to 300; with 60
                            the fast page looks at 1m and 5s instead of 1h and 5m; default 1)
+  --native-histograms      also keep the request duration as a Prometheus native histogram,
+                           served on /metrics in the protobuf format to a scraper that asks
+                           for it (Prometheus with --enable-feature=native-histograms)
   -h, --help           print this help";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -56,6 +60,7 @@ struct Args {
     addr: SocketAddr,
     print: Option<Print>,
     slo_time_scale: u32,
+    native_histograms: bool,
     framework: Framework,
     health: app::HealthOptions,
     push: app::PushOptions,
@@ -68,6 +73,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let mut push = app::PushOptions::default();
     let mut print = None;
     let mut slo_time_scale = 1;
+    let mut native_histograms = false;
     let millis = |flag: &str, v: String| -> Result<std::time::Duration, String> {
         v.parse::<u64>()
             .ok()
@@ -181,6 +187,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                         )
                     })?;
             }
+            "--native-histograms" => {
+                if inline.is_some() {
+                    return Err("--native-histograms takes no value".to_owned());
+                }
+                native_histograms = true;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -188,6 +200,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         addr,
         print,
         slo_time_scale,
+        native_histograms,
         framework,
         health,
         push,
@@ -331,7 +344,8 @@ fn monitor(args: &Args) -> Result<vitalsign::Monitor, vitalsign::ConfigError> {
     let builder = app::with_objectives(
         app::monitor_builder_with(&args.health)?,
         args.slo_time_scale,
-    );
+    )
+    .native_histograms(args.native_histograms);
     app::with_sinks(builder, app::push_sinks(&args.push)?).build()
 }
 

@@ -180,7 +180,35 @@ fn route(routes: &[(Box<str>, Endpoint)], path: &str) -> Option<Endpoint> {
     found
 }
 
-async fn answer<B>(monitor: &Monitor, request: Request<B>) -> Response<String>
+/// An answer's body: its bytes in one frame.
+#[derive(Debug, Default)]
+struct AdminBody(Option<hyper::body::Bytes>);
+
+impl hyper::body::Body for AdminBody {
+    type Data = hyper::body::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.0
+                .take()
+                .map(|bytes| Ok(hyper::body::Frame::data(bytes))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
+    }
+}
+
+async fn answer<B>(monitor: &Monitor, request: Request<B>) -> Response<AdminBody>
 where
     B: hyper::body::Body<Data = hyper::body::Bytes>,
 {
@@ -222,7 +250,7 @@ where
         let path = head.uri.path_and_query().map_or(path, |p| p.as_str());
         monitor.serve_endpoint(endpoint, path, &request)
     };
-    let mut response = Response::new(page.body);
+    let mut response = Response::new(AdminBody(Some(page.body.into())));
     *response.status_mut() =
         StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -233,8 +261,8 @@ where
     response
 }
 
-fn status_only(status: StatusCode) -> Response<String> {
-    let mut response = Response::new(String::new());
+fn status_only(status: StatusCode) -> Response<AdminBody> {
+    let mut response = Response::new(AdminBody(Some(hyper::body::Bytes::new())));
     *response.status_mut() = status;
     response
 }

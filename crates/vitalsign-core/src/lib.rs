@@ -33,6 +33,10 @@
 //! - `status`: `/status`, a self-contained HTML status page, and `/status/data`, the JSON
 //!   document it reads (module `status`), with a bounded history of samples. Includes `stats`
 //!   and `prometheus`.
+//! - `native-histograms`: Prometheus native histograms of the request duration
+//!   (`MonitorBuilder::native_histograms`, module `prometheus`) and the protobuf exposition
+//!   format on `/metrics` (`Monitor::render_metrics_protobuf`), served when the scraper's
+//!   `Accept` header prefers it; encoded with prost. Includes `prometheus`.
 //! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
 //!   of their own for any framework, on hyper's HTTP/1 server.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -218,7 +218,7 @@ impl Monitor {
     /// let monitor = Monitor::builder("shop").build().unwrap();
     /// let page = monitor.annotations_endpoint(&EndpointRequest::default());
     /// assert_eq!(page.status, 200);
-    /// assert!(page.body.contains(r#""name":"lifecycle""#));
+    /// assert!(page.text().unwrap().contains(r#""name":"lifecycle""#));
     /// ```
     pub fn annotations_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
         if !self.authorized(request) {
@@ -267,10 +267,10 @@ impl Monitor {
     /// let monitor = Monitor::builder("shop").build().unwrap();
     /// let page = monitor.annotation_stream_endpoint(&EndpointRequest::default(), "lifecycle", Some("since=0"));
     /// assert_eq!(page.status, 200);
-    /// assert!(page.body.contains("shop unknown started"));
+    /// assert!(page.text().unwrap().contains("shop unknown started"));
     /// let page = monitor.annotation_stream_endpoint(&EndpointRequest::default(), "lifecycle", Some("since=soon"));
     /// assert_eq!(page.status, 400);
-    /// assert!(page.body.contains(r#""field":"since""#));
+    /// assert!(page.text().unwrap().contains(r#""field":"since""#));
     /// ```
     pub fn annotation_stream_endpoint(
         &self,
@@ -312,7 +312,7 @@ impl Monitor {
     /// body.push(br#"{"title": "v1.4.2 rolled out", "source": "ci"}"#);
     /// let request = EndpointRequest { authorization: Some(b"Bearer s3cret"), accept: None };
     /// let page = monitor.post_annotation_endpoint(&request, "deploys", &body);
-    /// assert_eq!(page.status, 201, "{}", page.body);
+    /// assert_eq!(page.status, 201, "{}", page.text().unwrap());
     /// assert_eq!(monitor.annotations("deploys", None)[0].title, "v1.4.2 rolled out");
     ///
     /// let open = Monitor::builder("shop").build().unwrap();

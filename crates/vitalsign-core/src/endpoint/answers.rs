@@ -20,7 +20,7 @@ fn without_feature(feature: &'static str) -> EndpointResponse {
         status: 404,
         content_type: TEXT_CONTENT_TYPE,
         headers: vec![NO_STORE],
-        body: format!("vitalsign: built without the `{feature}` feature\n"),
+        body: format!("vitalsign: built without the `{feature}` feature\n").into_bytes(),
     }
 }
 
@@ -128,7 +128,7 @@ impl Monitor {
                 status: 405,
                 content_type: TEXT_CONTENT_TYPE,
                 headers: vec![("allow", "GET, HEAD"), NO_STORE],
-                body: "vitalsign: this endpoint answers GET and HEAD only\n".to_owned(),
+                body: "vitalsign: this endpoint answers GET and HEAD only\n".into(),
             },
         }
     }
@@ -146,7 +146,7 @@ impl Monitor {
             status: 404,
             content_type: TEXT_CONTENT_TYPE,
             headers: vec![NO_STORE],
-            body: "vitalsign: built without the `stats` feature\n".to_owned(),
+            body: "vitalsign: built without the `stats` feature\n".into(),
         }
     }
 
@@ -164,7 +164,7 @@ impl Monitor {
                 ("x-content-type-options", "nosniff"),
                 ("referrer-policy", "no-referrer"),
             ],
-            body: self.status_page(),
+            body: self.status_page().into_bytes(),
         };
         #[cfg(not(feature = "status"))]
         without_feature("status")
@@ -189,11 +189,23 @@ impl Monitor {
             .is_none_or(|token| token.authorizes(request.authorization))
     }
 
-    /// `GET /metrics`: the exposition text; 401 without the token when one is configured; 404
-    /// with a reason when the monitor has no Prometheus sink.
+    /// `GET /metrics`: the exposition text (with the feature `native-histograms`, the
+    /// protobuf exposition format when the `Accept` header prefers it); 401 without the token
+    /// when one is configured; 404 with a reason when the monitor has no Prometheus sink.
     pub fn metrics_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
         if !self.authorized(request) {
             return EndpointResponse::unauthorized(request);
+        }
+        #[cfg(feature = "native-histograms")]
+        if crate::prometheus::wants_protobuf(request.accept) {
+            if let Some(body) = self.render_metrics_protobuf() {
+                return EndpointResponse {
+                    status: 200,
+                    content_type: super::PROTOBUF_CONTENT_TYPE,
+                    headers: vec![("vary", "accept")],
+                    body,
+                };
+            }
         }
         #[cfg(feature = "prometheus")]
         if let Some(body) = self.render_metrics() {
@@ -201,14 +213,14 @@ impl Monitor {
                 status: 200,
                 content_type: PROMETHEUS_CONTENT_TYPE,
                 headers: Vec::new(),
-                body,
+                body: body.into_bytes(),
             };
         }
         EndpointResponse {
             status: 404,
             content_type: TEXT_CONTENT_TYPE,
             headers: Vec::new(),
-            body: "vitalsign: this monitor has no Prometheus sink\n".to_owned(),
+            body: "vitalsign: this monitor has no Prometheus sink\n".into(),
         }
     }
 
@@ -386,7 +398,10 @@ mod status_tests {
                 assert_eq!(page.status, 200, "{endpoint:?}");
             } else {
                 assert_eq!(page.status, 404, "{endpoint:?}");
-                assert_eq!(page.body, "vitalsign: built without the `status` feature\n");
+                assert_eq!(
+                    page.body,
+                    b"vitalsign: built without the `status` feature\n"
+                );
             }
         }
     }

@@ -14,7 +14,7 @@
 //!
 //! let health = monitor.health_endpoint(&EndpointRequest::default(), None);
 //! assert_eq!(health.status, 200);
-//! assert!(health.body.contains(r#""overall":{"level":"available""#));
+//! assert!(health.text().unwrap().contains(r#""overall":{"level":"available""#));
 //! ```
 
 // This file: what the endpoints are and where they are mounted ([`Endpoint`], [`Endpoints`]),
@@ -30,6 +30,12 @@ use crate::{ConfigError, ConfigErrorKind};
 
 /// Content type of the Prometheus text exposition format (version 0.0.4).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Content type of the Prometheus protobuf exposition format: length-delimited
+/// `io.prometheus.client.MetricFamily` messages (feature `native-histograms`).
+#[cfg(feature = "native-histograms")]
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// Content type of plain-text answers.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
@@ -316,8 +322,8 @@ pub struct EndpointResponse {
     pub content_type: &'static str,
     /// Other headers.
     pub headers: Vec<(&'static str, &'static str)>,
-    /// Body.
-    pub body: String,
+    /// Body: text for every answer but the protobuf exposition of `/metrics`.
+    pub body: Vec<u8>,
 }
 
 const NO_STORE: (&str, &str) = ("cache-control", "no-store");
@@ -382,6 +388,21 @@ impl EndpointBody {
 }
 
 impl EndpointResponse {
+    /// The body as text: `None` for a body that is not UTF-8 (the protobuf exposition of
+    /// `/metrics`).
+    ///
+    /// ```
+    /// use vitalsign_core::endpoint::EndpointRequest;
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop").build().unwrap();
+    /// let page = monitor.health_endpoint(&EndpointRequest::default(), None);
+    /// assert!(page.text().unwrap().starts_with('{'));
+    /// ```
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
+    }
+
     /// A JSON answer that caches must not keep.
     pub(crate) fn json_no_store(status: u16, body: &Value) -> Self {
         EndpointResponse::json(status, JSON_CONTENT_TYPE, body)
@@ -392,7 +413,7 @@ impl EndpointResponse {
             status,
             content_type,
             headers: vec![NO_STORE],
-            body: body.to_string(),
+            body: body.to_string().into_bytes(),
         }
     }
 
@@ -408,7 +429,7 @@ impl EndpointResponse {
             status: 401,
             content_type: TEXT_CONTENT_TYPE,
             headers: vec![("www-authenticate", "Bearer realm=\"vitalsign\""), NO_STORE],
-            body: body.to_owned(),
+            body: body.as_bytes().to_vec(),
         }
     }
 }

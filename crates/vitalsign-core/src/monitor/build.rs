@@ -57,6 +57,8 @@ impl MonitorBuilder {
                         size_histogram: self.size_histogram,
                         request_size_histogram: self.request_size_histogram,
                         upkeep_interval: self.upkeep_interval,
+                        #[cfg(feature = "native-histograms")]
+                        native_histograms: self.native_histograms,
                     },
                     setup,
                 )?);

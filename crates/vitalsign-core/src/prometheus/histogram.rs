@@ -15,11 +15,18 @@ struct SeriesHistograms {
     head: Option<std::sync::Arc<AtomicHistogram>>,
     size: Option<std::sync::Arc<AtomicHistogram>>,
     request_size: Option<std::sync::Arc<AtomicHistogram>>,
+    /// The duration's native histogram (feature `native-histograms`, when on).
+    #[cfg(feature = "native-histograms")]
+    native: Option<std::sync::Arc<super::native::NativeHistogram>>,
 }
 
 impl SeriesHistograms {
     fn record(&self, point: &RequestPoint<'_>) {
         self.duration.record(point.execution_time);
+        #[cfg(feature = "native-histograms")]
+        if let Some(native) = &self.native {
+            native.record(point.execution_time);
+        }
         if let (Some(heads), Some(head)) = (&self.head, point.head_time) {
             heads.record(head);
         }
@@ -96,8 +103,14 @@ impl PrometheusSink {
         let optional = |family: &Option<HistogramFamily>| {
             family.as_ref().map(|family| family.handle(&values[..3]))
         };
+        let duration = self.durations.handle(values);
         SeriesHistograms {
-            duration: self.durations.handle(values),
+            // The native histogram follows the classic one into the overflow series.
+            #[cfg(feature = "native-histograms")]
+            native: self.natives.as_ref().map(|family| {
+                family.handle(values, duration.labels.starts_with(super::OVERFLOW_LABEL.0))
+            }),
+            duration,
             head: optional(&self.heads),
             size: optional(&self.sizes),
             request_size: optional(&self.request_sizes),
@@ -258,5 +271,17 @@ impl HistogramFamily {
 
     pub(super) fn len(&self) -> usize {
         self.series.len()
+    }
+
+    /// The metric's name.
+    #[cfg(feature = "native-histograms")]
+    pub(super) fn series_name(&self) -> KeyName {
+        self.series.name.clone()
+    }
+
+    /// The metric's label names.
+    #[cfg(feature = "native-histograms")]
+    pub(super) fn label_names(&self) -> Vec<String> {
+        self.series.label_names.clone()
     }
 }

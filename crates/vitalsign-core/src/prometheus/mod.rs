@@ -33,6 +33,10 @@
 mod active; // the in-flight gauge
 mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
 mod histogram; // atomic histograms, their families, the lock-free label-set cache
+#[cfg(feature = "native-histograms")]
+mod native; // native histograms of the request duration (exponential buckets, schema 3)
+#[cfg(feature = "native-histograms")]
+mod protobuf; // the protobuf exposition format, and `Accept` negotiation for it
 mod series; // the series of one metric: an interner of handles per label set, capped
 mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
 mod text; // exposition text: label escaping, collectors' families, merging of families
@@ -51,6 +55,12 @@ pub(crate) use collectors::{annotation_collector, sink_collector};
 #[cfg(feature = "status")]
 pub(crate) use histogram::AtomicHistogram;
 use histogram::HistogramFamily;
+#[cfg(feature = "native-histograms")]
+pub use native::{
+    NATIVE_MAX_BUCKETS, NATIVE_MAX_RELATIVE_ERROR, NATIVE_SCHEMA, NATIVE_ZERO_THRESHOLD,
+};
+#[cfg(feature = "native-histograms")]
+pub(crate) use protobuf::wants_protobuf;
 use series::Series;
 use setup::label_value;
 pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
@@ -125,6 +135,10 @@ pub struct PrometheusSink {
     /// Fronted by the lock-free cache of a request's histograms (keyed by method, status and
     /// route) unless handler tags are labels.
     durations: HistogramFamily,
+    /// The duration's native histograms, one per label set of `durations`
+    /// ([`MonitorBuilder::native_histograms`](crate::MonitorBuilder::native_histograms)).
+    #[cfg(feature = "native-histograms")]
+    natives: Option<native::NativeFamily>,
     errors: Series<Counter>,
     disconnects: Series<Counter>,
     heads: Option<HistogramFamily>,

@@ -62,6 +62,9 @@ pub(crate) struct PrometheusConfig<'a> {
     pub(crate) size_histogram: bool,
     /// Whether the request body size histogram is on.
     pub(crate) request_size_histogram: bool,
+    /// Whether the duration histogram also keeps native buckets.
+    #[cfg(feature = "native-histograms")]
+    pub(crate) native_histograms: bool,
     /// Period of the upkeep thread (for a recorder the application can reach).
     pub(crate) upkeep_interval: Duration,
 }
@@ -132,6 +135,15 @@ impl PrometheusSink {
             // A request's label set is its method, status and route: cached.
             config.label_tags.is_empty(),
         );
+        #[cfg(feature = "native-histograms")]
+        let natives = config.native_histograms.then(|| {
+            super::native::NativeFamily::new(
+                durations.series_name(),
+                durations.label_names(),
+                config.max_label_sets,
+                global,
+            )
+        });
         let errors = Series::new(
             name(ERRORS),
             [
@@ -254,6 +266,8 @@ impl PrometheusSink {
             label_tags: config.label_tags.to_vec(),
             active,
             durations,
+            #[cfg(feature = "native-histograms")]
+            natives,
             errors,
             disconnects,
             heads,

@@ -21,7 +21,7 @@
 //!
 //! // Anonymous: the overall level only.
 //! let data = monitor.status_data_endpoint(&EndpointRequest::default());
-//! let json: serde_json::Value = serde_json::from_str(&data.body).unwrap();
+//! let json: serde_json::Value = serde_json::from_slice(&data.body).unwrap();
 //! assert_eq!(json["authorized"], false);
 //! assert_eq!(json["overall"]["level"], "available");
 //! assert!(json.get("components").is_none());
@@ -29,7 +29,7 @@
 //! // With the token: everything.
 //! let request = EndpointRequest { authorization: Some(b"Bearer s3cret"), accept: None };
 //! let json: serde_json::Value =
-//!     serde_json::from_str(&monitor.status_data_endpoint(&request).body).unwrap();
+//!     serde_json::from_slice(&monitor.status_data_endpoint(&request).body).unwrap();
 //! assert_eq!(json["authorized"], true);
 //! assert!(json["history"]["time"].is_array());
 //!
@@ -341,7 +341,7 @@ mod tests {
             accept: None,
         };
         let page = monitor.status_data_endpoint(&request);
-        (page.status, serde_json::from_str(&page.body).unwrap())
+        (page.status, serde_json::from_slice(&page.body).unwrap())
     }
 
     /// The ring samples each closed window from the counters the request path keeps: rates,
