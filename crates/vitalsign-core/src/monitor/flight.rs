@@ -42,6 +42,9 @@ pub(crate) struct InFlight {
     /// The response body yielded an error ([`InFlight::body_failed`]).
     pub(super) body_failed: bool,
     pub(super) done: bool,
+    /// What a gRPC call shares with its request body (`None` for an HTTP request).
+    #[cfg(feature = "rpc")]
+    pub(super) rpc: Option<Arc<crate::rpc::RpcState>>,
 }
 
 impl InFlight {
@@ -196,7 +199,7 @@ impl InFlight {
 /// ([`Flight::is_recording`] is `false`), on which every call is cheap.
 #[derive(Debug, Default)]
 #[must_use = "dropping a Flight before it completes records a disconnect"]
-pub struct Flight(Option<InFlight>);
+pub struct Flight(pub(super) Option<InFlight>);
 
 impl Flight {
     #[inline]

@@ -33,6 +33,8 @@
 mod active; // the in-flight gauge
 mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
 mod histogram; // atomic histograms, their families, the lock-free label-set cache
+#[cfg(feature = "rpc")]
+mod rpc; // the `rpc_server_*` families of gRPC calls
 mod series; // the series of one metric: an interner of handles per label set, capped
 mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
 mod text; // exposition text: label escaping, collectors' families, merging of families
@@ -55,6 +57,11 @@ use series::Series;
 use setup::label_value;
 pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
 use text::RenderedFamily;
+#[cfg(feature = "rpc")]
+pub use rpc::{
+    MESSAGE_BUCKETS, RPC_ACTIVE_CALLS, RPC_CALL_DURATION, RPC_DISCONNECTS, RPC_ERRORS,
+    RPC_REQUESTS_PER_RPC, RPC_RESPONSES_PER_RPC,
+};
 pub(crate) use text::{Collector, Exposition};
 
 use crate::{ErrorPoint, Method, RequestPoint, Sink};
@@ -136,6 +143,9 @@ pub struct PrometheusSink {
     sessions_name: KeyName,
     sessions: std::sync::Mutex<Vec<(Box<str>, Gauge)>>,
     session_durations: HistogramFamily,
+    /// The `rpc_server_*` families of gRPC calls.
+    #[cfg(feature = "rpc")]
+    rpc: rpc::RpcFamilies,
     collector: OnceLock<Collector>,
     /// The global labels, rendered once for the collectors' own text.
     global_rendered: String,
@@ -189,6 +199,8 @@ impl PrometheusSink {
             family.render_into(&mut own);
         }
         self.session_durations.render_into(&mut own);
+        #[cfg(feature = "rpc")]
+        self.rpc.render_into(&mut own);
         // Both merged in family name order, series sorted: two scrapes diff line by line. (A
         // name in both comes from the registry first; an unstable sort on the pair compiles to
         // less code than a stable one.)
@@ -266,6 +278,10 @@ impl Sink for PrometheusSink {
     }
 
     fn record_request(&self, point: &RequestPoint<'_>) {
+        #[cfg(feature = "rpc")]
+        if let Some(call) = &point.rpc {
+            return self.record_rpc(point, call);
+        }
         self.record_histograms(point);
         if point.disconnected {
             let values = [point.method.as_str(), point.route];
@@ -277,7 +293,21 @@ impl Sink for PrometheusSink {
         self.active.counts[method.index()].fetch_sub(1, Ordering::Relaxed);
     }
 
+    #[cfg(feature = "rpc")]
+    fn rpc_started(&self) {
+        self.rpc.started();
+    }
+
+    #[cfg(feature = "rpc")]
+    fn rpc_finished(&self) {
+        self.rpc.finished();
+    }
+
     fn record_error(&self, point: &ErrorPoint<'_>) {
+        #[cfg(feature = "rpc")]
+        if point.request.rpc.is_some() {
+            return; // counted in `rpc_server_errors_total` by `record_rpc`
+        }
         let mut status = itoa::Buffer::new();
         let values = [
             point.request.method.as_str(),
