@@ -36,9 +36,9 @@
 //!
 //! The endpoints' answers, shared by both adapters, are in [`crate::endpoint`].
 
-pub use crate::monitor::{Flight, HeaderLookup, RequestStart};
 #[cfg(feature = "rpc")]
 pub use crate::monitor::RpcStart;
+pub use crate::monitor::{Flight, HeaderLookup, RequestStart};
 use crate::Monitor;
 
 /// A request arrives: the [`Flight`] that records it exactly once (see [`Flight`]), or, for a

@@ -49,9 +49,9 @@ pub(crate) use flight::InFlight;
 use labels::LabelFn;
 pub use labels::{RequestInfo, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
 pub use record::{HeaderLookup, RequestStart};
+pub use routes::OVERFLOW_ROUTE;
 #[cfg(feature = "rpc")]
 pub use rpc::RpcStart;
-pub use routes::OVERFLOW_ROUTE;
 
 pub use crate::error::{ConfigError, ConfigErrorKind};
 

@@ -53,15 +53,15 @@ pub(crate) use collectors::{annotation_collector, sink_collector};
 #[cfg(feature = "status")]
 pub(crate) use histogram::AtomicHistogram;
 use histogram::HistogramFamily;
-use series::Series;
-use setup::label_value;
-pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
-use text::RenderedFamily;
 #[cfg(feature = "rpc")]
 pub use rpc::{
     MESSAGE_BUCKETS, RPC_ACTIVE_CALLS, RPC_CALL_DURATION, RPC_DISCONNECTS, RPC_ERRORS,
     RPC_REQUESTS_PER_RPC, RPC_RESPONSES_PER_RPC,
 };
+use series::Series;
+use setup::label_value;
+pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
+use text::RenderedFamily;
 pub(crate) use text::{Collector, Exposition};
 
 use crate::{ErrorPoint, Method, RequestPoint, Sink};

@@ -101,7 +101,8 @@ impl RpcFamilies {
         r.describe_counter(
             self.disconnects.name.clone(),
             None,
-            "gRPC server calls whose client went away before the trailers (recorded as CANCELLED).".into(),
+            "gRPC server calls whose client went away before the trailers (recorded as CANCELLED)."
+                .into(),
         );
     }
 
@@ -136,8 +137,12 @@ impl PrometheusSink {
         let values = [call.system, call.service, call.method, call.status.as_str()];
         let rpc = &self.rpc;
         rpc.durations.handle(&values).record(point.execution_time);
-        rpc.requests.handle(&values).record(f64::from(call.requests));
-        rpc.responses.handle(&values).record(f64::from(call.responses));
+        rpc.requests
+            .handle(&values)
+            .record(f64::from(call.requests));
+        rpc.responses
+            .handle(&values)
+            .record(f64::from(call.responses));
         if call.is_error {
             self.count_rpc(&rpc.errors, &values);
         }

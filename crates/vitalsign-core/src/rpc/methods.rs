@@ -63,7 +63,9 @@ impl RpcMethods {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
         let identifier = !method.is_empty()
             && method.len() <= 128
-            && method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            && method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         (identifier && self.services.iter().any(|s| **s == *service)).then_some(path)
     }
 }

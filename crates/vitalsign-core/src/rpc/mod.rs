@@ -182,7 +182,12 @@ impl Default for GrpcErrorCodes {
 impl std::fmt::Debug for GrpcErrorCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set()
-            .entries((0..=16).map(GrpcCode).filter(|c| self.contains(*c)).map(GrpcCode::name))
+            .entries(
+                (0..=16)
+                    .map(GrpcCode)
+                    .filter(|c| self.contains(*c))
+                    .map(GrpcCode::name),
+            )
             .finish()
     }
 }
@@ -361,16 +366,25 @@ mod tests {
     fn a_call_without_status_is_unknown_when_finished_and_cancelled_when_dropped() {
         let state = RpcState::new(GrpcErrorCodes::default());
         let finished = state.call("/a.B/C", false);
-        assert_eq!((finished.status, finished.is_error), (GrpcCode::UNKNOWN, true));
+        assert_eq!(
+            (finished.status, finished.is_error),
+            (GrpcCode::UNKNOWN, true)
+        );
         let dropped = state.call("/a.B/C", true);
-        assert_eq!((dropped.status, dropped.is_error), (GrpcCode::CANCELLED, false));
+        assert_eq!(
+            (dropped.status, dropped.is_error),
+            (GrpcCode::CANCELLED, false)
+        );
         state.set_status(GrpcCode::OK);
         assert_eq!(state.call("/a.B/C", true).status, GrpcCode::OK);
     }
 
     #[test]
     fn paths_split_into_service_and_method() {
-        assert_eq!(split_path("/demo.v1.Greeter/Fail"), ("demo.v1.Greeter", "Fail"));
+        assert_eq!(
+            split_path("/demo.v1.Greeter/Fail"),
+            ("demo.v1.Greeter", "Fail")
+        );
         assert_eq!(split_path("unmatched"), ("unmatched", "unmatched"));
     }
 }

@@ -123,10 +123,12 @@ impl<B: Body> Body for GrpcResponseBody<B> {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.flight.body_bytes(data.remaining() as u64);
-                    this.flight.rpc_responses(count_messages(this.messages, data));
+                    this.flight
+                        .rpc_responses(count_messages(this.messages, data));
                 } else if let Some(trailers) = frame.trailers_ref() {
                     if let Some(status) = trailers.get("grpc-status") {
-                        this.flight.rpc_status(GrpcCode::from_header(status.as_bytes()));
+                        this.flight
+                            .rpc_status(GrpcCode::from_header(status.as_bytes()));
                     }
                     // The trailers end a gRPC response.
                     this.flight.complete();

@@ -50,7 +50,8 @@ where
                 // A trailers-only response (an error before any message, an unknown method)
                 // carries its status in the headers.
                 if let Some(status) = response.headers().get("grpc-status") {
-                    this.flight.rpc_status(GrpcCode::from_header(status.as_bytes()));
+                    this.flight
+                        .rpc_status(GrpcCode::from_header(status.as_bytes()));
                 }
                 let flight = this.flight.response(response.status().as_u16());
                 Poll::Ready(Ok(response.map(|body| GrpcResponseBody::new(body, flight))))
