@@ -346,6 +346,24 @@ impl RequestCounter {
     }
 }
 
+/// The tags of a gRPC call's point: `rpc_service`, `rpc_method`, `grpc_status` (the status'
+/// name), then the handler's.
+pub(crate) fn tags_of(call: &RpcCall<'_>, handler: &[crate::Tag]) -> Vec<crate::Tag> {
+    let mut tags = Vec::with_capacity(3 + handler.len());
+    for (key, value) in [
+        ("rpc_service", call.service),
+        ("rpc_method", call.method),
+        ("grpc_status", call.status.name()),
+    ] {
+        tags.push(crate::Tag {
+            key: key.into(),
+            value: value.to_owned(),
+        });
+    }
+    tags.extend_from_slice(handler);
+    tags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,22 +405,4 @@ mod tests {
         );
         assert_eq!(split_path("unmatched"), ("unmatched", "unmatched"));
     }
-}
-
-/// The tags of a gRPC call's point: `rpc_service`, `rpc_method`, `grpc_status` (the status'
-/// name), then the handler's.
-pub(crate) fn tags_of(call: &RpcCall<'_>, handler: &[crate::Tag]) -> Vec<crate::Tag> {
-    let mut tags = Vec::with_capacity(3 + handler.len());
-    for (key, value) in [
-        ("rpc_service", call.service),
-        ("rpc_method", call.method),
-        ("grpc_status", call.status.name()),
-    ] {
-        tags.push(crate::Tag {
-            key: key.into(),
-            value: value.to_owned(),
-        });
-    }
-    tags.extend_from_slice(handler);
-    tags
 }
