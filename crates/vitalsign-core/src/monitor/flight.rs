@@ -42,9 +42,6 @@ pub(crate) struct InFlight {
     /// The response body yielded an error ([`InFlight::body_failed`]).
     pub(super) body_failed: bool,
     pub(super) done: bool,
-    /// What a gRPC call shares with its request body (`None` for an HTTP request).
-    #[cfg(feature = "rpc")]
-    pub(super) rpc: Option<Arc<crate::rpc::RpcState>>,
 }
 
 impl InFlight {

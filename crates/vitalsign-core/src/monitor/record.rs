@@ -148,8 +148,6 @@ impl Monitor {
             route_excluded: false,
             body_failed: false,
             done: false,
-            #[cfg(feature = "rpc")]
-            rpc: None,
         })
     }
 
@@ -187,8 +185,7 @@ impl Monitor {
         };
         #[cfg(feature = "rpc")]
         let rpc = flight
-            .rpc
-            .as_ref()
+            .rpc()
             .map(|state| state.call(flight.route(), disconnected && !panicked));
         #[cfg(feature = "rpc")]
         let rpc_tags: Vec<crate::Tag>;

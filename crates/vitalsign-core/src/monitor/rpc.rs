@@ -94,15 +94,28 @@ impl Monitor {
             method: Method::Post,
             route,
             start: now,
-            scope: HandlerScope::new(request_id),
+            // The call's messages and status live in its shared part (one allocation).
+            scope: HandlerScope::new_rpc(
+                request_id.unwrap_or_else(RequestId::generate),
+                RpcState::new(start.errors),
+            ),
             status: None,
             head_nanos: NO_HEAD,
             body_bytes: 0,
             route_excluded: false,
             body_failed: false,
             done: false,
-            rpc: Some(Arc::new(RpcState::new(start.errors))),
         })
+    }
+}
+
+impl InFlight {
+    /// The gRPC part of this flight (`None` for an HTTP request).
+    pub(super) fn rpc(&self) -> Option<&RpcState> {
+        self.scope
+            .shared
+            .as_deref()
+            .and_then(|shared| shared.rpc.as_ref())
     }
 }
 
@@ -110,14 +123,17 @@ impl Flight {
     /// The counter of the messages this gRPC call receives, for the adapter's request body;
     /// `None` for a flight that records nothing or is not a gRPC call.
     pub fn rpc_request_counter(&self) -> Option<RequestCounter> {
-        let flight = self.0.as_ref()?;
-        flight.rpc.clone().map(RequestCounter)
+        let shared = self.0.as_ref()?.scope.shared.as_ref()?;
+        shared
+            .rpc
+            .is_some()
+            .then(|| RequestCounter(Arc::clone(shared)))
     }
 
     /// The gRPC call sent `n` more messages.
     #[inline]
     pub fn rpc_responses(&mut self, n: u32) {
-        if let Some(rpc) = self.0.as_ref().and_then(|f| f.rpc.as_ref()) {
+        if let Some(rpc) = self.0.as_ref().and_then(InFlight::rpc) {
             if n != 0 {
                 rpc.add_responses(n);
             }
@@ -128,7 +144,7 @@ impl Flight {
     /// trailers-only response).
     #[inline]
     pub fn rpc_status(&mut self, code: GrpcCode) {
-        if let Some(rpc) = self.0.as_ref().and_then(|f| f.rpc.as_ref()) {
+        if let Some(rpc) = self.0.as_ref().and_then(InFlight::rpc) {
             rpc.set_status(code);
         }
     }
@@ -137,7 +153,7 @@ impl Flight {
     pub fn rpc_has_status(&self) -> bool {
         self.0
             .as_ref()
-            .and_then(|f| f.rpc.as_ref())
+            .and_then(InFlight::rpc)
             .is_some_and(|rpc| rpc.has_status())
     }
 }

@@ -283,8 +283,9 @@ pub(crate) fn split_path(route: &str) -> (&str, &str) {
 const NO_STATUS: u16 = u16::MAX;
 
 /// What a gRPC call shares between the monitor's flight and its adapter's request body: the
-/// messages received, the messages sent and the status seen. One allocation per call (the
-/// request body leaves the layer's hands with the inner service).
+/// messages received, the messages sent and the status seen. It lives in the call's shared
+/// handler state, made when the call begins: one allocation per call (the request body leaves
+/// the layer's hands with the inner service).
 #[derive(Debug)]
 pub(crate) struct RpcState {
     requests: AtomicU32,
@@ -334,14 +335,14 @@ impl RpcState {
 /// Counts the messages a gRPC call receives, for its request body: a handle on the call's
 /// shared count (see [`Flight::rpc_request_counter`](crate::adapter::Flight::rpc_request_counter)).
 #[derive(Clone, Debug)]
-pub struct RequestCounter(pub(crate) std::sync::Arc<RpcState>);
+pub struct RequestCounter(pub(crate) std::sync::Arc<crate::handle::Shared>);
 
 impl RequestCounter {
     /// `n` more messages were received.
     #[inline]
     pub fn add(&self, n: u32) {
-        if n != 0 {
-            self.0.requests.fetch_add(n, Ordering::Relaxed);
+        if let (Some(rpc), true) = (&self.0.rpc, n != 0) {
+            rpc.requests.fetch_add(n, Ordering::Relaxed);
         }
     }
 }
