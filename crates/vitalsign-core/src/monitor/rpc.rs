@@ -32,7 +32,12 @@ use crate::{Method, RequestId};
 /// flight.rpc_status(GrpcCode::OK);
 /// flight.complete();
 /// let text = monitor.render_metrics().unwrap();
-/// assert!(text.contains("rpc_server_call_duration_seconds_count{rpc_grpc_status_code=\"0\",rpc_method=\"SayHello\",rpc_service=\"demo.v1.Greeter\",rpc_system=\"grpc\"} 1"));
+/// assert!(text.contains(
+///     "rpc_server_call_duration_seconds_count{rpc_system=\"grpc\",rpc_service=\"demo.v1.Greeter\",\
+///      rpc_method=\"SayHello\",rpc_grpc_status_code=\"0\"} 1"
+/// ));
+/// assert!(text.contains("rpc_server_responses_per_rpc_sum{rpc_system=\"grpc\",rpc_service=\"demo.v1.Greeter\",\
+///      rpc_method=\"SayHello\",rpc_grpc_status_code=\"0\"} 1"));
 /// # Ok::<(), vitalsign_core::ConfigError>(())
 /// ```
 #[derive(Clone, Copy, Debug)]

@@ -10,8 +10,8 @@
 ///
 /// let mut counter = MessageCounter::default();
 /// assert_eq!(counter.feed(&[0, 0, 0, 0, 2, 7]), 1); // a prefix and half the message
-/// assert_eq!(counter.feed(&[7, 1, 0, 0]), 1); // the rest, and part of a prefix
-/// assert_eq!(counter.feed(&[0, 0]), 1); // an empty message
+/// assert_eq!(counter.feed(&[7, 1, 0, 0]), 0); // the rest, and part of a prefix
+/// assert_eq!(counter.feed(&[0, 0]), 1); // the prefix's end: an empty message
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MessageCounter {
