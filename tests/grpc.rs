@@ -38,7 +38,15 @@ const SERVICE: (&str, &str) = ("rpc_service", "demo.v1.Greeter");
 
 /// The demo on `framework` plus its gRPC server on the same monitor, and a client of it.
 async fn start(framework: Framework) -> (Ctx, GreeterClient<Channel>, Channel) {
-    let ctx = demo::start(framework, app::monitor_builder().unwrap()).await;
+    start_with(framework, app::monitor_builder().unwrap()).await
+}
+
+/// [`start`] with the monitor `builder` makes.
+async fn start_with(
+    framework: Framework,
+    builder: vitalsign::MonitorBuilder,
+) -> (Ctx, GreeterClient<Channel>, Channel) {
+    let ctx = demo::start(framework, builder).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let monitor = ctx.monitor.clone();
@@ -225,5 +233,64 @@ async fn cancelled_mid_stream(framework: Framework) {
 async fn a_call_cancelled_mid_stream_is_cancelled_and_a_disconnect_on_both_frameworks() {
     for framework in BOTH {
         cancelled_mid_stream(framework).await;
+    }
+}
+
+async fn errors_reach_health_stats_and_statsd(framework: Framework) {
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let statsd = vitalsign::sinks::StatsdSink::udp(udp.local_addr().unwrap().to_string())
+        .flush_period(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let builder = app::monitor_builder().unwrap().sink(statsd);
+    let (ctx, mut client, _channel) = start_with(framework, builder).await;
+    // The demo's rule: `http` degrades when more than half of at least 10 calls in 10 s fail.
+    for _ in 0..10 {
+        let status = client.fail(hello("x")).await.expect_err("Fail fails");
+        assert_eq!(status.code(), tonic::Code::Internal);
+    }
+    all_recorded(&ctx.monitor, "the failed calls recorded").await;
+    eventually("the health rule sees the INTERNAL calls", || async {
+        ctx.monitor.health().components["http"].level == vitalsign::health::Level::Degraded
+    })
+    .await;
+    // `/stats` counts them as requests.
+    let stats = ctx.monitor.stats_json();
+    assert_eq!(stats["requests"]["total"], 10, "{framework:?}: {stats}");
+    // StatsD gets each call's point and error point, with the gRPC tags.
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 65536];
+    let want = [
+        "rpc_service:demo.v1.Greeter",
+        "rpc_method:Fail",
+        "grpc_status:INTERNAL",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen
+        .lines()
+        .any(|l| l.contains("errors:1|c") && want.iter().all(|w| l.contains(w)))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let n = tokio::time::timeout(left, udp.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{framework:?}: no gRPC error in StatsD:\n{seen}"))
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(
+        seen.lines()
+            .any(|l| l.contains("requests:1|c") && want.iter().all(|w| l.contains(w))),
+        "{seen}"
+    );
+}
+
+/// Regression (issue 16): a gRPC error (HTTP 200, `grpc-status` 13 in the trailers-only
+/// headers) must count as a server error for the health rules, and reach `/stats` and the push
+/// sinks with its tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_errors_reach_health_rules_stats_and_push_sinks_on_both_frameworks() {
+    for framework in BOTH {
+        errors_reach_health_stats_and_statsd(framework).await;
     }
 }
