@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench -p vitalsign-benches --bench compare            # full run (a few minutes)
 //! VITALSIGN_BENCH_QUICK=1 cargo bench -p vitalsign-benches --bench compare
-//! VITALSIGN_BENCH_ONLY=core cargo bench -p vitalsign-benches --bench compare   # one part: axum, actix, core, render
+//! VITALSIGN_BENCH_ONLY=core cargo bench -p vitalsign-benches --bench compare   # one part: axum, actix, grpc, core, render
 //! ```
 
 use std::hint::black_box;
@@ -21,6 +21,7 @@ use vitalsign::adapter::RequestStart;
 use vitalsign::{Monitor, MonitorLayer};
 
 mod common;
+mod grpc;
 
 const PATHS: [&str; 2] = ["/users/42", "/no/such/route"];
 
@@ -357,7 +358,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo test --benches lists; nothing to list
     }
-    // `VITALSIGN_BENCH_ONLY=core` (or axum, actix, render) runs one part, e.g. under a profiler.
+    // `VITALSIGN_BENCH_ONLY=core` (or axum, actix, grpc, render) runs one part, e.g. under a profiler.
     let only = std::env::var("VITALSIGN_BENCH_ONLY").ok();
     let run = |part: &str| only.as_deref().is_none_or(|only| only == part);
     if run("axum") {
@@ -365,6 +366,9 @@ fn main() {
     }
     if run("actix") {
         print_table("actix-web", &bench_actix());
+    }
+    if run("grpc") {
+        print_table("tonic (unary SayHello)", &grpc::bench_grpc());
     }
     if run("core") {
         bench_core();

@@ -38,9 +38,11 @@ if [ $# -eq 2 ]; then
     echo "$1 $2: $(per_request "$1" "$2") instructions/request"
     exit 0
 fi
-for part in axum actix; do
+for part in axum actix grpc; do
     if [ "$part" = axum ]; then
         variants=("bare axum" "identity layer" "vitalsign MonitorLayer" "README wires" "bare axum + endpoints" "axum-prometheus")
+    elif [ "$part" = grpc ]; then
+        variants=("bare tonic" "vitalsign GrpcLayer")
     else
         variants=("bare actix-web" "vitalsign Monitoring" "README wires" "configure after" "bare actix-web + configure" "actix-web-prom")
     fi

@@ -168,6 +168,27 @@ pub mod tower {
     pub use vitalsign_tower::*;
 }
 
+/// gRPC (tonic): [`grpc::GrpcLayer`] records every call of a tonic server under the
+/// OpenTelemetry RPC semantic conventions; the status codes, error sets and known methods are
+/// [`vitalsign_core::rpc`]'s (feature `grpc`).
+///
+/// ```
+/// use vitalsign::grpc::{GrpcCode, GrpcErrorCodes, GrpcLayer};
+/// use vitalsign::Monitor;
+///
+/// let monitor = Monitor::builder("shop").build().unwrap();
+/// // tonic: `Server::builder().layer(layer).add_service(GreeterServer::new(greeter))`
+/// let layer = GrpcLayer::new(&monitor)
+///     .service("demo.v1.Greeter") // `GreeterServer::<G>::NAME`
+///     .error_codes(GrpcErrorCodes::default().with(GrpcCode::RESOURCE_EXHAUSTED));
+/// # let _ = layer;
+/// ```
+#[cfg(feature = "grpc")]
+pub mod grpc {
+    pub use vitalsign_core::rpc::*;
+    pub use vitalsign_tower::grpc::*;
+}
+
 /// The public API's shape, checked by doc tests (`cargo test -p vitalsign --doc`).
 ///
 /// Regression (issue "Ready to adopt (2 of 2)"): the facade re-exported all of

@@ -51,6 +51,8 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         &["--slo-time-scale", "301"],
         &["--print-rules", "--print-dashboard"],
         &["--native-histograms=yes"],
+        &["--grpc-addr", "nowhere"],
+        &["--grpc-addr"],
     ] {
         let out = Command::new(demo_binary()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -119,6 +121,69 @@ fn help_prints_usage_and_exits_0() {
     let out = Command::new(demo_binary()).arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--framework"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--grpc-addr HOST:PORT"));
+}
+
+#[test]
+fn the_demo_process_serves_grpc_beside_axum() {
+    demo_process_serves_grpc("axum");
+}
+
+#[test]
+fn the_demo_process_serves_grpc_beside_actix() {
+    demo_process_serves_grpc("actix");
+}
+
+/// `--grpc-addr`: the demo process serves the Greeter there, recorded on the HTTP app's
+/// monitor (its `rpc_server_*` series on the same `/metrics`), on either framework.
+fn demo_process_serves_grpc(framework: &str) {
+    use vitalsign_demo_proto::greeter_client::GreeterClient;
+    use vitalsign_demo_proto::HelloRequest;
+    let (_child, first, lines) = spawn_demo(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--framework",
+        framework,
+        "--grpc-addr",
+        "127.0.0.1:0",
+    ]);
+    let base = first.rsplit(' ').next().unwrap().to_owned();
+    let grpc_line = lines
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("gRPC "))
+        .expect("a line with the gRPC address");
+    let grpc_addr = grpc_line.rsplit(' ').next().unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = GreeterClient::connect(format!("http://{grpc_addr}"))
+            .await
+            .unwrap_or_else(|e| panic!("{framework}: {grpc_line}: {e}"));
+        let request = || HelloRequest {
+            name: "cli".to_owned(),
+        };
+        let reply = client.say_hello(request()).await.unwrap().into_inner();
+        assert_eq!(reply.message, "hello cli");
+        let failed = client.fail(request()).await.unwrap_err();
+        assert_eq!(failed.code(), tonic::Code::Internal);
+        assert_eq!(failed.message(), "demo failure");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+            let recorded = [
+                r#"rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="demo.v1.Greeter",rpc_method="SayHello",rpc_grpc_status_code="0"} 1"#,
+                r#"rpc_server_errors_total{rpc_system="grpc",rpc_service="demo.v1.Greeter",rpc_method="Fail",rpc_grpc_status_code="13"} 1"#,
+            ];
+            if recorded.iter().all(|line| text.contains(line)) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{framework}: {text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod actix_app;
 mod app;
+mod grpc;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
             [--check-interval-ms N] [--token TOKEN] [--influx URL] [--influx-token T]
             [--flush-ms N] [--statsd HOST:PORT] [--statsd-prefix P] [--aggregate-ms N]
             [--print-rules | --print-dashboard] [--slo-time-scale N]
-            [--native-histograms]
+            [--native-histograms] [--grpc-addr HOST:PORT]
 
   --addr HOST:PORT         address to listen on (default 127.0.0.1:3000)
   --framework NAME         web framework serving the demo: axum (default) or actix
@@ -41,6 +42,9 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
   --native-histograms      also keep the request duration as a Prometheus native histogram,
                            served on /metrics in the protobuf format to a scraper that asks
                            for it (Prometheus with --enable-feature=native-histograms)
+  --grpc-addr HOST:PORT    also serve the gRPC service demo.v1.Greeter (tonic, from
+                           examples/demo/proto/demo.proto) there, recorded on the same
+                           monitor: its rpc_server_* series on the same /metrics (default: off)
   -h, --help           print this help";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -64,6 +68,7 @@ struct Args {
     framework: Framework,
     health: app::HealthOptions,
     push: app::PushOptions,
+    grpc_addr: Option<SocketAddr>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -74,6 +79,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let mut print = None;
     let mut slo_time_scale = 1;
     let mut native_histograms = false;
+    let mut grpc_addr = None;
     let millis = |flag: &str, v: String| -> Result<std::time::Duration, String> {
         v.parse::<u64>()
             .ok()
@@ -99,6 +105,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 addr = v.parse().map_err(|e| {
                     format!("--addr {v:?} is not a socket address like 127.0.0.1:3000: {e}")
                 })?;
+            }
+            "--grpc-addr" => {
+                let v = value("--grpc-addr")?;
+                grpc_addr = Some(v.parse().map_err(|e| {
+                    format!("--grpc-addr {v:?} is not a socket address like 127.0.0.1:50051: {e}")
+                })?);
             }
             "--framework" => {
                 framework = match value("--framework")?.as_str() {
@@ -204,6 +216,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         framework,
         health,
         push,
+        grpc_addr,
     }))
 }
 
@@ -349,12 +362,41 @@ fn monitor(args: &Args) -> Result<vitalsign::Monitor, vitalsign::ConfigError> {
     app::with_sinks(builder, app::push_sinks(&args.push)?).build()
 }
 
+/// `--grpc-addr`: serves the Greeter there on the current runtime (Tokio's, or actix-web's,
+/// which is Tokio's too) until Ctrl-C.
+async fn serve_grpc(
+    monitor: &vitalsign::Monitor,
+    addr: Option<SocketAddr>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (--grpc-addr): {e}"))?;
+    println!(
+        "gRPC demo.v1.Greeter (SayHello, Fail, StreamHello) on {}",
+        listener.local_addr()?
+    );
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let monitor = monitor.clone();
+    tokio::spawn(async move {
+        if let Err(e) = grpc::serve_grpc(monitor, listener, stop).await {
+            eprintln!("demo: gRPC server: {e}");
+        }
+    });
+    Ok(())
+}
+
 async fn serve_axum(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let monitor = monitor(&args)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     print_banner("axum", listener.local_addr()?, args.health.token.as_deref());
+    serve_grpc(&monitor, args.grpc_addr).await?;
     axum::serve(listener, app::axum_app(&monitor))
         .with_graceful_shutdown(drain_on_ctrl_c(monitor.clone()))
         .await?;
@@ -366,6 +408,7 @@ async fn serve_actix(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (server, addrs) = actix_app::actix_server(&monitor, args.addr)
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     print_banner("actix", addrs[0], args.health.token.as_deref());
+    serve_grpc(&monitor, args.grpc_addr).await?;
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         drain_on_ctrl_c(monitor).await;

@@ -36,6 +36,8 @@
 //!
 //! The endpoints' answers, shared by both adapters, are in [`crate::endpoint`].
 
+#[cfg(feature = "rpc")]
+pub use crate::monitor::RpcStart;
 pub use crate::monitor::{Flight, HeaderLookup, RequestStart};
 use crate::Monitor;
 
@@ -46,6 +48,16 @@ pub fn begin(monitor: &Monitor, start: RequestStart<'_>) -> Flight {
     let mut flight = monitor.begin(&start);
     monitor.apply_label_fns(&mut flight, &start);
     Flight::from_start(flight)
+}
+
+/// A gRPC call arrives (feature `rpc`): the [`Flight`] that records it exactly once, as
+/// [`begin`] does for a request, with its gRPC part (see [`crate::rpc`]); tell it the messages
+/// sent ([`Flight::rpc_responses`]) and the status ([`Flight::rpc_status`]), and count the
+/// messages received through [`Flight::rpc_request_counter`].
+#[cfg(feature = "rpc")]
+#[inline]
+pub fn begin_rpc(monitor: &Monitor, start: RpcStart<'_>) -> Flight {
+    Flight::from_start(monitor.begin_rpc(&start))
 }
 
 /// Whether a request to this path / route template is excluded from recording

@@ -60,6 +60,8 @@ mod point;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod request_id;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 mod sink;
 pub mod sinks;
 #[cfg(feature = "slo")]

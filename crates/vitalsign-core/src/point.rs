@@ -150,6 +150,11 @@ pub struct RequestPoint<'a> {
     pub tags: &'a [Tag],
     /// Fields added by the handler.
     pub fields: &'a [Field],
+    /// The gRPC part of a gRPC call's point (feature `rpc`; see [`crate::rpc`]); `None` for an
+    /// HTTP request. Such a point's route is the call's method path (or [`UNMATCHED_ROUTE`]),
+    /// its tags start with `rpc_service`, `rpc_method` and `grpc_status`.
+    #[cfg(feature = "rpc")]
+    pub rpc: Option<crate::rpc::RpcCall<'a>>,
 }
 
 impl<'a> RequestPoint<'a> {
@@ -177,6 +182,8 @@ impl<'a> RequestPoint<'a> {
             request_body_bytes: 0,
             tags: &[],
             fields: &[],
+            #[cfg(feature = "rpc")]
+            rpc: None,
         }
     }
 

@@ -109,6 +109,18 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         let _ = method;
     }
 
+    /// A gRPC call began (feature `rpc`), in place of [`Sink::request_started`]. Defaults to
+    /// `request_started(Method::Post)`.
+    fn rpc_started(&self) {
+        self.request_started(Method::Post);
+    }
+
+    /// A gRPC call started with [`Sink::rpc_started`] is over, in place of
+    /// [`Sink::request_finished`]. Defaults to `request_finished(Method::Post)`.
+    fn rpc_finished(&self) {
+        self.request_finished(Method::Post);
+    }
+
     /// A request failed (called after [`Sink::record_request`]). Defaults to doing nothing.
     fn record_error(&self, point: &ErrorPoint<'_>) {
         let _ = point;

@@ -39,6 +39,10 @@
 //!   [`MonitorLayer::new`] then reads at run time; its type stays the same), the `Point`
 //!   extractor, the `endpoints` router and the admin listener.
 //!
+//! - `grpc`: the `grpc` module, [`GrpcLayer`](grpc::GrpcLayer) for tonic servers: every call
+//!   under the OpenTelemetry RPC conventions (`rpc_server_*`), with its gRPC status and
+//!   message counts.
+//!
 //! `/metrics` is served whenever the monitor has a Prometheus sink (`vitalsign-core`'s
 //! `prometheus` feature); this crate has no feature of its own for it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -47,6 +51,9 @@
 pub mod axum;
 mod body;
 mod future;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
 mod layer;
 mod request_body;
 mod service;

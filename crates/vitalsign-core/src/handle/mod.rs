@@ -78,6 +78,9 @@ pub(crate) struct Shared {
     request_id: RequestId,
     extras: Mutex<Extras>,
     request_body_bytes: std::sync::atomic::AtomicU64,
+    /// A gRPC call's messages and status (shared with its request body's adapter).
+    #[cfg(feature = "rpc")]
+    pub(crate) rpc: Option<crate::rpc::RpcState>,
 }
 
 /// What handlers added to a point.
@@ -96,6 +99,17 @@ impl Shared {
             request_id,
             extras: Mutex::new(Extras::default()),
             request_body_bytes: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(feature = "rpc")]
+            rpc: None,
+        }
+    }
+
+    /// The shared part of a gRPC call, made when it begins.
+    #[cfg(feature = "rpc")]
+    pub(crate) fn new_rpc(request_id: RequestId, rpc: crate::rpc::RpcState) -> Shared {
+        Shared {
+            rpc: Some(rpc),
+            ..Shared::new(request_id)
         }
     }
 

@@ -45,6 +45,17 @@ impl HandlerScope {
         }
     }
 
+    /// The scope of a gRPC call: its shared part made at once, as it holds the call's
+    /// messages and status (the flight stays within two cache lines).
+    #[cfg(feature = "rpc")]
+    pub(crate) fn new_rpc(request_id: RequestId, rpc: crate::rpc::RpcState) -> Self {
+        HandlerScope {
+            request_id: Some(request_id),
+            shared: Some(Arc::new(Shared::new_rpc(request_id, rpc))),
+            panicked: false,
+        }
+    }
+
     /// The request id: the handle's if the handler created one, else the header's, else a
     /// fresh one (kept).
     pub(crate) fn request_id(&mut self) -> RequestId {

@@ -178,7 +178,11 @@ impl Sink for RequestWindow {
     fn record_request(&self, point: &RequestPoint<'_>) {
         let slot = self.slot();
         slot.requests.fetch_add(1, SeqCst);
-        if point.status_code >= 500 {
+        #[cfg(feature = "rpc")]
+        let rpc_error = point.rpc.is_some_and(|call| call.is_error);
+        #[cfg(not(feature = "rpc"))]
+        let rpc_error = false;
+        if point.status_code >= 500 || rpc_error {
             slot.server_errors.fetch_add(1, Relaxed);
         }
         let bucket = DEFAULT_DURATION_BUCKETS

@@ -196,7 +196,7 @@ impl InFlight {
 /// ([`Flight::is_recording`] is `false`), on which every call is cheap.
 #[derive(Debug, Default)]
 #[must_use = "dropping a Flight before it completes records a disconnect"]
-pub struct Flight(Option<InFlight>);
+pub struct Flight(pub(super) Option<InFlight>);
 
 impl Flight {
     #[inline]

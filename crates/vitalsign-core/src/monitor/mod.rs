@@ -24,6 +24,8 @@ mod labels; // label policy: names, reserved names, label functions
 mod lifecycle; // health, stats, drain, shutdown, `/metrics` rendering
 mod record; // the recording pipeline: `begin`, `record`, hand-off to the sinks
 mod routes; // route interning and its cap
+#[cfg(feature = "rpc")]
+mod rpc; // gRPC calls: how one begins, what its flight carries
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +50,8 @@ use labels::LabelFn;
 pub use labels::{RequestInfo, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
 pub use record::{HeaderLookup, RequestStart};
 pub use routes::OVERFLOW_ROUTE;
+#[cfg(feature = "rpc")]
+pub use rpc::RpcStart;
 
 pub use crate::error::{ConfigError, ConfigErrorKind};
 

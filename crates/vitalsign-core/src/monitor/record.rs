@@ -183,6 +183,20 @@ impl Monitor {
             ),
             None => (&[][..], &[][..], None),
         };
+        #[cfg(feature = "rpc")]
+        let rpc = flight
+            .rpc()
+            .map(|state| state.call(flight.route(), disconnected && !panicked));
+        #[cfg(feature = "rpc")]
+        let rpc_tags: Vec<crate::Tag>;
+        #[cfg(feature = "rpc")]
+        let tags = match &rpc {
+            Some(call) => {
+                rpc_tags = crate::rpc::tags_of(call, tags);
+                &rpc_tags[..]
+            }
+            None => tags,
+        };
         let point = RequestPoint {
             service: &self.inner.service,
             route: flight.route(),
@@ -201,6 +215,8 @@ impl Monitor {
                 .map_or(0, |shared| shared.request_body_bytes()),
             tags,
             fields,
+            #[cfg(feature = "rpc")]
+            rpc,
         };
         let status_excluded = self
             .inner
@@ -216,8 +232,17 @@ impl Monitor {
             let code = attached_code
                 .or(panicked.then_some("panic"))
                 .or(flight.body_failed.then_some(BODY_ERROR_CODE));
+            #[cfg(feature = "rpc")]
+            let code = code.or(rpc.map(|call| call.status.name()));
             self.send(&point, code);
         }
+        #[cfg(feature = "rpc")]
+        if rpc.is_some() {
+            self.each_sink(|sink| sink.rpc_finished());
+        } else {
+            self.each_sink(|sink| sink.request_finished(point.method));
+        }
+        #[cfg(not(feature = "rpc"))]
         self.each_sink(|sink| sink.request_finished(point.method));
         // Only now, with every sink holding the point, does the request stop being in flight:
         // whoever waits for zero in flight (a drain, a test) then finds it recorded.
@@ -233,7 +258,7 @@ impl Monitor {
     /// Calls `f` on every sink. A sink that panics is contained: the panic is counted
     /// (`vitalsign_sink_panics_total{sink}`) and logged once, and the other sinks still get
     /// the call. One `catch_unwind` covers all sinks unless one panics.
-    fn each_sink(&self, mut f: impl FnMut(&dyn Sink)) {
+    pub(super) fn each_sink(&self, mut f: impl FnMut(&dyn Sink)) {
         let sinks = &self.inner.sinks;
         let mut next = 0;
         while next < sinks.len() {
@@ -263,6 +288,18 @@ impl Monitor {
     fn send(&self, point: &RequestPoint<'_>, code: Option<&str>) {
         self.each_sink(|sink| sink.record_request(point));
         let classifier = &self.inner.classifier.0;
+        // A gRPC call's errors are its statuses in the adapter's `GrpcErrorCodes`.
+        #[cfg(feature = "rpc")]
+        if let Some(call) = point.rpc {
+            if call.is_error {
+                let error = ErrorPoint {
+                    request: point,
+                    error_code: code.unwrap_or(call.status.name()),
+                };
+                self.each_sink(|sink| sink.record_error(&error));
+            }
+            return;
+        }
         let is_error = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             classifier.is_error(point, code)
         }))

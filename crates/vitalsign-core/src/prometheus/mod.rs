@@ -37,6 +37,8 @@ mod histogram; // atomic histograms, their families, the lock-free label-set cac
 mod native; // native histograms of the request duration (exponential buckets, schema 3)
 #[cfg(feature = "native-histograms")]
 mod protobuf; // the protobuf exposition format, and `Accept` negotiation for it
+#[cfg(feature = "rpc")]
+mod rpc; // the `rpc_server_*` families of gRPC calls
 mod series; // the series of one metric: an interner of handles per label set, capped
 mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
 mod text; // exposition text: label escaping, collectors' families, merging of families
@@ -61,6 +63,11 @@ pub use native::{
 };
 #[cfg(feature = "native-histograms")]
 pub(crate) use protobuf::wants_protobuf;
+#[cfg(feature = "rpc")]
+pub use rpc::{
+    MESSAGE_BUCKETS, RPC_ACTIVE_CALLS, RPC_CALL_DURATION, RPC_DISCONNECTS, RPC_ERRORS,
+    RPC_REQUESTS_PER_RPC, RPC_RESPONSES_PER_RPC,
+};
 use series::Series;
 use setup::label_value;
 pub(crate) use setup::{PrometheusConfig, PrometheusSetup};
@@ -150,6 +157,9 @@ pub struct PrometheusSink {
     sessions_name: KeyName,
     sessions: std::sync::Mutex<Vec<(Box<str>, Gauge)>>,
     session_durations: HistogramFamily,
+    /// The `rpc_server_*` families of gRPC calls.
+    #[cfg(feature = "rpc")]
+    rpc: rpc::RpcFamilies,
     collector: OnceLock<Collector>,
     /// The global labels, rendered once for the collectors' own text.
     global_rendered: String,
@@ -203,6 +213,8 @@ impl PrometheusSink {
             family.render_into(&mut own);
         }
         self.session_durations.render_into(&mut own);
+        #[cfg(feature = "rpc")]
+        self.rpc.render_into(&mut own);
         // Both merged in family name order, series sorted: two scrapes diff line by line. (A
         // name in both comes from the registry first; an unstable sort on the pair compiles to
         // less code than a stable one.)
@@ -280,6 +292,10 @@ impl Sink for PrometheusSink {
     }
 
     fn record_request(&self, point: &RequestPoint<'_>) {
+        #[cfg(feature = "rpc")]
+        if let Some(call) = &point.rpc {
+            return self.record_rpc(point, call);
+        }
         self.record_histograms(point);
         if point.disconnected {
             let values = [point.method.as_str(), point.route];
@@ -291,7 +307,21 @@ impl Sink for PrometheusSink {
         self.active.counts[method.index()].fetch_sub(1, Ordering::Relaxed);
     }
 
+    #[cfg(feature = "rpc")]
+    fn rpc_started(&self) {
+        self.rpc.started();
+    }
+
+    #[cfg(feature = "rpc")]
+    fn rpc_finished(&self) {
+        self.rpc.finished();
+    }
+
     fn record_error(&self, point: &ErrorPoint<'_>) {
+        #[cfg(feature = "rpc")]
+        if point.request.rpc.is_some() {
+            return; // counted in `rpc_server_errors_total` by `record_rpc`
+        }
         let mut status = itoa::Buffer::new();
         let values = [
             point.request.method.as_str(),

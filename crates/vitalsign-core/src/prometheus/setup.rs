@@ -218,7 +218,11 @@ impl PrometheusSink {
             false,
         );
 
+        #[cfg(feature = "rpc")]
+        let rpc = super::rpc::RpcFamilies::new(name, config.buckets, config.max_label_sets, global);
         registrar.with(|r| {
+            #[cfg(feature = "rpc")]
+            rpc.describe(r);
             r.describe_counter(
                 errors.name.clone(),
                 None,
@@ -278,6 +282,8 @@ impl PrometheusSink {
             sessions_name,
             sessions: std::sync::Mutex::new(Vec::new()),
             session_durations,
+            #[cfg(feature = "rpc")]
+            rpc,
             collector: OnceLock::new(),
             global_rendered: render_labels(
                 config

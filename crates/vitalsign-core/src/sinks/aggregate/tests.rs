@@ -74,6 +74,8 @@ fn point<'a>(
         request_body_bytes: 0,
         tags,
         fields: &[],
+        #[cfg(feature = "rpc")]
+        rpc: None,
     }
 }
 

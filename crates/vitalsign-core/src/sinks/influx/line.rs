@@ -397,6 +397,8 @@ mod tests {
             request_body_bytes: 0,
             tags: &tags,
             fields: &fields,
+            #[cfg(feature = "rpc")]
+            rpc: None,
         };
         let line = String::from_utf8(encode_point(&point, None)).unwrap();
         let want = concat!(
