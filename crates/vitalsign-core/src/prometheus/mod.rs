@@ -312,3 +312,6 @@ impl Sink for PrometheusSink {
         gauges.push((component.to_owned(), gauge));
     }
 }
+
+#[cfg(test)]
+mod golden;
