@@ -66,6 +66,7 @@ pub mod stats;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 
 pub use classify::{ClassifyError, DefaultClassifier};
 pub use endpoint::{Endpoint, Endpoints};
@@ -85,3 +86,4 @@ pub use request_id::{RequestId, REQUEST_ID_HEADER};
 pub use sink::{Sink, SinkReport};
 #[cfg(feature = "slo")]
 pub use slo::Objective;
+pub use trace::{TraceContext, TRACEPARENT_HEADER};

@@ -4,8 +4,6 @@
 
 use serde_json::{json, Map, Value};
 
-#[cfg(feature = "prometheus")]
-use super::PROMETHEUS_CONTENT_TYPE;
 use super::{
     Endpoint, EndpointBody, EndpointRequest, EndpointResponse, HEALTH_JSON_CONTENT_TYPE,
     JSON_CONTENT_TYPE, LIVENESS_STALL, NO_STORE, TEXT_CONTENT_TYPE,
@@ -189,20 +187,26 @@ impl Monitor {
             .is_none_or(|token| token.authorizes(request.authorization))
     }
 
-    /// `GET /metrics`: the exposition text; 401 without the token when one is configured; 404
-    /// with a reason when the monitor has no Prometheus sink.
+    /// `GET /metrics`: the exposition text, in the format the `Accept` header negotiates
+    /// ([`ExpositionFormat::negotiate`](crate::prometheus::ExpositionFormat::negotiate):
+    /// OpenMetrics with exemplars when asked for, the classic text otherwise); 401 without
+    /// the token when one is configured; 404 with a reason when the monitor has no Prometheus
+    /// sink.
     pub fn metrics_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
         if !self.authorized(request) {
             return EndpointResponse::unauthorized(request);
         }
         #[cfg(feature = "prometheus")]
-        if let Some(body) = self.render_metrics() {
-            return EndpointResponse {
-                status: 200,
-                content_type: PROMETHEUS_CONTENT_TYPE,
-                headers: Vec::new(),
-                body,
-            };
+        {
+            let format = crate::prometheus::ExpositionFormat::negotiate(request.accept);
+            if let Some(body) = self.render_metrics_as(format) {
+                return EndpointResponse {
+                    status: 200,
+                    content_type: format.content_type(),
+                    headers: Vec::new(),
+                    body,
+                };
+            }
         }
         EndpointResponse {
             status: 404,

@@ -64,7 +64,10 @@ fn feed(sink: &PrometheusSink) {
 fn the_classic_text_is_unchanged() {
     let monitor = fed_monitor();
     let text = monitor.render_metrics().unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/prometheus/testdata/classic.prom");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/prometheus/testdata/classic.prom"
+    );
     if std::env::var_os("VITALSIGN_WRITE_GOLDEN").is_some() {
         std::fs::write(path, &text).unwrap();
     }
@@ -73,14 +76,110 @@ fn the_classic_text_is_unchanged() {
 }
 
 /// The text without the families that change on their own (process and runtime figures, with
-/// the `stats` feature).
+/// the `stats` feature; the time of the monitor's start annotation).
 pub(super) fn steady(text: &str) -> String {
     text.split_inclusive("\n\n")
         .filter(|block| {
             let name = block.lines().next().unwrap_or_default();
-            !["# HELP process_", "# HELP tokio_", "# TYPE process_", "# TYPE tokio_"]
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
+            ![
+                "# HELP process_",
+                "# HELP tokio_",
+                "# TYPE process_",
+                "# TYPE tokio_",
+                "# HELP vitalsign_annotation_last_timestamp_seconds ",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
         })
         .collect()
+}
+
+/// Requests through the adapter API with `traceparent` headers: the sampled one's trace is the
+/// exemplar of its bucket in OpenMetrics (never in the classic text); unsampled and invalid
+/// ones leave none; the trace id is the request id unless `x-request-id` was sent.
+#[test]
+fn sampled_traces_become_exemplars_and_request_ids() {
+    use crate::adapter::{self, RequestStart};
+    use crate::prometheus::ExpositionFormat;
+    use std::sync::Arc;
+
+    let sink = Arc::new(crate::MemorySink::new(16));
+    let monitor = Monitor::builder("ex").sink(sink.clone()).build().unwrap();
+    let send =
+        |route: &'static str, traceparent: &'static str, request_id: Option<&'static [u8]>| {
+            let start = RequestStart::new(b"GET", route)
+                .with_route(Some(route))
+                .with_request_id(request_id)
+                .with_traceparent(Some(traceparent.as_bytes()));
+            adapter::begin(&monitor, start).response(200).complete();
+        };
+    let sampled = "4bf92f3577b34da6a3ce929d0e0e4736";
+    send(
+        "/a",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        None,
+    );
+    send(
+        "/b",
+        "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-00f067aa0ba902b7-00",
+        Some(b"mine"),
+    );
+    send(
+        "/c",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        None,
+    );
+
+    let requests = sink.requests();
+    assert_eq!(requests[0].request_id.as_str(), sampled);
+    assert_eq!(requests[0].trace.unwrap().trace_id_hex().as_str(), sampled);
+    assert_eq!(requests[1].request_id.as_str(), "mine");
+    assert!(!requests[1].trace.unwrap().sampled());
+    assert_eq!(requests[2].trace, None);
+    assert_ne!(requests[2].request_id.as_str(), "0".repeat(32));
+
+    let open = monitor
+        .render_metrics_as(ExpositionFormat::OpenMetrics)
+        .unwrap();
+    let exemplars: Vec<&str> = open.lines().filter(|l| l.contains(" # {")).collect();
+    assert_eq!(exemplars.len(), 1, "{open}");
+    let line = exemplars[0];
+    assert!(
+        line.starts_with("http_server_request_duration_seconds_bucket{")
+            && line.contains("http_route=\"/a\""),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "# {{trace_id=\"{sampled}\",span_id=\"00f067aa0ba902b7\"}} "
+        )),
+        "{line}"
+    );
+    // The exemplar sits on the first bucket its value fits in.
+    let le: f64 = line
+        .split("le=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let value: f64 = line
+        .split("} ")
+        .nth(2)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let first = crate::DEFAULT_DURATION_BUCKETS
+        .iter()
+        .find(|b| value <= **b)
+        .copied()
+        .unwrap_or(f64::INFINITY);
+    assert_eq!(le, first, "{line}");
+    assert!(open.ends_with("# EOF\n"));
+    assert!(!monitor.render_metrics().unwrap().contains(" # {"));
 }

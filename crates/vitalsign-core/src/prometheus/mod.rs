@@ -32,6 +32,8 @@
 // This file: the public names, `PrometheusSink`, its rendering and its `Sink` impl.
 mod active; // the in-flight gauge
 mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
+mod exemplar; // the duration histogram's exemplars: a sequence lock of atomics per bucket
+mod format; // exposition formats, their negotiation, OpenMetrics text from the classic text
 mod histogram; // atomic histograms, their families, the lock-free label-set cache
 mod series; // the series of one metric: an interner of handles per label set, capped
 mod setup; // `PrometheusConfig`, `PrometheusSetup`, building the sink, the upkeep thread
@@ -48,6 +50,7 @@ use active::ActiveGauge;
 #[cfg(feature = "stats")]
 pub(crate) use collectors::stats_collector;
 pub(crate) use collectors::{annotation_collector, sink_collector};
+pub use format::{ExpositionFormat, OPENMETRICS_CONTENT_TYPE};
 #[cfg(feature = "status")]
 pub(crate) use histogram::AtomicHistogram;
 use histogram::HistogramFamily;
@@ -156,8 +159,16 @@ impl fmt::Debug for PrometheusSink {
 
 impl PrometheusSink {
     /// Renders the exposition text of the whole registry (the application's own metrics too
-    /// when it shares its recorder), after collecting process and runtime figures.
+    /// when it shares its recorder), after collecting process and runtime figures, in the
+    /// classic text format.
     pub fn render(&self) -> String {
+        self.render_as(ExpositionFormat::Text)
+    }
+
+    /// [`PrometheusSink::render`] in `format`: OpenMetrics carries the duration histogram's
+    /// exemplars.
+    pub fn render_as(&self, format: ExpositionFormat) -> String {
+        let exemplars = format == ExpositionFormat::OpenMetrics;
         let mut exposition = Exposition {
             families: Vec::new(),
             global_labels: &self.global_rendered,
@@ -181,14 +192,14 @@ impl PrometheusSink {
         // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
         let mut own = String::new();
         self.active.render_into(&mut own);
-        self.durations.render_into(&mut own);
+        self.durations.render_into(exemplars, &mut own);
         for family in [&self.heads, &self.sizes, &self.request_sizes]
             .into_iter()
             .flatten()
         {
-            family.render_into(&mut own);
+            family.render_into(false, &mut own);
         }
-        self.session_durations.render_into(&mut own);
+        self.session_durations.render_into(false, &mut own);
         // Both merged in family name order, series sorted: two scrapes diff line by line. (A
         // name in both comes from the registry first; an unstable sort on the pair compiles to
         // less code than a stable one.)
@@ -200,7 +211,10 @@ impl PrometheusSink {
         for family in families {
             family.write_into(&mut text);
         }
-        text
+        match format {
+            ExpositionFormat::Text => text,
+            ExpositionFormat::OpenMetrics => format::to_openmetrics(&text),
+        }
     }
 
     pub(crate) fn set_collector(&self, collector: Collector) {
