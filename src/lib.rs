@@ -119,6 +119,7 @@ pub use vitalsign_core::{
     DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE, REQUEST_ID_HEADER,
     RESERVED_LABEL_NAMES, SESSION_DURATION_BUCKETS, UNMATCHED_ROUTE,
 };
+pub use vitalsign_core::{trace, TraceContext, TRACEPARENT_HEADER};
 #[cfg(feature = "tower")]
 pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};
 

@@ -143,16 +143,27 @@ fn start(
 
 /// Starts Prometheus with `config` (prometheus.yml) and `files` (name, text) beside it.
 pub fn start_prometheus(config: &str, files: &[(&str, &str)]) -> Option<Daemon> {
+    start_prometheus_with(config, files, &[])
+}
+
+/// [`start_prometheus`] with more command-line flags (`--enable-feature=…`).
+pub fn start_prometheus_with(
+    config: &str,
+    files: &[(&str, &str)],
+    flags: &[&str],
+) -> Option<Daemon> {
     let mut all = vec![("prometheus.yml", config)];
     all.extend_from_slice(files);
     start(&PROMETHEUS, &all, |dir, port| {
-        vec![
+        let mut args = vec![
             format!("--config.file={}", dir.join("prometheus.yml").display()),
             format!("--storage.tsdb.path={}", dir.join("data").display()),
             format!("--web.listen-address=127.0.0.1:{port}"),
             // Firing alerts are sent again every second (the default is a minute).
             "--rules.alert.resend-delay=1s".to_owned(),
-        ]
+        ];
+        args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+        args
     })
 }
 

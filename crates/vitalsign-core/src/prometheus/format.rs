@@ -110,16 +110,15 @@ pub(super) fn to_openmetrics(classic: &str) -> String {
             Some((words.next()?, words.next()?))
         });
         let (name, kind) = typed.unwrap_or(("", "untyped"));
-        // OpenMetrics names a counter family without `_total`; its samples carry it.
+        // OpenMetrics names a counter family without the `_total` its samples carry; a counter
+        // whose samples lack it is `unknown` (renaming its samples would make new series).
         let (family, kind) = match kind {
-            "counter" => (name.strip_suffix("_total").unwrap_or(name), "counter"),
+            "counter" => match name.strip_suffix("_total") {
+                Some(family) => (family, "counter"),
+                None => (name, "unknown"),
+            },
             "untyped" => (name, "unknown"),
             kind => (name, kind),
-        };
-        let canonical_label = match kind {
-            "histogram" => Some("le"),
-            "summary" => Some("quantile"),
-            _ => None,
         };
         for line in block.lines().filter(|line| !line.is_empty()) {
             if let Some(help) = line.strip_prefix("# HELP ") {
@@ -136,85 +135,18 @@ pub(super) fn to_openmetrics(classic: &str) -> String {
                 out.push('\n');
             } else if line.starts_with("# TYPE ") {
                 let _ = writeln!(out, "# TYPE {family} {kind}");
-            } else if line.starts_with('#') {
-                // Other comments have no place in OpenMetrics.
-            } else {
-                sample_line(line, name, kind, canonical_label, &mut out);
+            } else if !line.starts_with('#') {
+                // Samples as they are (other comments have no place in OpenMetrics): names,
+                // label sets and values read the same in both formats, `le` and `quantile`
+                // values included (as in the classic text, so that a Prometheus that
+                // switches formats keeps the same series).
+                out.push_str(line);
+                out.push('\n');
             }
         }
     }
     out.push_str("# EOF\n");
     out
-}
-
-/// One sample line in OpenMetrics: a counter sample gains `_total` if it lacks it, and the
-/// `le` or `quantile` label values become canonical numbers (`1` is `1.0`).
-fn sample_line(
-    line: &str,
-    family_name: &str,
-    kind: &str,
-    canonical_label: Option<&str>,
-    out: &mut String,
-) {
-    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-    let (name, rest) = line.split_at(name_end);
-    out.push_str(name);
-    if kind == "counter" && name == family_name && !name.ends_with("_total") {
-        out.push_str("_total");
-    }
-    let Some(canonical_label) = canonical_label else {
-        out.push_str(rest);
-        out.push('\n');
-        return;
-    };
-    let Some(labels) = rest.strip_prefix('{') else {
-        out.push_str(rest);
-        out.push('\n');
-        return;
-    };
-    // Copy the label set, rewriting the one label's value.
-    out.push('{');
-    let mut rest = labels;
-    loop {
-        let Some((label, after)) = rest.split_once("=\"") else {
-            out.push_str(rest);
-            out.push('\n');
-            return;
-        };
-        let label_name = label.trim_start_matches(',');
-        let value_end = quoted_end(after);
-        let value = &after[..value_end];
-        out.push_str(label);
-        out.push_str("=\"");
-        out.push_str(value);
-        if label_name == canonical_label
-            && !value.is_empty()
-            && value.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-        {
-            out.push_str(".0");
-        }
-        out.push('"');
-        rest = &after[(value_end + 1).min(after.len())..];
-        if !rest.starts_with(',') {
-            out.push_str(rest);
-            out.push('\n');
-            return;
-        }
-    }
-}
-
-/// The index of the quote that ends a label value (`text` starts just after its opening quote).
-fn quoted_end(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return i,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
 }
 
 #[cfg(test)]
@@ -267,9 +199,9 @@ mod tests {
         assert_eq!(
             to_openmetrics(classic),
             "# HELP a Things \\\"done\\\" \\\\ here.\n# TYPE a counter\na_total{x=\"1\"} 3\n\
-             # TYPE b counter\nb_total 4\n\
-             # HELP h Latency.\n# TYPE h histogram\nh_bucket{k=\"le=\\\"1\\\"\",le=\"1.0\"} 1 # {trace_id=\"ab\",span_id=\"cd\"} 0.5 1.000\nh_bucket{le=\"2.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
-             # TYPE s summary\ns{quantile=\"0.0\"} 1\ns{quantile=\"0.5\"} 1\ns_sum 1\ns_count 1\n\
+             # TYPE b unknown\nb 4\n\
+             # HELP h Latency.\n# TYPE h histogram\nh_bucket{k=\"le=\\\"1\\\"\",le=\"1\"} 1 # {trace_id=\"ab\",span_id=\"cd\"} 0.5 1.000\nh_bucket{le=\"2.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
+             # TYPE s summary\ns{quantile=\"0\"} 1\ns{quantile=\"0.5\"} 1\ns_sum 1\ns_count 1\n\
              # TYPE u unknown\nu 1\n# EOF\n"
         );
         assert_eq!(to_openmetrics(""), "# EOF\n");
