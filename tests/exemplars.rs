@@ -540,8 +540,11 @@ proptest! {
     fn any_header_value_keeps_openmetrics_well_formed(
         traceparent in prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..80),
-            ("[0-9a-f]{2}", "[0-9a-fA-F]{32}", "[0-9a-f]{16}", "[0-9a-f]{2}", "(-[ -~]{0,10})?")
+            // Well-formed or nearly: any version, flags and extension, hex in either case.
+            ("[0-9a-f]{2}", "[0-9a-f]{32}", "[0-9a-f]{16}", "[0-9a-f]{2}", "(-[ -~]{0,10})?")
                 .prop_map(|(v, t, s, f, more)| format!("{v}-{t}-{s}-{f}{more}").into_bytes()),
+            ("0[01]", "[0-9a-fA-F]{32}", "[0-9a-fA-F]{16}", "0[0-3]")
+                .prop_map(|(v, t, s, f)| format!("{v}-{t}-{s}-{f}").into_bytes()),
         ],
         request_id in proptest::collection::vec(any::<u8>(), 0..70),
         client in proptest::collection::vec(any::<u8>(), 0..40),
