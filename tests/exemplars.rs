@@ -174,7 +174,10 @@ async fn prometheus_stores_the_trace_ids_on_their_series() {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let found = loop {
             let found = stored_exemplars(&prometheus).await;
-            if SAMPLED.iter().all(|(.., trace, _)| found.contains_key(*trace)) {
+            if SAMPLED
+                .iter()
+                .all(|(.., trace, _)| found.contains_key(*trace))
+            {
                 break found;
             }
             assert!(
@@ -220,7 +223,11 @@ async fn both_formats_hold_the_same_samples() {
     for framework in demo::BOTH {
         let ctx = demo::start(framework, app::monitor_builder().unwrap()).await;
         send_traced(&ctx).await;
-        let response = client().get(ctx.server.url("/metrics")).send().await.unwrap();
+        let response = client()
+            .get(ctx.server.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             response.headers()["content-type"],
             "text/plain; version=0.0.4; charset=utf-8"
@@ -364,7 +371,9 @@ fn check_openmetrics(text: &str) -> Result<Checked, String> {
             Ok(())
         };
         if let Some(rest) = line.strip_prefix("# ") {
-            let (keyword, rest) = rest.split_once(' ').ok_or_else(|| at("bad comment".into()))?;
+            let (keyword, rest) = rest
+                .split_once(' ')
+                .ok_or_else(|| at("bad comment".into()))?;
             let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
             if !is_name(name) {
                 return Err(at("bad family name".into()));
@@ -426,7 +435,9 @@ fn check_openmetrics(text: &str) -> Result<Checked, String> {
             (Vec::new(), &line[name_end..])
         };
         let series = &line[..line.len() - rest.len()];
-        let rest = rest.strip_prefix(' ').ok_or_else(|| at("no space".into()))?;
+        let rest = rest
+            .strip_prefix(' ')
+            .ok_or_else(|| at("no space".into()))?;
         let (value_part, exemplar) = match rest.split_once(" # ") {
             Some((value, exemplar)) => (value, Some(exemplar)),
             None => (rest, None),
@@ -465,14 +476,19 @@ fn check_openmetrics(text: &str) -> Result<Checked, String> {
             return Err(at("bucket without le".into()));
         }
         if let Some(exemplar) = exemplar {
-            if !((kind == "histogram" && suffix == "_bucket") || (kind == "counter" && suffix == "_total")) {
+            if !((kind == "histogram" && suffix == "_bucket")
+                || (kind == "counter" && suffix == "_total"))
+            {
                 return Err(at("exemplar on a sample that cannot have one".into()));
             }
             let (_, rest, chars) = parse_labels(exemplar).map_err(at)?;
             if chars > 128 {
                 return Err(at("exemplar label set over 128 characters".into()));
             }
-            let mut words = rest.strip_prefix(' ').ok_or_else(|| at("exemplar value".into()))?.split(' ');
+            let mut words = rest
+                .strip_prefix(' ')
+                .ok_or_else(|| at("exemplar value".into()))?
+                .split(' ');
             if !words.next().is_some_and(is_number) {
                 return Err(at("bad exemplar value".into()));
             }

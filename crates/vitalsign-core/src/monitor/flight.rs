@@ -33,8 +33,6 @@ pub(crate) struct InFlight {
     pub(super) route: Route,
     pub(super) start: quanta::Instant,
     pub(super) scope: HandlerScope,
-    /// The request's `traceparent`, when it sent a valid one.
-    pub(super) trace: Option<crate::TraceContext>,
     pub(super) status: Option<u16>,
     /// Nanoseconds from the start to the response head ([`NO_HEAD`] before it).
     pub(super) head_nanos: u64,

@@ -165,8 +165,7 @@ impl Monitor {
             method,
             route,
             start: now,
-            scope: HandlerScope::new(request_id),
-            trace,
+            scope: HandlerScope::new(request_id, trace),
             status: None,
             head_nanos: NO_HEAD,
             body_bytes: 0,
@@ -188,9 +187,13 @@ impl Monitor {
     }
 
     pub(super) fn record(&self, flight: &InFlight, disconnected: bool) {
-        let request_id = match (&flight.scope.shared, &flight.scope.request_id) {
+        let own_id;
+        let request_id = match (&flight.scope.shared, flight.scope.ids.request_id()) {
             (Some(shared), _) => shared.request_id(),
-            (None, Some(id)) => id,
+            (None, Some(id)) => {
+                own_id = id;
+                &own_id
+            }
             (None, None) => &RequestId::EMPTY,
         };
         let panicked = flight.scope.panicked;
@@ -214,7 +217,7 @@ impl Monitor {
             method: flight.method,
             status_code: status,
             request_id,
-            trace: flight.trace,
+            trace: flight.scope.trace(),
             execution_time: self.inner.clock.since(flight.start).as_secs_f64(),
             start_unix_nanos: self.inner.clock.unix_nanos(flight.start),
             disconnected: disconnected && !panicked,

@@ -143,11 +143,15 @@ mod tests {
             })
             .collect();
         let mut seen = 0;
-        while writers.iter().any(|w| !w.is_finished()) {
+        loop {
+            let running = writers.iter().any(|w| !w.is_finished());
             if let Some(exemplar) = slot.load() {
                 let n = exemplar.value as u8;
                 assert_eq!(exemplar.trace, trace(n), "{exemplar:?}");
                 seen += 1;
+            }
+            if !running {
+                break;
             }
         }
         for writer in writers {
