@@ -303,8 +303,11 @@ fn is_number(s: &str) -> bool {
             && s.parse::<f64>().is_ok())
 }
 
+/// Label names and (unescaped) values.
+type Labels = Vec<(String, String)>;
+
 /// Parses `{…}` at the start of `s`: (labels, rest after `}`, characters of names and values).
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str, usize), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str, usize), String> {
     let mut rest = s.strip_prefix('{').ok_or("no '{'")?;
     let mut labels = Vec::new();
     let mut chars = 0;
