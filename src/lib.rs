@@ -67,6 +67,9 @@
 //!   `prometheus`.
 //! - `admin` (comes with `axum`; add it to `actix`): the admin listener ([`admin::ServeAdmin`]): the
 //!   endpoints on a listener of their own (hyper's HTTP/1 server), whatever the framework.
+//! - `tracing-otel`: a request without a valid `traceparent` header takes its trace (exemplar,
+//!   request id) from the current `tracing` span's OpenTelemetry context
+//!   (tracing-opentelemetry's layer); see the `trace` module.
 //!
 //! Features only add: turning one on anywhere in a dependency graph changes no type. An
 //! actix-only build (`default-features = false, features = ["actix", "prometheus"]`) compiles

@@ -35,6 +35,9 @@
 //!   and `prometheus`.
 //! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
 //!   of their own for any framework, on hyper's HTTP/1 server.
+//! - `tracing-otel`: a request without a valid `traceparent` header takes its trace (exemplar,
+//!   request id) from the current `tracing` span's OpenTelemetry context
+//!   (tracing-opentelemetry's layer); see [`trace`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapter;

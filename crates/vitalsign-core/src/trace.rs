@@ -11,6 +11,11 @@
 //! lower case; an all-zero trace or parent id, or anything else malformed, makes the header
 //! ignored.
 //!
+//! With the feature `tracing-otel`, a request without a valid `traceparent` takes the
+//! OpenTelemetry context of the current `tracing` span instead (tracing-opentelemetry's layer
+//! sets it, for instance from a `TraceLayer` span the application opens around the monitor), so
+//! that requests whose trace starts in this service get exemplars too.
+//!
 //! ```
 //! use vitalsign_core::TraceContext;
 //!
@@ -195,6 +200,30 @@ impl fmt::Display for TraceContext {
     }
 }
 
+/// The OpenTelemetry context of the current `tracing` span (set by tracing-opentelemetry's
+/// layer), for a request without a valid `traceparent` (feature `tracing-otel`): `None`
+/// outside a span, or without the layer, or with an invalid context.
+#[cfg(feature = "tracing-otel")]
+pub(crate) fn current_span_context() -> Option<TraceContext> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::Span::current();
+    if span.is_none() {
+        return None;
+    }
+    let context = span.context();
+    let span = context.span();
+    let span_context = span.span_context();
+    if !span_context.is_valid() {
+        return None;
+    }
+    TraceContext::new(
+        span_context.trace_id().to_bytes(),
+        span_context.span_id().to_bytes(),
+        span_context.trace_flags().to_u8(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +291,69 @@ mod tests {
             assert_eq!(parse(&bad), None, "{bad:?}");
         }
         assert_eq!(TraceContext::from_traceparent(&[0xff; 60]), None);
+    }
+
+    /// Feature `tracing-otel`: without a valid header, the request takes the current span's
+    /// OpenTelemetry context (a real SDK tracer behind tracing-opentelemetry's layer); a valid
+    /// header wins; outside a span there is none.
+    #[cfg(feature = "tracing-otel")]
+    #[test]
+    fn the_current_spans_context_stands_in_for_a_missing_header() {
+        use crate::adapter::{self, RequestStart};
+        use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let sink = std::sync::Arc::new(crate::MemorySink::new(8));
+        let monitor = crate::Monitor::builder("s")
+            .sink(sink.clone())
+            .build()
+            .unwrap();
+        let send = |route: &'static str, header: Option<&'static [u8]>| {
+            let start = RequestStart::new(b"GET", route)
+                .with_route(Some(route))
+                .with_traceparent(header);
+            adapter::begin(&monitor, start).response(200).complete();
+        };
+        let header = format!("00-{TRACE}-{SPAN}-01");
+        let header: &'static [u8] = header.leak().as_bytes();
+        let expected = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request");
+            let _entered = span.enter();
+            send("/span", None);
+            send("/invalid", Some(b"00-nonsense"));
+            send("/header", Some(header));
+            let context = span.context();
+            let span_context = context.span().span_context().clone();
+            TraceContext::new(
+                span_context.trace_id().to_bytes(),
+                span_context.span_id().to_bytes(),
+                span_context.trace_flags().to_u8(),
+            )
+            .unwrap()
+        });
+        send("/outside", None);
+        let requests = sink.requests();
+        assert!(expected.sampled());
+        assert_eq!(requests[0].trace, Some(expected));
+        assert_eq!(
+            requests[0].request_id.as_str(),
+            expected.trace_id_hex().as_str()
+        );
+        assert_eq!(requests[1].trace, Some(expected));
+        assert_eq!(
+            requests[2].trace,
+            parse(std::str::from_utf8(header).unwrap())
+        );
+        assert_eq!(requests[3].trace, None);
+        let open = monitor
+            .render_metrics_as(crate::prometheus::ExpositionFormat::OpenMetrics)
+            .unwrap();
+        assert!(open.contains(expected.trace_id_hex().as_str()), "{open}");
+        assert!(open.contains(TRACE), "{open}");
     }
 
     #[test]

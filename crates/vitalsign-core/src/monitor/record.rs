@@ -152,6 +152,8 @@ impl Monitor {
             None => None,
             Some(value) => TraceContext::from_traceparent(value),
         };
+        #[cfg(feature = "tracing-otel")]
+        let trace = trace.or_else(crate::trace::current_span_context);
         // `x-request-id`, else the trace id, else generated only if a sink reads ids
         // (Prometheus and `/stats` do not), or a handler asks.
         let request_id = RequestId::from_header(start.request_id)
