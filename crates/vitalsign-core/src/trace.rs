@@ -296,7 +296,7 @@ mod tests {
     /// Feature `tracing-otel`: without a valid header, the request takes the current span's
     /// OpenTelemetry context (a real SDK tracer behind tracing-opentelemetry's layer); a valid
     /// header wins; outside a span there is none.
-    #[cfg(feature = "tracing-otel")]
+    #[cfg(all(feature = "tracing-otel", feature = "prometheus"))]
     #[test]
     fn the_current_spans_context_stands_in_for_a_missing_header() {
         use crate::adapter::{self, RequestStart};
