@@ -590,3 +590,30 @@ proptest! {
         }
     }
 }
+
+/// A request with a sampled `traceparent` (and one with an `x-request-id` too) allocates
+/// nothing once its series holds exemplars: the trace rides in the request's id buffer and the
+/// exemplar goes into the bucket's atomics.
+#[test]
+fn a_traced_request_allocates_nothing_once_its_series_has_exemplars() {
+    use vitalsign::adapter::{self, RequestStart};
+    let monitor = vitalsign::Monitor::builder("alloc").build().unwrap();
+    let header = traceparent("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", true);
+    let send = |n: usize| {
+        for i in 0..n {
+            let request_id = (i % 2 == 0).then_some(&b"5b3f1c2e-0d9a-4c55-8f1e-2a7b9c0d4e6f"[..]);
+            let start = RequestStart::new(b"GET", "/users/7")
+                .with_route(Some("/users/{id}"))
+                .with_request_id(request_id)
+                .with_traceparent(Some(header.as_bytes()));
+            adapter::begin(&monitor, start).response(200).complete();
+        }
+    };
+    send(100);
+    let info = allocation_counter::measure(|| send(10_000));
+    assert_eq!(info.count_total, 0, "{info:?}");
+    let open = monitor
+        .render_metrics_as(ExpositionFormat::OpenMetrics)
+        .unwrap();
+    assert!(open.contains("0af7651916cd43dd8448eb211c80319c"), "{open}");
+}

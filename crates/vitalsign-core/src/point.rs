@@ -134,7 +134,10 @@ pub struct RequestPoint<'a> {
     /// (32 hex digits), else generated (when a sink or handler needs one).
     pub request_id: &'a RequestId,
     /// The trace the request belongs to, from a valid W3C `traceparent` header
-    /// ([`crate::trace`]); the duration histogram keeps sampled ones as exemplars.
+    /// ([`crate::trace`]; with the feature `tracing-otel`, else from the current `tracing`
+    /// span's OpenTelemetry context); the duration histogram keeps sampled ones as exemplars.
+    /// `None` also when an `x-request-id` longer than 36 characters came with it (the request
+    /// keeps its id inline, and the id wins).
     pub trace: Option<TraceContext>,
     /// Seconds from the request's arrival at the middleware until its response body ended (or
     /// was dropped).
