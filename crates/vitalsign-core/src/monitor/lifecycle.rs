@@ -176,7 +176,9 @@ impl Monitor {
     /// the process and runtime series. An application that serves `/metrics` with a handler of
     /// its own answers this text (with
     /// [`PROMETHEUS_CONTENT_TYPE`](crate::endpoint::PROMETHEUS_CONTENT_TYPE)); a shared
-    /// handle's own `render()` lacks vitalsign's histograms.
+    /// handle's own `render()` lacks vitalsign's histograms. This is the classic text format;
+    /// [`Monitor::render_metrics_as`] renders the format a scraper negotiates (OpenMetrics,
+    /// with exemplars).
     pub fn render_metrics(&self) -> Option<String> {
         #[cfg(feature = "prometheus")]
         return self.prometheus().map(|p| p.render());
