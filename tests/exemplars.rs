@@ -617,3 +617,56 @@ fn a_traced_request_allocates_nothing_once_its_series_has_exemplars() {
         .unwrap();
     assert!(open.contains("0af7651916cd43dd8448eb211c80319c"), "{open}");
 }
+
+/// Everything the classic text has comes out as OpenMetrics: the application's own series in a
+/// shared registry (a counter with `_total`, one without, a gauge, a summary, HELP text with
+/// quotes and backslashes), the collectors' families and vitalsign's histograms.
+#[test]
+fn the_application_registry_and_collectors_convert_too() {
+    use vitalsign::adapter::{self, RequestStart};
+    use vitalsign::metrics_exporter_prometheus::PrometheusBuilder;
+    let recorder = PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_counter!("app_jobs_total", "Jobs \"done\" \\ so far.");
+        metrics::counter!("app_jobs_total", "queue" => "a\"b").increment(3);
+        metrics::counter!("app_plain", "queue" => "c").increment(2);
+        metrics::gauge!("app_depth").set(1.5);
+        metrics::histogram!("app_latency_seconds").record(0.25);
+    });
+    let monitor = vitalsign::Monitor::builder("registry")
+        .prometheus_recorder(recorder)
+        .global_label("zone", "z\\1")
+        .build()
+        .unwrap();
+    let header = traceparent("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", true);
+    let start = RequestStart::new(b"GET", "/a")
+        .with_route(Some("/a"))
+        .with_traceparent(Some(header.as_bytes()));
+    adapter::begin(&monitor, start).response(200).complete();
+    let open = monitor
+        .render_metrics_as(ExpositionFormat::OpenMetrics)
+        .unwrap();
+    check_openmetrics(&open).unwrap_or_else(|e| panic!("{e}\n---\n{open}"));
+    for expected in [
+        "# HELP app_jobs Jobs \\\"done\\\" \\\\ so far.\n# TYPE app_jobs counter\n",
+        "app_jobs_total{queue=\"a\\\"b\"} 3\n",
+        "# TYPE app_plain unknown\napp_plain{queue=\"c\"} 2\n",
+        "zone=\"z\\\\1\"",
+        "# TYPE app_depth gauge\n",
+        "# TYPE app_latency_seconds summary\n",
+        "# TYPE http_server_request_duration_seconds histogram\n",
+        "# TYPE http_server_active_requests gauge\n",
+        "# TYPE vitalsign_sink_panics counter\n",
+        "# TYPE process_cpu_seconds counter\n",
+        "0af7651916cd43dd8448eb211c80319c",
+    ] {
+        assert!(open.contains(expected), "{expected:?} not in\n{open}");
+    }
+    // The classic text of the same registry keeps the `_total` family names.
+    let classic = monitor.render_metrics().unwrap();
+    assert!(
+        classic.contains("# TYPE app_jobs_total counter\n"),
+        "{classic}"
+    );
+    assert!(!classic.contains("# EOF"));
+}
