@@ -39,7 +39,8 @@ impl ExpositionFormat {
     /// q-value that names a format vitalsign renders (`text/plain`,
     /// `application/openmetrics-text` of version 1.0.0 or 0.0.1); on a tie, the format later
     /// in this enum (OpenMetrics over the classic text). Wildcards (`*/*`, `text/*`) and no
-    /// header at all mean the classic text, as does a header that names nothing known.
+    /// header at all mean the classic text, as does a header that names nothing known; a
+    /// media range whose q-value does not parse is ignored.
     pub fn negotiate(accept: Option<&[u8]>) -> ExpositionFormat {
         let Some(accept) = accept.and_then(|a| std::str::from_utf8(a).ok()) else {
             return ExpositionFormat::Text;
@@ -178,7 +179,7 @@ mod tests {
             ),
             ("application/openmetrics-text;q=0.3,text/plain;q=0.7", Text),
             ("text/plain;q=0.7, application/openmetrics-text;q=0.8", OpenMetrics),
-            // q=0 refuses; a tie goes to OpenMetrics; a broken q-value is no preference.
+            // q=0 refuses; a tie goes to OpenMetrics; a range with a broken q-value is ignored.
             ("application/openmetrics-text;q=0", Text),
             ("text/plain, application/openmetrics-text", OpenMetrics),
             ("application/openmetrics-text;q=x", Text),

@@ -21,6 +21,10 @@
 //! lacks them: an application serving `/metrics` itself answers
 //! [`Monitor::render_metrics`](crate::Monitor::render_metrics), which renders everything.
 //!
+//! `/metrics` answers the classic text format unless the scraper asks for OpenMetrics 1.0
+//! ([`ExpositionFormat`]), which also carries the duration histogram's exemplars: per bucket,
+//! the latest request with a sampled W3C `traceparent` ([`crate::trace`]).
+//!
 //! ```
 //! use vitalsign_core::Monitor;
 //!
