@@ -36,7 +36,7 @@ pub enum ExpositionFormat {
 
 impl ExpositionFormat {
     /// The format an `Accept` header value asks for: the media range with the highest
-    /// q-value that names a format vitalsign renders (`text/plain`,
+    /// q-value that names a format vitalsign renders (`text/plain` of version 0.0.4 or 1.0.0,
     /// `application/openmetrics-text` of version 1.0.0 or 0.0.1); on a tie, the format later
     /// in this enum (OpenMetrics over the classic text). Wildcards (`*/*`, `text/*`) and no
     /// header at all mean the classic text, as does a header that names nothing known; a
@@ -81,7 +81,9 @@ impl ExpositionFormat {
         let text = media.eq_ignore_ascii_case("text/plain")
             || media.eq_ignore_ascii_case("text/*")
             || media == "*/*";
-        (text && matches!(version, None | Some("0.0.4"))).then_some(ExpositionFormat::Text)
+        // Text 1.0.0 (Prometheus 3) is 0.0.4 with UTF-8 names allowed: vitalsign's text is both.
+        (text && matches!(version, None | Some("0.0.4") | Some("1.0.0")))
+            .then_some(ExpositionFormat::Text)
     }
 
     /// Preference on equal q-values: the richer format.
@@ -178,6 +180,15 @@ mod tests {
                 OpenMetrics,
             ),
             ("application/openmetrics-text;q=0.3,text/plain;q=0.7", Text),
+            // Prometheus 3 preferring its text format 1.0.0 (escaping parameters ignored).
+            (
+                "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5",
+                Text,
+            ),
+            (
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=1.0.0;q=0.5",
+                OpenMetrics,
+            ),
             ("text/plain;q=0.7, application/openmetrics-text;q=0.8", OpenMetrics),
             // q=0 refuses; a tie goes to OpenMetrics; a range with a broken q-value is ignored.
             ("application/openmetrics-text;q=0", Text),
