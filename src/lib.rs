@@ -70,6 +70,9 @@
 //!   served when the scraper's `Accept` header prefers it (prost). Includes `prometheus`.
 //! - `admin` (comes with `axum`; add it to `actix`): the admin listener ([`admin::ServeAdmin`]): the
 //!   endpoints on a listener of their own (hyper's HTTP/1 server), whatever the framework.
+//! - `tracing-otel`: a request without a valid `traceparent` header takes its trace (exemplar,
+//!   request id) from the current `tracing` span's OpenTelemetry context
+//!   (tracing-opentelemetry's layer); see the `trace` module.
 //!
 //! Features only add: turning one on anywhere in a dependency graph changes no type. An
 //! actix-only build (`default-features = false, features = ["actix", "prometheus"]`) compiles
@@ -122,6 +125,7 @@ pub use vitalsign_core::{
     DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, OVERFLOW_ROUTE, REQUEST_ID_HEADER,
     RESERVED_LABEL_NAMES, SESSION_DURATION_BUCKETS, UNMATCHED_ROUTE,
 };
+pub use vitalsign_core::{trace, TraceContext, TRACEPARENT_HEADER};
 #[cfg(feature = "tower")]
 pub use vitalsign_tower::{MonitorLayer, RequestBodySizeLayer, UriPath};
 

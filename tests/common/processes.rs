@@ -146,7 +146,7 @@ pub fn start_prometheus(config: &str, files: &[(&str, &str)]) -> Option<Daemon> 
     start_prometheus_with(config, files, &[])
 }
 
-/// [`start_prometheus`] with more flags (`--enable-feature=native-histograms`).
+/// [`start_prometheus`] with more command-line flags (`--enable-feature=…`).
 pub fn start_prometheus_with(
     config: &str,
     files: &[(&str, &str)],
@@ -162,7 +162,7 @@ pub fn start_prometheus_with(
             // Firing alerts are sent again every second (the default is a minute).
             "--rules.alert.resend-delay=1s".to_owned(),
         ];
-        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        args.extend(flags.iter().map(|flag| (*flag).to_owned()));
         args
     })
 }

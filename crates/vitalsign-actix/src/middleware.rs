@@ -14,11 +14,13 @@ use actix_web::http::header::HeaderName;
 use actix_web::{Error, HttpMessage};
 use pin_project_lite::pin_project;
 use vitalsign_core::adapter::{self, Flight, RequestStart};
-use vitalsign_core::{Monitor, REQUEST_ID_HEADER};
+use vitalsign_core::{Monitor, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
 use crate::ResponseBody;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+/// The W3C Trace Context header, parsed once.
+static TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT_HEADER);
 
 /// Paths up to this long are kept inline in the response future, so that a request that ends
 /// without a response can still be matched to its route; longer ones are matched on arrival.
@@ -173,6 +175,7 @@ where
             RequestStart::new(req.method().as_str().as_bytes(), req.path())
                 .with_route(route.as_deref())
                 .with_request_id(headers.get(&REQUEST_ID).map(|v| v.as_bytes()))
+                .with_traceparent(headers.get(&TRACEPARENT).map(|v| v.as_bytes()))
                 .with_headers(&lookup),
         );
         if adapter::point_in_extensions(&self.monitor) {

@@ -39,6 +39,9 @@
 //!   `Accept` header prefers it; encoded with prost. Includes `prometheus`.
 //! - `admin`: the admin listener ([`admin::ServeAdmin`]), vitalsign's endpoints on a listener
 //!   of their own for any framework, on hyper's HTTP/1 server.
+//! - `tracing-otel`: a request without a valid `traceparent` header takes its trace (exemplar,
+//!   request id) from the current `tracing` span's OpenTelemetry context
+//!   (tracing-opentelemetry's layer); see [`trace`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapter;
@@ -72,6 +75,7 @@ pub mod stats;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 
 pub use classify::{ClassifyError, DefaultClassifier};
 pub use endpoint::{Endpoint, Endpoints};
@@ -91,3 +95,4 @@ pub use request_id::{RequestId, REQUEST_ID_HEADER};
 pub use sink::{Sink, SinkReport};
 #[cfg(feature = "slo")]
 pub use slo::Objective;
+pub use trace::{TraceContext, TRACEPARENT_HEADER};

@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::{Method, RequestId};
+use crate::{Method, RequestId, TraceContext};
 
 /// Route value of a request that matched no route template.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -130,8 +130,15 @@ pub struct RequestPoint<'a> {
     /// Response status; [`CLIENT_CLOSED_REQUEST`] when the client left before a response existed,
     /// 500 when the handler panicked.
     pub status_code: u16,
-    /// Request id (from `x-request-id` when sane, generated otherwise).
+    /// Request id: from `x-request-id` when sane, else the trace id of a valid `traceparent`
+    /// (32 hex digits), else generated (when a sink or handler needs one).
     pub request_id: &'a RequestId,
+    /// The trace the request belongs to, from a valid W3C `traceparent` header
+    /// ([`crate::trace`]; with the feature `tracing-otel`, else from the current `tracing`
+    /// span's OpenTelemetry context); the duration histogram keeps sampled ones as exemplars.
+    /// `None` also when an `x-request-id` longer than 36 characters came with it (the request
+    /// keeps its id inline, and the id wins).
+    pub trace: Option<TraceContext>,
     /// Seconds from the request's arrival at the middleware until its response body ended (or
     /// was dropped).
     pub execution_time: f64,
@@ -174,6 +181,7 @@ impl<'a> RequestPoint<'a> {
             method,
             status_code,
             request_id,
+            trace: None,
             execution_time: 0.0,
             start_unix_nanos: 0,
             disconnected: false,
@@ -213,6 +221,7 @@ impl<'a> RequestPoint<'a> {
             method: self.method,
             status_code: self.status_code,
             request_id: *self.request_id,
+            trace: self.trace,
             execution_time: self.execution_time,
             start_unix_nanos: self.start_unix_nanos,
             disconnected: self.disconnected,
@@ -259,6 +268,7 @@ pub struct OwnedRequestPoint {
     pub method: Method,
     pub status_code: u16,
     pub request_id: RequestId,
+    pub trace: Option<TraceContext>,
     pub execution_time: f64,
     pub start_unix_nanos: u64,
     pub disconnected: bool,

@@ -18,7 +18,7 @@ use std::fmt;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A request id, stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 pub struct RequestId {
     buf: [u8; RequestId::MAX_LEN],
     len: u8,
@@ -78,10 +78,38 @@ impl RequestId {
         }
     }
 
+    /// An id from its buffer (only `buf[..len]` is read: what follows may hold anything) and
+    /// length, both from a [`RequestId`] (see [`RequestId::parts`]).
+    #[inline]
+    pub(crate) fn from_parts(buf: [u8; Self::MAX_LEN], len: u8) -> RequestId {
+        RequestId { buf, len }
+    }
+
+    /// The buffer and the length of the id.
+    #[inline]
+    pub(crate) fn parts(&self) -> (&[u8; Self::MAX_LEN], u8) {
+        (&self.buf, self.len)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever stored.
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+/// Ids are equal when their text is.
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.buf[..usize::from(self.len)] == other.buf[..usize::from(other.len)]
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.buf[..usize::from(self.len)].hash(state);
     }
 }
 

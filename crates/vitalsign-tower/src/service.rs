@@ -5,10 +5,12 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 use vitalsign_core::adapter::{self, RequestStart};
-use vitalsign_core::{Monitor, REQUEST_ID_HEADER};
+use vitalsign_core::{Monitor, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
 /// The request-id header, parsed once.
 static REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+/// The W3C Trace Context header, parsed once.
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static(TRACEPARENT_HEADER);
 
 use crate::layer::{DefaultResolver, RequestHead, ResolveRoute};
 use crate::{ResponseBody, ResponseFuture};
@@ -70,6 +72,7 @@ where
             RequestStart::new(req.method().as_str().as_bytes(), req.uri().path())
                 .with_route(self.resolver.resolve(&head))
                 .with_request_id(headers.get(&REQUEST_ID).map(|v| v.as_bytes()))
+                .with_traceparent(headers.get(&TRACEPARENT).map(|v| v.as_bytes()))
                 .with_headers(&lookup),
         );
         if flight.wants_path_params() {

@@ -4,8 +4,6 @@
 
 use serde_json::{json, Map, Value};
 
-#[cfg(feature = "prometheus")]
-use super::PROMETHEUS_CONTENT_TYPE;
 use super::{
     Endpoint, EndpointBody, EndpointRequest, EndpointResponse, HEALTH_JSON_CONTENT_TYPE,
     JSON_CONTENT_TYPE, LIVENESS_STALL, NO_STORE, TEXT_CONTENT_TYPE,
@@ -189,32 +187,28 @@ impl Monitor {
             .is_none_or(|token| token.authorizes(request.authorization))
     }
 
-    /// `GET /metrics`: the exposition text (with the feature `native-histograms`, the
-    /// protobuf exposition format when the `Accept` header prefers it); 401 without the token
-    /// when one is configured; 404 with a reason when the monitor has no Prometheus sink.
+    /// `GET /metrics`: the exposition text, in the format the `Accept` header negotiates
+    /// ([`ExpositionFormat::negotiate`](crate::prometheus::ExpositionFormat::negotiate):
+    /// OpenMetrics with exemplars when asked for, with the feature `native-histograms` the
+    /// protobuf format when preferred, the classic text otherwise), with `Vary: accept`; 401
+    /// without the token when one is configured; 404 with a reason when the monitor has no
+    /// Prometheus sink.
     pub fn metrics_endpoint(&self, request: &EndpointRequest<'_>) -> EndpointResponse {
         if !self.authorized(request) {
             return EndpointResponse::unauthorized(request);
         }
-        #[cfg(feature = "native-histograms")]
-        if crate::prometheus::wants_protobuf(request.accept) {
-            if let Some(body) = self.render_metrics_protobuf() {
+        #[cfg(feature = "prometheus")]
+        {
+            let format = crate::prometheus::ExpositionFormat::negotiate(request.accept);
+            if let Some(body) = self.render_metrics_as(format) {
                 return EndpointResponse {
                     status: 200,
-                    content_type: super::PROTOBUF_CONTENT_TYPE,
+                    content_type: format.content_type(),
+                    // Caches keep one answer per `Accept`: the format depends on it.
                     headers: vec![("vary", "accept")],
                     body,
                 };
             }
-        }
-        #[cfg(feature = "prometheus")]
-        if let Some(body) = self.render_metrics() {
-            return EndpointResponse {
-                status: 200,
-                content_type: PROMETHEUS_CONTENT_TYPE,
-                headers: Vec::new(),
-                body: body.into_bytes(),
-            };
         }
         EndpointResponse {
             status: 404,

@@ -56,6 +56,7 @@
 //! ```
 
 // This file: the state a request's handles share (what handlers added to its point).
+mod ids; // a request's id and trace context, inline
 mod point_handle; // `PointHandle` and `SectionTimer`: what a handler does with its point
 mod scope; // the current request: thread-locals, `HandlerScope`, requests that record nothing
 mod session; // `UpgradedSession`: the life of an upgraded connection

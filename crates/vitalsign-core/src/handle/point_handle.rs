@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn section_timers_add_up() {
-        let mut scope = HandlerScope::new(Some(RequestId::generate()));
+        let mut scope = HandlerScope::new(Some(RequestId::generate()), None);
         let handle = scope.enter(|| PointHandle::current().unwrap());
         let first = handle.time("db").stop();
         let second = handle.time("db").stop();

@@ -29,17 +29,18 @@ pub(super) enum Slot {
 /// Per-request state of the handler API, owned by the adapter's in-flight record.
 #[derive(Debug)]
 pub(crate) struct HandlerScope {
-    /// The id from the request header, or one generated when first needed.
-    pub(crate) request_id: Option<RequestId>,
+    /// The id from the request header (or its trace id), or one generated when first needed;
+    /// and its trace context.
+    pub(crate) ids: super::ids::Ids,
     pub(crate) shared: Option<Arc<Shared>>,
     /// A panic unwound out of [`HandlerScope::enter`].
     pub(crate) panicked: bool,
 }
 
 impl HandlerScope {
-    pub(crate) fn new(request_id: Option<RequestId>) -> Self {
+    pub(crate) fn new(request_id: Option<RequestId>, trace: Option<crate::TraceContext>) -> Self {
         HandlerScope {
-            request_id,
+            ids: super::ids::Ids::new(request_id, trace),
             shared: None,
             panicked: false,
         }
@@ -50,7 +51,7 @@ impl HandlerScope {
     #[cfg(feature = "rpc")]
     pub(crate) fn new_rpc(request_id: RequestId, rpc: crate::rpc::RpcState) -> Self {
         HandlerScope {
-            request_id: Some(request_id),
+            ids: super::ids::Ids::new(Some(request_id), None),
             shared: Some(Arc::new(Shared::new_rpc(request_id, rpc))),
             panicked: false,
         }
@@ -62,12 +63,23 @@ impl HandlerScope {
         if let Some(shared) = &self.shared {
             return shared.request_id;
         }
-        *self.request_id.get_or_insert_with(RequestId::generate)
+        if let Some(id) = self.ids.request_id() {
+            return id;
+        }
+        let id = RequestId::generate();
+        self.ids.set_request_id(id);
+        id
+    }
+
+    /// The request's trace context, if it sent a valid `traceparent`.
+    #[inline]
+    pub(crate) fn trace(&self) -> Option<crate::TraceContext> {
+        self.ids.trace()
     }
 
     /// The handle of this request, made now if the handler has not asked for it yet.
     pub(crate) fn handle(&mut self) -> PointHandle {
-        let request_id = self.request_id;
+        let request_id = self.ids.request_id();
         let shared = self.shared.get_or_insert_with(|| {
             Arc::new(Shared::new(request_id.unwrap_or_else(RequestId::generate)))
         });
@@ -92,7 +104,7 @@ impl HandlerScope {
 
     /// Runs `f` with this request as the thread's current request.
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        match (self.shared.take(), self.request_id) {
+        match (self.shared.take(), self.ids.request_id()) {
             (Some(shared), _) => self.enter_slot(Slot::Ready(shared), f),
             (None, Some(id)) => {
                 // The id goes to its own thread-local while the handle does not exist.
@@ -170,7 +182,7 @@ mod tests {
 
     #[test]
     fn no_allocation_unless_asked() {
-        let mut scope = HandlerScope::new(Some(RequestId::generate()));
+        let mut scope = HandlerScope::new(Some(RequestId::generate()), None);
         scope.enter(|| ());
         assert!(scope.shared.is_none());
         scope.enter(|| {
@@ -200,8 +212,8 @@ mod tests {
     #[test]
     fn nested_scopes_restore_the_outer_request() {
         let outer_id = RequestId::generate();
-        let mut outer = HandlerScope::new(Some(outer_id));
-        let mut inner = HandlerScope::new(Some(RequestId::generate()));
+        let mut outer = HandlerScope::new(Some(outer_id), None);
+        let mut inner = HandlerScope::new(Some(RequestId::generate()), None);
         outer.enter(|| {
             inner.enter(|| {
                 assert_ne!(PointHandle::current().unwrap().request_id(), outer_id);
@@ -212,7 +224,7 @@ mod tests {
 
     #[test]
     fn scope_is_restored_when_the_inner_call_panics() {
-        let mut scope = HandlerScope::new(Some(RequestId::generate()));
+        let mut scope = HandlerScope::new(Some(RequestId::generate()), None);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             scope.enter(|| {
                 PointHandle::current().unwrap().error_code("E1");

@@ -176,12 +176,43 @@ impl Monitor {
     /// the process and runtime series. An application that serves `/metrics` with a handler of
     /// its own answers this text (with
     /// [`PROMETHEUS_CONTENT_TYPE`](crate::endpoint::PROMETHEUS_CONTENT_TYPE)); a shared
-    /// handle's own `render()` lacks vitalsign's histograms.
+    /// handle's own `render()` lacks vitalsign's histograms. This is the classic text format;
+    /// [`Monitor::render_metrics_as`] renders the format a scraper negotiates (OpenMetrics,
+    /// with exemplars).
     pub fn render_metrics(&self) -> Option<String> {
         #[cfg(feature = "prometheus")]
         return self.prometheus().map(|p| p.render());
         #[cfg(not(feature = "prometheus"))]
         return None;
+    }
+
+    /// [`Monitor::render_metrics`] in the format the request's `Accept` header asks for:
+    /// `(body, content type)`. An application that serves `/metrics` itself answers this to
+    /// offer OpenMetrics (with the duration histogram's exemplars) to a scraper that asks for
+    /// it, and the classic text otherwise (see
+    /// [`ExpositionFormat::negotiate`](crate::prometheus::ExpositionFormat::negotiate)).
+    ///
+    /// ```
+    /// use vitalsign_core::prometheus::ExpositionFormat;
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop").build()?;
+    /// let accept = Some(&b"application/openmetrics-text; version=1.0.0"[..]);
+    /// let format = ExpositionFormat::negotiate(accept);
+    /// let body = monitor.render_metrics_as(format).unwrap();
+    /// assert!(body.ends_with(b"# EOF\n"));
+    /// assert_eq!(
+    ///     format.content_type(),
+    ///     "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    /// );
+    /// # Ok::<(), vitalsign_core::ConfigError>(())
+    /// ```
+    #[cfg(feature = "prometheus")]
+    pub fn render_metrics_as(
+        &self,
+        format: crate::prometheus::ExpositionFormat,
+    ) -> Option<Vec<u8>> {
+        self.prometheus().map(|p| p.render_as(format))
     }
 }
 

@@ -6,7 +6,7 @@ use super::routes::Route;
 use super::{InFlight, Monitor};
 use crate::handle::HandlerScope;
 use crate::point::{ErrorPoint, RequestPoint, CLIENT_CLOSED_REQUEST};
-use crate::{Method, RequestId, Sink};
+use crate::{Method, RequestId, Sink, TraceContext};
 use std::sync::atomic::Ordering;
 
 /// What an adapter knows about a request when it arrives.
@@ -32,6 +32,8 @@ pub struct RequestStart<'a> {
     pub route: Option<&'a str>,
     /// The `x-request-id` header, if present.
     pub request_id: Option<&'a [u8]>,
+    /// The W3C `traceparent` header, if present ([`crate::trace`]).
+    pub traceparent: Option<&'a [u8]>,
     /// Looks a request header up by name, for the label functions
     /// ([`MonitorBuilder::label_fn`](crate::MonitorBuilder::label_fn)); see
     /// [`RequestStart::with_headers`].
@@ -48,6 +50,10 @@ impl std::fmt::Debug for RequestStart<'_> {
             .field("path", &self.path)
             .field("route", &self.route)
             .field("request_id", &self.request_id.map(String::from_utf8_lossy))
+            .field(
+                "traceparent",
+                &self.traceparent.map(String::from_utf8_lossy),
+            )
             .field("headers", &self.headers.is_some())
             .finish()
     }
@@ -63,6 +69,7 @@ impl<'a> RequestStart<'a> {
             path,
             route: None,
             request_id: None,
+            traceparent: None,
             headers: None,
         }
     }
@@ -80,6 +87,17 @@ impl<'a> RequestStart<'a> {
     #[must_use]
     pub const fn with_request_id(mut self, request_id: Option<&'a [u8]>) -> Self {
         self.request_id = request_id;
+        self
+    }
+
+    /// With the W3C `traceparent` header's value ([`TRACEPARENT_HEADER`](crate::TRACEPARENT_HEADER)):
+    /// a valid one links the request's duration to its trace (an exemplar, when sampled), and
+    /// its trace id is the request id when no `x-request-id` was sent. An invalid one is
+    /// ignored.
+    #[inline]
+    #[must_use]
+    pub const fn with_traceparent(mut self, traceparent: Option<&'a [u8]>) -> Self {
+        self.traceparent = traceparent;
         self
     }
 
@@ -130,8 +148,16 @@ impl Monitor {
             None => Route::UNMATCHED,
             Some(route) => self.intern(route),
         };
-        // Generated only if a sink reads ids (Prometheus and `/stats` do not), or a handler asks.
+        let trace = match start.traceparent {
+            None => None,
+            Some(value) => TraceContext::from_traceparent(value),
+        };
+        #[cfg(feature = "tracing-otel")]
+        let trace = trace.or_else(crate::trace::current_span_context);
+        // `x-request-id`, else the trace id, else generated only if a sink reads ids
+        // (Prometheus and `/stats` do not), or a handler asks.
         let request_id = RequestId::from_header(start.request_id)
+            .or_else(|| trace.map(|trace| trace.request_id()))
             .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
         self.each_sink(|sink| sink.request_started(method));
@@ -141,7 +167,7 @@ impl Monitor {
             method,
             route,
             start: now,
-            scope: HandlerScope::new(request_id),
+            scope: HandlerScope::new(request_id, trace),
             status: None,
             head_nanos: NO_HEAD,
             body_bytes: 0,
@@ -163,9 +189,13 @@ impl Monitor {
     }
 
     pub(super) fn record(&self, flight: &InFlight, disconnected: bool) {
-        let request_id = match (&flight.scope.shared, &flight.scope.request_id) {
+        let own_id;
+        let request_id = match (&flight.scope.shared, flight.scope.ids.request_id()) {
             (Some(shared), _) => shared.request_id(),
-            (None, Some(id)) => id,
+            (None, Some(id)) => {
+                own_id = id;
+                &own_id
+            }
             (None, None) => &RequestId::EMPTY,
         };
         let panicked = flight.scope.panicked;
@@ -203,6 +233,7 @@ impl Monitor {
             method: flight.method,
             status_code: status,
             request_id,
+            trace: flight.scope.trace(),
             execution_time: self.inner.clock.since(flight.start).as_secs_f64(),
             start_unix_nanos: self.inner.clock.unix_nanos(flight.start),
             disconnected: disconnected && !panicked,

@@ -3,6 +3,7 @@
 
 use metrics::KeyName;
 
+use super::exemplar::ExemplarSlot;
 use super::series::Series;
 use super::text::render_labels;
 use super::PrometheusSink;
@@ -22,7 +23,10 @@ struct SeriesHistograms {
 
 impl SeriesHistograms {
     fn record(&self, point: &RequestPoint<'_>) {
-        self.duration.record(point.execution_time);
+        match &point.trace {
+            Some(trace) if trace.sampled() => self.duration.record_traced(point, trace),
+            _ => self.duration.record(point.execution_time),
+        }
         #[cfg(feature = "native-histograms")]
         if let Some(native) = &self.native {
             native.record(point.execution_time);
@@ -130,6 +134,8 @@ pub(crate) struct AtomicHistogram {
     sum_bits: std::sync::atomic::AtomicU64,
     /// The series' labels, rendered once: `k="v",k2="v2"` (escaped).
     labels: String,
+    /// The latest exemplar of each bucket, allocated on the series' first one.
+    exemplars: std::sync::OnceLock<Box<[ExemplarSlot]>>,
 }
 
 impl AtomicHistogram {
@@ -142,16 +148,38 @@ impl AtomicHistogram {
             buckets,
             sum_bits: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
             labels,
+            exemplars: std::sync::OnceLock::new(),
         }
     }
 
     pub(crate) fn record(&self, value: f64) {
+        self.record_at(value);
+    }
+
+    /// Records `value`; returns its bucket's index.
+    #[inline]
+    fn record_at(&self, value: f64) -> usize {
         use std::sync::atomic::Ordering::Relaxed;
         let index = self.bounds.partition_point(|bound| *bound < value);
         self.buckets[index].fetch_add(1, Relaxed);
         let _ = self.sum_bits.fetch_update(Relaxed, Relaxed, |bits| {
             Some((f64::from_bits(bits) + value).to_bits())
         });
+        index
+    }
+
+    /// Records the duration of a point of a sampled trace, and keeps it as its bucket's
+    /// exemplar (stamped with the request's end).
+    fn record_traced(&self, point: &RequestPoint<'_>, trace: &crate::TraceContext) {
+        let value = point.execution_time;
+        let index = self.record_at(value);
+        let slots = self.exemplars.get_or_init(|| {
+            (0..self.buckets.len())
+                .map(|_| ExemplarSlot::default())
+                .collect()
+        });
+        let end_nanos = point.start_unix_nanos + (value * 1e9) as u64;
+        slots[index].store(trace, value, end_nanos / 1_000_000);
     }
 
     /// Reads the bucket counts (not cumulative; the last one is above every bound) into `out`.
@@ -163,12 +191,14 @@ impl AtomicHistogram {
     }
 
     /// Appends `name_bucket`, `name_sum` and `name_count` lines; `le` holds the rendered
-    /// bounds (`le="0.005"`, …, `le="+Inf"`).
-    fn render_into(&self, name: &str, le: &[String], out: &mut String) {
+    /// bounds (`le="0.005"`, …, `le="+Inf"`). With `exemplars` (OpenMetrics), a bucket's
+    /// line ends with its exemplar, if it has one.
+    fn render_into(&self, name: &str, le: &[String], exemplars: bool, out: &mut String) {
         use std::sync::atomic::Ordering::Relaxed;
         let mut number = itoa::Buffer::new();
         let mut cumulative = 0u64;
-        for (bucket, le) in self.buckets.iter().zip(le) {
+        let slots = self.exemplars.get().filter(|_| exemplars);
+        for (i, (bucket, le)) in self.buckets.iter().zip(le).enumerate() {
             cumulative += bucket.load(Relaxed);
             out.push_str(name);
             out.push_str("_bucket{");
@@ -179,6 +209,9 @@ impl AtomicHistogram {
             out.push_str(le);
             out.push_str("} ");
             out.push_str(number.format(cumulative));
+            if let Some(exemplar) = slots.and_then(|slots| slots[i].load()) {
+                exemplar.render_into(out);
+            }
             out.push('\n');
         }
         let sum = f64::from_bits(self.sum_bits.load(Relaxed));
@@ -245,7 +278,8 @@ impl HistogramFamily {
         )
     }
 
-    pub(super) fn render_into(&self, out: &mut String) {
+    /// Appends the family's text; `exemplars`: with the buckets' exemplars (OpenMetrics).
+    pub(super) fn render_into(&self, exemplars: bool, out: &mut String) {
         use std::fmt::Write;
         let name = self.series.name.as_str();
         let mut all = self.series.all();
@@ -264,7 +298,7 @@ impl HistogramFamily {
             .collect();
         out.reserve(all.len() * (self.bounds.len() + 3) * 96);
         for histogram in all {
-            histogram.render_into(name, &le, out);
+            histogram.render_into(name, &le, exemplars, out);
         }
         out.push('\n');
     }

@@ -21,6 +21,10 @@
 //! lacks them: an application serving `/metrics` itself answers
 //! [`Monitor::render_metrics`](crate::Monitor::render_metrics), which renders everything.
 //!
+//! `/metrics` answers the classic text format unless the scraper asks for OpenMetrics 1.0
+//! ([`ExpositionFormat`]), which also carries the duration histogram's exemplars: per bucket,
+//! the latest request with a sampled W3C `traceparent` ([`crate::trace`]).
+//!
 //! ```
 //! use vitalsign_core::Monitor;
 //!
@@ -32,6 +36,8 @@
 // This file: the public names, `PrometheusSink`, its rendering and its `Sink` impl.
 mod active; // the in-flight gauge
 mod collectors; // what is gathered before each render: sink queues, `/stats`, process series
+mod exemplar; // the duration histogram's exemplars: a sequence lock of atomics per bucket
+mod format; // exposition formats, their negotiation, OpenMetrics text from the classic text
 mod histogram; // atomic histograms, their families, the lock-free label-set cache
 #[cfg(feature = "native-histograms")]
 mod native; // native histograms of the request duration (exponential buckets, schema 3)
@@ -54,6 +60,7 @@ use active::ActiveGauge;
 #[cfg(feature = "stats")]
 pub(crate) use collectors::stats_collector;
 pub(crate) use collectors::{annotation_collector, sink_collector};
+pub use format::{ExpositionFormat, OPENMETRICS_CONTENT_TYPE};
 #[cfg(feature = "status")]
 pub(crate) use histogram::AtomicHistogram;
 use histogram::HistogramFamily;
@@ -61,8 +68,6 @@ use histogram::HistogramFamily;
 pub use native::{
     NATIVE_MAX_BUCKETS, NATIVE_MAX_RELATIVE_ERROR, NATIVE_SCHEMA, NATIVE_ZERO_THRESHOLD,
 };
-#[cfg(feature = "native-histograms")]
-pub(crate) use protobuf::wants_protobuf;
 #[cfg(feature = "rpc")]
 pub use rpc::{
     MESSAGE_BUCKETS, RPC_ACTIVE_CALLS, RPC_CALL_DURATION, RPC_DISCONNECTS, RPC_ERRORS,
@@ -180,8 +185,30 @@ impl fmt::Debug for PrometheusSink {
 
 impl PrometheusSink {
     /// Renders the exposition text of the whole registry (the application's own metrics too
-    /// when it shares its recorder), after collecting process and runtime figures.
+    /// when it shares its recorder), after collecting process and runtime figures, in the
+    /// classic text format.
     pub fn render(&self) -> String {
+        self.render_text(false)
+    }
+
+    /// The whole registry in `format` (see [`ExpositionFormat::negotiate`]): the classic text
+    /// as [`PrometheusSink::render`]; OpenMetrics text with the duration histogram's
+    /// exemplars; with the feature `native-histograms`, the protobuf exposition format with
+    /// the native histograms.
+    pub fn render_as(&self, format: ExpositionFormat) -> Vec<u8> {
+        match format {
+            ExpositionFormat::Text => self.render_text(false).into_bytes(),
+            ExpositionFormat::OpenMetrics => {
+                format::to_openmetrics(&self.render_text(true)).into_bytes()
+            }
+            #[cfg(feature = "native-histograms")]
+            ExpositionFormat::Protobuf => self.render_protobuf(),
+        }
+    }
+
+    /// The classic text, with exemplars on the duration histogram's bucket lines if asked
+    /// (for the OpenMetrics rewrite only: the classic format has none).
+    fn render_text(&self, exemplars: bool) -> String {
         let mut exposition = Exposition {
             families: Vec::new(),
             global_labels: &self.global_rendered,
@@ -205,14 +232,14 @@ impl PrometheusSink {
         // vitalsign's histograms live in its own atomic buckets (exact, never buffered).
         let mut own = String::new();
         self.active.render_into(&mut own);
-        self.durations.render_into(&mut own);
+        self.durations.render_into(exemplars, &mut own);
         for family in [&self.heads, &self.sizes, &self.request_sizes]
             .into_iter()
             .flatten()
         {
-            family.render_into(&mut own);
+            family.render_into(false, &mut own);
         }
-        self.session_durations.render_into(&mut own);
+        self.session_durations.render_into(false, &mut own);
         #[cfg(feature = "rpc")]
         self.rpc.render_into(&mut own);
         // Both merged in family name order, series sorted: two scrapes diff line by line. (A
@@ -356,3 +383,6 @@ impl Sink for PrometheusSink {
         gauges.push((component.to_owned(), gauge));
     }
 }
+
+#[cfg(test)]
+mod golden;

@@ -1,7 +1,8 @@
 //! The Prometheus protobuf exposition format (feature `native-histograms`): length-delimited
 //! `io.prometheus.client.MetricFamily` messages, encoded by prost from the structs of
 //! [`proto`] (a hand-written mirror of Prometheus' `metrics.proto`, no protoc). `/metrics`
-//! answers it when the scraper's `Accept` header prefers it ([`wants_protobuf`]), as
+//! answers it when the scraper's `Accept` header prefers it
+//! ([`ExpositionFormat::negotiate`](super::ExpositionFormat::negotiate)), as
 //! Prometheus does when started with `--enable-feature=native-histograms`.
 //!
 //! It carries everything the text carries: the registry's counters and gauges and the
@@ -145,59 +146,6 @@ use proto::{
     Bucket, BucketSpan, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary,
     Value,
 };
-
-/// Whether an `Accept` header prefers the protobuf exposition
-/// (`application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
-/// encoding=delimited`) to every text format it accepts: its q-value is above zero and at
-/// least that of any other media range it lists (`text/plain`, `application/openmetrics-text`,
-/// `*/*`, …). A `proto` other than `MetricFamily`, or an `encoding` other than `delimited`,
-/// is not the format served.
-pub(crate) fn wants_protobuf(accept: Option<&[u8]>) -> bool {
-    let Some(accept) = accept.and_then(|a| std::str::from_utf8(a).ok()) else {
-        return false;
-    };
-    let mut protobuf = 0.0f64;
-    let mut others = 0.0f64;
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or_default();
-        if media.is_empty() {
-            continue;
-        }
-        let mut q = 1.0;
-        let mut proto = None;
-        let mut encoding = None;
-        for parameter in parts {
-            let Some((key, value)) = parameter.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"');
-            match key.trim().to_ascii_lowercase().as_str() {
-                "q" => {
-                    q = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|q| q.is_finite())
-                        .unwrap_or(0.0)
-                }
-                "proto" => proto = Some(value),
-                "encoding" => encoding = Some(value),
-                _ => {}
-            }
-        }
-        let q = q.clamp(0.0, 1.0);
-        if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
-            let ours = proto.is_none_or(|p| p == "io.prometheus.client.MetricFamily")
-                && encoding.is_none_or(|e| e == "delimited");
-            if ours {
-                protobuf = protobuf.max(q);
-            }
-        } else {
-            others = others.max(q);
-        }
-    }
-    protobuf > 0.0 && protobuf >= others
-}
 
 impl PrometheusSink {
     /// Renders the whole registry in the protobuf exposition format: length-delimited
@@ -584,6 +532,10 @@ mod tests {
             "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
             "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=bogus",
         ];
+        let wants_protobuf = |accept: Option<&[u8]>| {
+            super::super::ExpositionFormat::negotiate(accept)
+                == super::super::ExpositionFormat::Protobuf
+        };
         for accept in yes {
             assert!(wants_protobuf(Some(accept.as_bytes())), "{accept}");
         }

@@ -126,7 +126,7 @@ impl RpcFamilies {
             self.active.load(Ordering::Relaxed)
         );
         for family in [&self.durations, &self.requests, &self.responses] {
-            family.render_into(out);
+            family.render_into(false, out);
         }
     }
 }

@@ -66,6 +66,7 @@ fn point<'a>(
         method: Method::Get,
         status_code: 200,
         request_id: id,
+        trace: None,
         execution_time,
         start_unix_nanos,
         disconnected: false,

@@ -389,6 +389,7 @@ mod tests {
             method: Method::Get,
             status_code: 200,
             request_id: &id,
+            trace: None,
             execution_time: 0.25,
             start_unix_nanos: 1_700_000_000_000_000_000,
             disconnected: false,
