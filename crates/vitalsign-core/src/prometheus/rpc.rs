@@ -48,6 +48,9 @@ pub(super) struct RpcFamilies {
     active_name: KeyName,
     active_labels: String,
     active: AtomicI64,
+    /// A call has started: the families are rendered from then on (a monitor without gRPC
+    /// has no `rpc_server_*` series).
+    seen: std::sync::atomic::AtomicBool,
 }
 
 impl RpcFamilies {
@@ -88,6 +91,7 @@ impl RpcFamilies {
             active_name: name(RPC_ACTIVE_CALLS),
             active_labels: render_labels(std::iter::once(("rpc_system", GRPC_SYSTEM)).chain(globals)),
             active: AtomicI64::new(0),
+            seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -107,6 +111,9 @@ impl RpcFamilies {
     }
 
     pub(super) fn started(&self) {
+        if !self.seen.load(Ordering::Relaxed) {
+            self.seen.store(true, Ordering::Relaxed);
+        }
         self.active.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -116,6 +123,9 @@ impl RpcFamilies {
 
     /// The in-flight gauge and the histograms.
     pub(super) fn render_into(&self, out: &mut String) {
+        if !self.seen.load(Ordering::Relaxed) {
+            return;
+        }
         use std::fmt::Write;
         let name = self.active_name.as_str();
         let _ = write!(
