@@ -19,7 +19,7 @@ trap 'rm -rf "$OUT"' EXIT
 # count PART VARIANT N -> instructions executed by the main thread
 count() {
     VITALSIGN_BENCH_ONLY="$1" VITALSIGN_BENCH_VARIANT="$2" VITALSIGN_BENCH_N="$3" \
-        valgrind --tool=callgrind --separate-threads=yes --toggle-collect="compare::drive_*" --callgrind-out-file="$OUT/cg.%p" \
+        valgrind --tool=callgrind --separate-threads=yes --toggle-collect="compare::drive_*" --toggle-collect="compare::grpc::drive_*" --callgrind-out-file="$OUT/cg.%p" \
         "$BIN" --bench >/dev/null 2>&1
     local file
     file=$(ls "$OUT"/cg.*-01 | head -1)
