@@ -231,3 +231,6 @@ impl Sink for OtelSink {
         Some(report)
     }
 }
+
+#[cfg(test)]
+mod tests;
