@@ -15,123 +15,23 @@ mod app;
 mod common;
 #[path = "common/demo.rs"]
 mod demo;
+#[path = "common/otlp.rs"]
+mod otlp;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::routing::post;
 use common::{all_recorded, eventually, Server};
 use demo::{Framework, BOTH};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric};
-use prost::Message;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use otlp::{attributes, histogram, Receiver};
 use vitalsign::sinks::otel::opentelemetry_sdk::metrics::{
     PeriodicReader, SdkMeterProvider, Temporality,
 };
-use vitalsign::sinks::otel::{ACTIVE_REQUESTS, DURATION, DURATION_BUCKETS};
+use vitalsign::sinks::otel::{ACTIVE_REQUESTS, DURATION_BUCKETS};
 use vitalsign::sinks::OtelSink;
 use vitalsign::{ConfigErrorKind, Sink, SinkReport};
-
-/// An OTLP/HTTP receiver: `POST /v1/metrics` decodes `ExportMetricsServiceRequest`s (protobuf)
-/// and keeps them, in arrival order.
-struct Receiver {
-    server: Server,
-    received: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(listener).await
-    }
-
-    async fn serve(listener: tokio::net::TcpListener) -> Receiver {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let into = received.clone();
-        let app = axum::Router::new().route(
-            "/v1/metrics",
-            post(move |body: Bytes| {
-                let into = into.clone();
-                async move {
-                    let request = ExportMetricsServiceRequest::decode(body).expect("OTLP protobuf");
-                    into.lock().unwrap().push(request);
-                    (
-                        [("content-type", "application/x-protobuf")],
-                        ExportMetricsServiceResponse::default().encode_to_vec(),
-                    )
-                }
-            }),
-        );
-        let server = Server::start_on(listener, app).await;
-        Receiver { server, received }
-    }
-
-    /// Every metric named `name` received so far, oldest first, with its resource's
-    /// `service.name` and its scope's name.
-    fn metrics(&self, name: &str) -> Vec<(String, String, Metric)> {
-        let mut found = Vec::new();
-        for request in self.received.lock().unwrap().iter() {
-            for resource in &request.resource_metrics {
-                let service = resource
-                    .resource
-                    .as_ref()
-                    .map(|r| attributes(&r.attributes))
-                    .and_then(|a| a.get("service.name").cloned())
-                    .unwrap_or_default();
-                for scope in &resource.scope_metrics {
-                    let scope_name = scope.scope.as_ref().map(|s| s.name.clone());
-                    for m in scope.metrics.iter().filter(|m| m.name == name) {
-                        found.push((
-                            service.clone(),
-                            scope_name.clone().unwrap_or_default(),
-                            m.clone(),
-                        ));
-                    }
-                }
-            }
-        }
-        found
-    }
-
-    /// The latest `http.server.request.duration` received (cumulative: it holds every request
-    /// exported so far).
-    fn latest_duration(&self) -> Option<(String, String, Metric)> {
-        self.metrics(DURATION).pop()
-    }
-
-    /// Requests counted by the latest duration histogram.
-    fn latest_count(&self) -> u64 {
-        self.latest_duration()
-            .map_or(0, |(_, _, m)| histogram(&m).iter().map(|p| p.count).sum())
-    }
-}
-
-/// Attributes as text (`"200"` for the integer 200).
-fn attributes(list: &[KeyValue]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|kv| {
-            let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(any_value::Value::StringValue(s)) => s.clone(),
-                Some(any_value::Value::IntValue(i)) => i.to_string(),
-                Some(other) => format!("{other:?}"),
-                None => String::new(),
-            };
-            (kv.key.clone(), value)
-        })
-        .collect()
-}
-
-fn histogram(m: &Metric) -> Vec<opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint> {
-    match &m.data {
-        Some(metric::Data::Histogram(h)) => h.data_points.clone(),
-        other => panic!("{} is not a histogram: {other:?}", m.name),
-    }
-}
 
 /// What the receiver must hold for one attribute set: count, sum and bucket counts computed
 /// from the execution times the monitor recorded (OpenTelemetry buckets are upper-inclusive).

@@ -1,5 +1,13 @@
 //! [`OtelSink`]: requests as OpenTelemetry instruments (HTTP semantic conventions), in the
 //! application's `MeterProvider` or exported over OTLP/HTTP.
+//!
+//! ```
+//! use vitalsign_core::sinks::otel::{ACTIVE_REQUESTS, DURATION, DURATION_BUCKETS};
+//!
+//! assert_eq!(DURATION, "http.server.request.duration");
+//! assert_eq!(ACTIVE_REQUESTS, "http.server.active_requests");
+//! assert_eq!((DURATION_BUCKETS[0], DURATION_BUCKETS[13]), (0.005, 10.0));
+//! ```
 
 // This file: `OtelSink`, its constructors and its `Sink` implementation.
 mod builder; // `OtelSinkBuilder`: settings, the OTLP provider, the instruments, the thread
@@ -117,7 +125,7 @@ impl OtelSink {
     /// was configured to).
     ///
     /// ```
-    /// use opentelemetry_sdk::metrics::SdkMeterProvider;
+    /// use vitalsign_core::sinks::otel::opentelemetry_sdk::metrics::SdkMeterProvider;
     /// use vitalsign_core::{sinks::OtelSink, Monitor};
     ///
     /// let provider = SdkMeterProvider::builder().build();

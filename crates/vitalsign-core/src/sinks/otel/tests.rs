@@ -110,7 +110,6 @@ fn two_sinks_on_one_monitor_each_record_every_request_with_its_error_type() {
         .build()
         .unwrap();
     let monitor = Monitor::builder("shop")
-        .without_prometheus()
         .sink(a.clone())
         .sink(b.clone())
         .build()
