@@ -16,7 +16,12 @@ use opentelemetry_sdk::Resource;
 use super::export::{CountingExporter, Delivery};
 use super::worker::{Constant, Recorder};
 use super::{Active, OtelSink, ACTIVE_REQUESTS, DURATION, DURATION_BUCKETS};
+use crate::cache::OnceCache;
 use crate::{ConfigError, ConfigErrorKind, Method};
+
+/// Slots of the sink's cache of routes and error codes (the routes a monitor sees are bounded
+/// by its label-set cap; past what the cache holds, a route is copied for each request).
+const STRING_SLOTS: usize = 2048;
 
 /// The instrumentation scope of the sink's meter: `vitalsign` and its version.
 pub(super) fn scope() -> InstrumentationScope {
@@ -200,7 +205,7 @@ impl OtelSinkBuilder {
             recorded: Arc::clone(&recorded),
         };
         let (queue, received) = mpsc::sync_channel(self.queue_capacity);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("vitalsign-otel".into())
             .spawn(move || recorder.run(received))
             .map_err(|e| {
@@ -214,6 +219,8 @@ impl OtelSinkBuilder {
         Ok(Arc::new(OtelSink {
             id: IDS.fetch_add(1, Relaxed),
             queue,
+            recorder: thread.thread().clone(),
+            strings: OnceCache::new(STRING_SLOTS),
             active,
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),

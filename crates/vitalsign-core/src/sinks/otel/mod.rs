@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc};
 
 use opentelemetry::metrics::{MeterProvider, ObservableUpDownCounter};
 
+use crate::cache::OnceCache;
 use crate::{ErrorPoint, Method, RequestPoint, Sink, SinkReport};
 
 pub use builder::OtelSinkBuilder;
@@ -87,6 +88,10 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 pub struct OtelSink {
     id: u64,
     queue: mpsc::SyncSender<Message>,
+    /// The recorder thread, woken on a flush or a full queue.
+    recorder: std::thread::Thread,
+    /// Routes and error codes as shared strings: queuing a request copies no text.
+    strings: OnceCache<Arc<str>>,
     active: Arc<Active>,
     /// Requests put on the queue.
     accepted: AtomicU64,
@@ -160,9 +165,26 @@ impl OtelSink {
 
     fn enqueue(&self, record: Record) {
         match self.queue.try_send(Message::Record(record)) {
-            Ok(()) => self.accepted.fetch_add(1, Relaxed),
-            Err(_) => self.refused.fetch_add(1, Relaxed),
-        };
+            Ok(()) => {
+                self.accepted.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.refused.fetch_add(1, Relaxed);
+                self.recorder.unpark();
+            }
+        }
+    }
+
+    /// `text` as a shared string: from the cache (no allocation) once it is there.
+    fn shared(&self, text: &str) -> Arc<str> {
+        let hash = self.strings.hash(text);
+        if let Some((_, shared)) = self.strings.find(hash, |s| **s == *text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        // When the probed slots are taken, this text is copied for each request instead.
+        let _ = self.strings.insert(hash, Arc::clone(&shared));
+        shared
     }
 }
 
@@ -182,7 +204,7 @@ impl Sink for OtelSink {
     fn record_request(&self, point: &RequestPoint<'_>) {
         let record = Record {
             method: point.method,
-            route: point.route.into(),
+            route: self.shared(point.route),
             status: point.status_code,
             error_type: None,
             seconds: point.execution_time,
@@ -202,7 +224,7 @@ impl Sink for OtelSink {
     fn record_error(&self, point: &ErrorPoint<'_>) {
         self.with_pending(|pending| {
             if let Some((_, record)) = pending.iter_mut().find(|(id, _)| *id == self.id) {
-                record.error_type = Some(point.error_code.into());
+                record.error_type = Some(self.shared(point.error_code));
             }
         });
     }
@@ -216,7 +238,10 @@ impl Sink for OtelSink {
 
     fn flush(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let (done, wait) = tokio::sync::oneshot::channel();
+        // Waits for room, which the recorder thread makes within its drain period.
+        self.recorder.unpark();
         self.queue.send(Message::Flush(done)).ok()?;
+        self.recorder.unpark();
         Some(wait)
     }
 

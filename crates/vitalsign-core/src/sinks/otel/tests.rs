@@ -7,6 +7,7 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
+use super::worker::{Message, Record};
 use super::*;
 use crate::adapter::{self, RequestStart};
 use crate::{Monitor, PointHandle};
@@ -157,4 +158,55 @@ fn a_request_without_request_finished_is_queued_with_the_next() {
         (set("/b", 200, None, "http"), 1),
     ]);
     assert_eq!(*latest.0.lock().unwrap(), want);
+}
+
+/// A sink whose queue nobody drains (no recorder thread): the test holds the other end.
+fn undrained(capacity: usize) -> (Arc<OtelSink>, std::sync::mpsc::Receiver<Message>) {
+    use opentelemetry::metrics::MeterProvider as _;
+    let provider = SdkMeterProvider::builder().build();
+    let (queue, received) = std::sync::mpsc::sync_channel(capacity);
+    let sink = OtelSink {
+        id: u64::MAX,
+        queue,
+        recorder: std::thread::current(),
+        strings: OnceCache::new(16),
+        active: Arc::default(),
+        accepted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        recorded: Arc::default(),
+        delivery: None,
+        _active_requests: provider
+            .meter("test")
+            .i64_observable_up_down_counter(ACTIVE_REQUESTS)
+            .build(),
+    };
+    (Arc::new(sink), received)
+}
+
+/// A full queue refuses the requests that do not fit, counted as dropped, without waiting
+/// for the recorder thread (which never comes here); what it took is intact, the route's
+/// text shared, not copied, from the second request on.
+#[test]
+fn a_full_queue_drops_and_counts_without_waiting() {
+    let (sink, received) = undrained(2);
+    let monitor = Monitor::builder("shop").sink(sink.clone()).build().unwrap();
+    for _ in 0..5 {
+        request(&monitor, "/ok", 200, None);
+    }
+    assert_eq!(
+        sink.report().map(|r| (r.sent, r.dropped, r.queued)),
+        Some((0, 3, 2))
+    );
+    let taken: Vec<Record> = received
+        .try_iter()
+        .map(|message| match message {
+            Message::Record(record) => record,
+            Message::Flush(_) => panic!("no flush was asked"),
+        })
+        .collect();
+    assert_eq!(taken.len(), 2);
+    assert!(taken
+        .iter()
+        .all(|r| &*r.route == "/ok" && r.status == 200 && r.error_type.is_none()));
+    assert!(Arc::ptr_eq(&taken[0].route, &taken[1].route));
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use opentelemetry::metrics::Histogram;
 use opentelemetry::KeyValue;
@@ -16,14 +17,20 @@ use crate::{Method, UNMATCHED_ROUTE};
 /// per instrument by default).
 const MAX_CACHED_SETS: usize = 4096;
 
+/// How long the recorder thread sleeps when the queue is empty. The request path never wakes
+/// it (no system call per request): it drains the queue this often, or at once on a flush or
+/// when the queue was found full. At 10 000 queued requests per 20 ms, 500 000 requests a
+/// second fit before the queue drops any.
+pub(super) const DRAIN_PERIOD: Duration = Duration::from_millis(20);
+
 /// One finished request, as the queue carries it.
 #[derive(Debug)]
 pub(super) struct Record {
     pub(super) method: Method,
-    pub(super) route: Box<str>,
+    pub(super) route: Arc<str>,
     pub(super) status: u16,
     /// `error.type`: the error code of a request the monitor classified as an error.
-    pub(super) error_type: Option<Box<str>>,
+    pub(super) error_type: Option<Arc<str>>,
     pub(super) seconds: f64,
 }
 
@@ -50,7 +57,7 @@ pub(super) struct Recorder {
     pub(super) recorded: Arc<AtomicU64>,
 }
 
-type SetKey = (Method, Box<str>, u16, Option<Box<str>>);
+type SetKey = (Method, Arc<str>, u16, Option<Arc<str>>);
 
 impl Recorder {
     fn attributes(&self, key: &SetKey) -> Vec<KeyValue> {
@@ -75,7 +82,15 @@ impl Recorder {
     /// down, which exports what is left.
     pub(super) fn run(self, queue: mpsc::Receiver<Message>) {
         let mut sets: HashMap<SetKey, Vec<KeyValue>> = HashMap::new();
-        while let Ok(message) = queue.recv() {
+        loop {
+            let message = match queue.try_recv() {
+                Ok(message) => message,
+                Err(mpsc::TryRecvError::Empty) => {
+                    std::thread::park_timeout(DRAIN_PERIOD);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            };
             match message {
                 Message::Record(record) => {
                     let key = (
