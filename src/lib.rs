@@ -62,6 +62,8 @@
 //! - `influx-base`: the InfluxDB push sink without TLS (`http://` URLs and UDP).
 //! - `influx-tls`: TLS for the InfluxDB sink (rustls on ring, the system's root certificates).
 //! - `statsd`: the StatsD push sink (`sinks::StatsdSink`).
+//! - `otel`: the OpenTelemetry sink (`sinks::OtelSink`): HTTP semantic-convention instruments
+//!   in the application's `MeterProvider`, or exported over OTLP/HTTP (protobuf).
 //! - `slo`: service-level objectives (`Objective`, `MonitorBuilder::objective`) and the
 //!   Prometheus rule file and Grafana dashboard generated from them (`slo`). Includes
 //!   `prometheus`.

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
+#[path = "common/otlp.rs"]
+mod otlp;
 
 /// `target/<profile>/examples/demo`, beside this test binary (`target/<profile>/deps/`): the
 /// demo is an example of the root package `vitalsign`, which `cargo test --workspace` (the
@@ -47,6 +49,9 @@ fn bad_flags_get_a_usage_error_and_exit_code_2() {
         &["--statsd", "localhost"],
         &["--flush-ms", "0"],
         &["--aggregate-ms", "x"],
+        &["--otlp", "127.0.0.1:4318"],
+        &["--otlp", "https://127.0.0.1:4318"],
+        &["--otlp", "http://"],
         &["--slo-time-scale", "0"],
         &["--slo-time-scale", "301"],
         &["--print-rules", "--print-dashboard"],
@@ -610,4 +615,58 @@ fn a_health_transition_is_logged_on_stderr() {
     wait_for("available");
     drop(dependency);
     wait_for("unavailable");
+}
+
+/// `--otlp URL`: the demo process, on either framework, exports its requests to an OTLP/HTTP
+/// receiver at `URL/v1/metrics`: the semantic-convention histogram with its attributes, under
+/// the demo's service name.
+#[test]
+fn the_otlp_flag_exports_to_an_otlp_receiver() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let receiver = runtime.block_on(otlp::Receiver::start());
+    for framework in ["axum", "actix"] {
+        receiver.received.lock().unwrap().clear();
+        let (_child, first, _lines) = spawn_demo(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--framework",
+            framework,
+            "--otlp",
+            &receiver.server.base,
+        ]);
+        let base = first.rsplit(' ').next().unwrap().to_owned();
+        runtime.block_on(async {
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            for _ in 0..3 {
+                let status = client
+                    .get(format!("{base}/users/1"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 200);
+            }
+            common::eventually(&format!("{framework}: 3 requests exported"), || async {
+                receiver
+                    .metrics(vitalsign::sinks::otel::DURATION)
+                    .iter()
+                    .any(|(service, _, m)| {
+                        service == "vitalsign-demo"
+                            && otlp::histogram(m).iter().any(|p| {
+                                let set = otlp::attributes(&p.attributes);
+                                p.count == 3
+                                    && set.get("http.route").map(String::as_str)
+                                        == Some("/users/{id}")
+                                    && set.get("network.protocol.version").map(String::as_str)
+                                        == Some("1.1")
+                            })
+                    })
+            })
+            .await;
+        });
+    }
 }

@@ -14,7 +14,7 @@ use futures_util::Stream;
 use serde_json::{json, Value};
 use vitalsign::axum::{endpoints, Point};
 use vitalsign::health::{Check, Condition, Level, Rule, Signal};
-use vitalsign::sinks::{InfluxSink, PeriodAggregator, StatsdSink};
+use vitalsign::sinks::{InfluxSink, OtelSink, PeriodAggregator, StatsdSink};
 use vitalsign::{ConfigError, Monitor, MonitorBuilder, MonitorLayer, PointHandle, Sink};
 // An application writes `vitalsign::Objective` with the facade's `slo` feature; the demo takes
 // it from vitalsign-core (as it does the push sinks' features) so that `cargo run --example
@@ -54,7 +54,7 @@ impl Default for HealthOptions {
 }
 
 /// The demo's push sinks (flags `--influx`, `--influx-token`, `--flush-ms`, `--statsd`,
-/// `--statsd-prefix`, `--aggregate-ms`).
+/// `--statsd-prefix`, `--aggregate-ms`, `--otlp`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PushOptions {
     /// Full InfluxDB write URL.
@@ -69,7 +69,12 @@ pub(crate) struct PushOptions {
     pub(crate) statsd_prefix: Option<String>,
     /// Aggregation period in front of the push sinks.
     pub(crate) aggregate: Option<Duration>,
+    /// OTLP/HTTP endpoint base (`http://127.0.0.1:4318`): metrics go to `{base}/v1/metrics`.
+    pub(crate) otlp: Option<String>,
 }
+
+/// How often the demo's OpenTelemetry sink exports (`--otlp`).
+pub(crate) const OTLP_EXPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Builds the push sinks the options ask for.
 pub(crate) fn push_sinks(options: &PushOptions) -> Result<Vec<Arc<dyn Sink>>, ConfigError> {
@@ -99,6 +104,18 @@ pub(crate) fn push_sinks(options: &PushOptions) -> Result<Vec<Arc<dyn Sink>>, Co
             .into_iter()
             .map(|sink| PeriodAggregator::new(period, sink) as Arc<dyn Sink>)
             .collect();
+    }
+    // Never behind the aggregator: OpenTelemetry aggregates by itself.
+    if let Some(base) = &options.otlp {
+        sinks.push(
+            OtelSink::otlp()
+                .endpoint(base.clone())
+                .export_interval(OTLP_EXPORT_INTERVAL)
+                .service_name(SERVICE)
+                // Both servers of the demo speak HTTP/1.1 only.
+                .network_protocol_version("1.1")
+                .build()?,
+        );
     }
     Ok(sinks)
 }

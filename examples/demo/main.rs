@@ -15,7 +15,7 @@ const USAGE: &str = "\
 usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
             [--check-interval-ms N] [--token TOKEN] [--influx URL] [--influx-token T]
             [--flush-ms N] [--statsd HOST:PORT] [--statsd-prefix P] [--aggregate-ms N]
-            [--print-rules | --print-dashboard] [--slo-time-scale N]
+            [--otlp URL] [--print-rules | --print-dashboard] [--slo-time-scale N]
             [--native-histograms] [--grpc-addr HOST:PORT]
 
   --addr HOST:PORT         address to listen on (default 127.0.0.1:3000)
@@ -34,6 +34,9 @@ usage: demo [--addr HOST:PORT] [--framework axum|actix] [--dependency HOST:PORT]
   --statsd HOST:PORT       push metrics to a StatsD server (UDP)
   --statsd-prefix P        prefix of the StatsD metric names
   --aggregate-ms N         aggregate points per period before pushing them
+  --otlp URL               export OpenTelemetry metrics over OTLP/HTTP every second to an
+                           http:// endpoint base, e.g. http://127.0.0.1:4318 (metrics go to
+                           URL/v1/metrics)
   --print-rules            print the Prometheus rule file of the demo's objectives (recording
                            rules and burn-rate alerts) and exit
   --print-dashboard        print the demo's Grafana dashboard (JSON) and exit
@@ -171,6 +174,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--statsd-prefix" => push.statsd_prefix = Some(value("--statsd-prefix")?),
             "--aggregate-ms" => {
                 push.aggregate = Some(millis("--aggregate-ms", value("--aggregate-ms")?)?)
+            }
+            "--otlp" => {
+                let v = value("--otlp")?;
+                if !v.starts_with("http://") || v.len() == "http://".len() {
+                    return Err(format!("--otlp {v:?} is not an http:// endpoint base"));
+                }
+                push.otlp = Some(v);
             }
             "--print-rules" | "--print-dashboard" => {
                 let wanted = if flag == "--print-rules" {

@@ -24,6 +24,11 @@ pub struct Server {
 impl Server {
     pub async fn start(app: axum::Router) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, app).await
+    }
+
+    /// Serves `app` on a listener the test bound (a given port).
+    pub async fn start_on(listener: tokio::net::TcpListener, app: axum::Router) -> Server {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -1,4 +1,5 @@
-//! Push sinks: `InfluxSink` (feature `influx`), `StatsdSink` (feature `statsd`), and the
+//! Push sinks: `InfluxSink` (feature `influx`), `StatsdSink` (feature `statsd`), `OtelSink`
+//! (feature `otel`, OpenTelemetry instruments exported over OTLP), and the
 //! [`PeriodAggregator`] any of them can sit behind.
 //!
 //! The request path never waits on a push sink: points are encoded and handed to a bounded
@@ -11,6 +12,8 @@
 mod aggregate;
 #[cfg(feature = "influx-base")]
 mod influx;
+#[cfg(feature = "otel")]
+pub mod otel;
 #[cfg(feature = "influx-base")]
 mod queue;
 #[cfg(feature = "statsd")]
@@ -19,6 +22,8 @@ mod statsd;
 pub use aggregate::{PeriodAggregator, PeriodAggregatorBuilder, OVERFLOW_TAG};
 #[cfg(feature = "influx-base")]
 pub use influx::{InfluxSink, InfluxSinkBuilder};
+#[cfg(feature = "otel")]
+pub use otel::{OtelSink, OtelSinkBuilder};
 #[cfg(feature = "statsd")]
 pub use statsd::{StatsdSink, StatsdSinkBuilder, TagStyle};
 
