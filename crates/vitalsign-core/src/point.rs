@@ -162,6 +162,10 @@ pub struct RequestPoint<'a> {
     /// its tags start with `rpc_service`, `rpc_method` and `grpc_status`.
     #[cfg(feature = "rpc")]
     pub rpc: Option<crate::rpc::RpcCall<'a>>,
+    /// The route's slot in the monitor's route cache, when it has one: the same route always
+    /// has the same slot, so the Prometheus sink finds the point's series by this number
+    /// without hashing or comparing the route text. `None` in points built elsewhere.
+    pub(crate) route_key: Option<u32>,
 }
 
 impl<'a> RequestPoint<'a> {
@@ -192,6 +196,7 @@ impl<'a> RequestPoint<'a> {
             fields: &[],
             #[cfg(feature = "rpc")]
             rpc: None,
+            route_key: None,
         }
     }
 

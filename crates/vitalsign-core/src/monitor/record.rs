@@ -248,6 +248,10 @@ impl Monitor {
             fields,
             #[cfg(feature = "rpc")]
             rpc,
+            route_key: match flight.route {
+                Route::Slot(slot) => Some(slot),
+                Route::Interned(_) => None,
+            },
         };
         let status_excluded = self
             .inner

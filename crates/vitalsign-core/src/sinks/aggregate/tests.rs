@@ -77,6 +77,7 @@ fn point<'a>(
         fields: &[],
         #[cfg(feature = "rpc")]
         rpc: None,
+        route_key: None,
     }
 }
 

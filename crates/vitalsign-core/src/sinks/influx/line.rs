@@ -400,6 +400,7 @@ mod tests {
             fields: &fields,
             #[cfg(feature = "rpc")]
             rpc: None,
+            route_key: None,
         };
         let line = String::from_utf8(encode_point(&point, None)).unwrap();
         let want = concat!(
