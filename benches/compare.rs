@@ -295,30 +295,51 @@ fn bench_core() {
         .build()
         .unwrap();
     let _entered = runtime.enter();
+    // (variant, what it measures, the monitor, the request)
+    let traced = common::START
+        .with_traceparent(Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     let monitors = [
         (
             "core",
             "the default sinks (Prometheus, /stats)",
             Monitor::builder("core").build().unwrap(),
+            common::START,
+        ),
+        (
+            "traced",
+            "the default sinks, with a sampled traceparent (an exemplar per request)",
+            Monitor::builder("core").build().unwrap(),
+            traced,
+        ),
+        (
+            "native",
+            "the default sinks with native histograms on",
+            Monitor::builder("core")
+                .native_histograms(true)
+                .build()
+                .unwrap(),
+            common::START,
         ),
         (
             "influx",
             "the InfluxDB queue and /stats",
             common::influx_monitor(),
+            common::START,
         ),
         (
             "statsd",
             "the StatsD sink and /stats",
             common::statsd_monitor(),
+            common::START,
         ),
     ];
-    for (name, what, monitor) in monitors {
+    for (name, what, monitor, start) in monitors {
         if only.as_deref().is_some_and(|only| only != name) {
             continue;
         }
         let mut samples = Vec::new();
         for _ in 0..rounds {
-            samples.push(drive_core(&monitor, common::START, n).as_nanos() as f64 / f64::from(n));
+            samples.push(drive_core(&monitor, start, n).as_nanos() as f64 / f64::from(n));
         }
         println!(
             "\ncore: begin + complete of one request through {what}: {:.0} ns (median)",

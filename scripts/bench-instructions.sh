@@ -59,3 +59,4 @@ for part in axum actix grpc; do
 done
 echo
 echo "core: begin + complete: $(per_request core core) instructions/request (Prometheus), $(per_request core influx) (InfluxDB queue), $(per_request core statsd) (StatsD)"
+echo "core: with a sampled traceparent (an exemplar each): $(per_request core traced); with native histograms on: $(per_request core native)"

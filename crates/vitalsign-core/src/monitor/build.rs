@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::builder::BoxedTaskClassifier;
 use super::clock::WallClock;
-use super::exclude::ExcludedTemplate;
+use super::exclude::{second_byte, ExcludedTemplate};
 use super::labels::{check_name, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
 use super::routes::routes;
 use super::{Inner, Monitor, MonitorBuilder};
@@ -178,6 +178,10 @@ impl MonitorBuilder {
                     .excluded
                     .iter()
                     .fold(0, |mask, e| mask | 1u64 << (e.len() % 64)),
+                excluded_second_bytes: self
+                    .excluded
+                    .iter()
+                    .fold(0, |mask, e| mask | 1u64 << (second_byte(e) % 64)),
                 excluded: self.excluded,
                 endpoint_table,
                 routes: routes(self.max_label_sets),

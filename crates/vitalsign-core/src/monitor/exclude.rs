@@ -21,8 +21,16 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
 /// Up to this many excluded paths, exclusion is a linear scan (no hashing).
 const SCAN_EXCLUSIONS: usize = 16;
 
+/// The byte after a path's leading `/` (0 for a shorter path): with the length, what tells
+/// most paths from the excluded ones without comparing them.
+#[inline]
+pub(super) fn second_byte(path: &str) -> u32 {
+    u32::from(path.as_bytes().get(1).copied().unwrap_or(0))
+}
+
 impl Monitor {
     /// Whether a request to this path / route template is excluded from recording.
+    #[inline]
     pub(crate) fn is_excluded(&self, path: &str, route: Option<&str>) -> bool {
         if self
             .inner
@@ -50,13 +58,15 @@ impl Monitor {
     }
 
     /// Whether `candidate` (a path or a route) is one of the excluded paths.
+    #[inline]
     pub(super) fn excluded_exactly(&self, candidate: &str) -> bool {
         if self.inner.excluded.len() > SCAN_EXCLUSIONS {
             return self.inner.excluded.contains(candidate);
         }
-        // A handful of entries: a bitmask of their lengths rejects most candidates at once,
-        // then a scan compares lengths before bytes; no hashing.
+        // A handful of entries: bitmasks of their lengths and of their second bytes reject
+        // most candidates at once, then a scan compares lengths before bytes; no hashing.
         self.inner.excluded_lengths & (1u64 << (candidate.len() % 64)) != 0
+            && self.inner.excluded_second_bytes & (1u64 << (second_byte(candidate) % 64)) != 0
             && self
                 .inner
                 .excluded_list

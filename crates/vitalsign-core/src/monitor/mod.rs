@@ -103,6 +103,9 @@ struct Inner {
     excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
     excluded_lengths: u64,
+    /// Bit `byte % 64` set for the second byte of each excluded path (the one after the
+    /// leading `/`; 0 for a shorter path).
+    excluded_second_bytes: u64,
     /// The routes seen, capped; a request names a cached one by its slot.
     routes: routes::Routes,
     classifier: BoxedClassifier,
