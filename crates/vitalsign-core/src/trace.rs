@@ -71,20 +71,29 @@ impl<const N: usize> fmt::Display for Hex<N> {
     }
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// The value of each lower-case hex digit; [`NOT_HEX`] for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
     }
-}
+    table
+};
+/// [`HEX_VALUES`] of a byte that is not a lower-case hex digit (above every digit's value).
+const NOT_HEX: u8 = 0x10;
 
-/// Decodes lower-case hex into `out` (`text` has twice its length).
+/// Decodes lower-case hex into `out` (`text` has twice its length): a table lookup per digit,
+/// and one check at the end (the header is read once per request).
 fn decode(text: &[u8], out: &mut [u8]) -> Option<()> {
+    let mut seen = 0u8;
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        let (high, low) = (HEX_VALUES[usize::from(pair[0])], HEX_VALUES[usize::from(pair[1])]);
+        seen |= high | low;
+        *byte = (high << 4) | (low & 0x0f);
     }
-    Some(())
+    (seen < NOT_HEX).then_some(())
 }
 
 fn encode<const N: usize>(bytes: &[u8]) -> Hex<N> {
@@ -172,8 +181,10 @@ impl TraceContext {
 
     /// The trace id as a request id (what a request without `x-request-id` is identified by).
     pub fn request_id(&self) -> crate::RequestId {
-        crate::RequestId::from_header(Some(&self.trace_id_hex().0))
-            .unwrap_or(crate::RequestId::EMPTY)
+        // 32 lower-case hex digits: a valid id as it is.
+        let mut buf = [0u8; crate::RequestId::MAX_LEN];
+        buf[..32].copy_from_slice(&self.trace_id_hex().0);
+        crate::RequestId::from_parts(buf, 32)
     }
 }
 
