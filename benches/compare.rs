@@ -296,8 +296,9 @@ fn bench_core() {
         .unwrap();
     let _entered = runtime.enter();
     // (variant, what it measures, the monitor, the request)
-    let traced = common::START
-        .with_traceparent(Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    let traced = common::START.with_traceparent(Some(
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ));
     let monitors = [
         (
             "core",

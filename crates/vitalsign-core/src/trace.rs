@@ -89,7 +89,10 @@ const NOT_HEX: u8 = 0x10;
 fn decode(text: &[u8], out: &mut [u8]) -> Option<()> {
     let mut seen = 0u8;
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let (high, low) = (HEX_VALUES[usize::from(pair[0])], HEX_VALUES[usize::from(pair[1])]);
+        let (high, low) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
         seen |= high | low;
         *byte = (high << 4) | (low & 0x0f);
     }

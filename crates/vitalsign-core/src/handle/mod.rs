@@ -76,7 +76,9 @@ pub use session::{UpgradedSession, SESSION_DURATION_BUCKETS};
 /// What a request's handles share: its id, what handlers added, the request body bytes read.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    request_id: RequestId,
+    /// Set when the shared part is made, except for a gRPC call without an `x-request-id`
+    /// that no sink needs an id for: generated then only if a handler reads it.
+    request_id: std::sync::OnceLock<RequestId>,
     extras: Mutex<Extras>,
     request_body_bytes: std::sync::atomic::AtomicU64,
     /// A gRPC call's messages and status (shared with its request body's adapter).
@@ -97,7 +99,7 @@ pub(crate) struct Extras {
 impl Shared {
     fn new(request_id: RequestId) -> Shared {
         Shared {
-            request_id,
+            request_id: std::sync::OnceLock::from(request_id),
             extras: Mutex::new(Extras::default()),
             request_body_bytes: std::sync::atomic::AtomicU64::new(0),
             #[cfg(feature = "rpc")]
@@ -107,15 +109,23 @@ impl Shared {
 
     /// The shared part of a gRPC call, made when it begins.
     #[cfg(feature = "rpc")]
-    pub(crate) fn new_rpc(request_id: RequestId, rpc: crate::rpc::RpcState) -> Shared {
+    pub(crate) fn new_rpc(request_id: Option<RequestId>, rpc: crate::rpc::RpcState) -> Shared {
         Shared {
             rpc: Some(rpc),
-            ..Shared::new(request_id)
+            request_id: request_id.map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from),
+            extras: Mutex::new(Extras::default()),
+            request_body_bytes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    /// The id the point carries: [`RequestId::EMPTY`] if none was needed yet.
     pub(crate) fn request_id(&self) -> &RequestId {
-        &self.request_id
+        self.request_id.get().unwrap_or(&RequestId::EMPTY)
+    }
+
+    /// The id a handler reads: generated now if there is none yet (then also the point's).
+    pub(crate) fn request_id_for_handler(&self) -> RequestId {
+        *self.request_id.get_or_init(RequestId::generate)
     }
 
     pub(crate) fn request_body_bytes(&self) -> u64 {

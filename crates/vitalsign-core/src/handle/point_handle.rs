@@ -105,7 +105,7 @@ impl PointHandle {
     pub fn request_id(&self) -> RequestId {
         self.shared
             .as_ref()
-            .map_or(RequestId::EMPTY, |shared| shared.request_id)
+            .map_or(RequestId::EMPTY, |shared| shared.request_id_for_handler())
     }
 
     /// Adds a tag (replacing an earlier tag of the same key). Tags reach every sink; on

@@ -49,9 +49,9 @@ impl HandlerScope {
     /// The scope of a gRPC call: its shared part made at once, as it holds the call's
     /// messages and status (the flight stays within two cache lines).
     #[cfg(feature = "rpc")]
-    pub(crate) fn new_rpc(request_id: RequestId, rpc: crate::rpc::RpcState) -> Self {
+    pub(crate) fn new_rpc(request_id: Option<RequestId>, rpc: crate::rpc::RpcState) -> Self {
         HandlerScope {
-            ids: super::ids::Ids::new(Some(request_id), None),
+            ids: super::ids::Ids::new(request_id, None),
             shared: Some(Arc::new(Shared::new_rpc(request_id, rpc))),
             panicked: false,
         }
@@ -61,7 +61,7 @@ impl HandlerScope {
     /// fresh one (kept).
     pub(crate) fn request_id(&mut self) -> RequestId {
         if let Some(shared) = &self.shared {
-            return shared.request_id;
+            return shared.request_id_for_handler();
         }
         if let Some(id) = self.ids.request_id() {
             return id;

@@ -100,10 +100,7 @@ impl Monitor {
             route,
             start: now,
             // The call's messages and status live in its shared part (one allocation).
-            scope: HandlerScope::new_rpc(
-                request_id.unwrap_or_else(RequestId::generate),
-                RpcState::new(start.errors),
-            ),
+            scope: HandlerScope::new_rpc(request_id, RpcState::new(start.errors)),
             status: None,
             head_nanos: NO_HEAD,
             body_bytes: 0,
@@ -160,5 +157,62 @@ impl Flight {
             .as_ref()
             .and_then(InFlight::rpc)
             .is_some_and(|rpc| rpc.has_status())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{PointHandle, RequestPoint, Sink};
+
+    /// Keeps each point's request id; reads no id itself (as Prometheus and `/stats`).
+    #[derive(Debug, Default)]
+    struct Ids(Mutex<Vec<String>>);
+
+    impl Sink for Ids {
+        fn needs_request_id(&self) -> bool {
+            false
+        }
+        fn record_request(&self, point: &RequestPoint<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(point.request_id.as_str().to_owned());
+        }
+    }
+
+    /// A gRPC call without `x-request-id` that no sink needs an id for makes none (no UUID
+    /// formatted per call); a handler that reads its id gets a fresh one, which the point then
+    /// carries too; an `x-request-id` is kept as it is.
+    #[test]
+    fn a_calls_request_id_is_made_only_when_read() {
+        let ids = Arc::new(Ids::default());
+        let monitor = Monitor::builder("rpc")
+            .sink(ids.clone())
+            .without_prometheus()
+            .build()
+            .unwrap();
+        let known = RpcMethods::new().service("demo.v1.Greeter");
+        let call = |start: RpcStart<'_>, read: bool| {
+            let mut flight = crate::adapter::begin_rpc(&monitor, start);
+            let read =
+                flight.in_scope(|| read.then(|| PointHandle::current().unwrap().request_id()));
+            let mut flight = flight.response(200);
+            flight.rpc_status(GrpcCode::OK);
+            flight.complete();
+            read
+        };
+        let path = "/demo.v1.Greeter/SayHello";
+        assert_eq!(call(RpcStart::new(path, &known), false), None);
+        let read = call(RpcStart::new(path, &known), true).unwrap();
+        assert_eq!(read.as_str().len(), 36, "a UUID: {read:?}");
+        call(
+            RpcStart::new(path, &known).with_request_id(Some(b"abc-1")),
+            false,
+        );
+        let seen = ids.0.lock().unwrap().clone();
+        assert_eq!(seen, ["", read.as_str(), "abc-1"]);
     }
 }

@@ -126,7 +126,7 @@ impl<B: Body> Body for GrpcResponseBody<B> {
                     this.flight
                         .rpc_responses(count_messages(this.messages, data));
                 } else if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(status) = trailers.get("grpc-status") {
+                    if let Some(status) = trailers.get(&super::GRPC_STATUS) {
                         this.flight
                             .rpc_status(GrpcCode::from_header(status.as_bytes()));
                     }

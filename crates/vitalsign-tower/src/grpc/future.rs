@@ -49,7 +49,7 @@ where
             Ok(response) => {
                 // A trailers-only response (an error before any message, an unknown method)
                 // carries its status in the headers.
-                if let Some(status) = response.headers().get("grpc-status") {
+                if let Some(status) = response.headers().get(&super::GRPC_STATUS) {
                     this.flight
                         .rpc_status(GrpcCode::from_header(status.as_bytes()));
                 }

@@ -34,6 +34,8 @@ pub use future::GrpcResponseFuture;
 
 /// The request-id header, parsed once.
 static REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+/// `grpc-status`, named once (a `&str` key is parsed on every lookup).
+pub(crate) static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// A Tower layer that records each gRPC call as a point of the monitor: duration until the
 /// last message and the trailers were sent, the status of the `grpc-status` trailer (or of
