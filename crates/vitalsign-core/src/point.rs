@@ -165,6 +165,7 @@ pub struct RequestPoint<'a> {
     /// The route's slot in the monitor's route cache, when it has one: the same route always
     /// has the same slot, so the Prometheus sink finds the point's series by this number
     /// without hashing or comparing the route text. `None` in points built elsewhere.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) route_key: Option<u32>,
 }
 
