@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use metrics::{Counter, Key, KeyName, Label};
 
-use super::histogram::HistogramFamily;
+use super::histogram::{AtomicHistogram, HistogramFamily};
 use super::series::Series;
 use super::setup::label_value;
 use super::text::render_labels;
 use super::{PrometheusSink, METADATA};
-use crate::rpc::{RpcCall, GRPC_SYSTEM};
+use crate::cache::OnceCache;
+use crate::rpc::{GrpcCode, RpcCall, GRPC_SYSTEM};
 use crate::RequestPoint;
 
 /// Base name of the gRPC call duration histogram.
@@ -29,6 +30,19 @@ pub const RPC_ACTIVE_CALLS: &str = "rpc_server_active_calls";
 pub const MESSAGE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
+
+/// Cells of the lock-free cache in front of the three histograms' maps.
+const CACHED_CELLS: usize = 1024;
+
+/// The histograms of one (method, status) label set, found by the method's slot in the
+/// monitor's route cache: a known call takes no lock and hashes no text.
+struct RpcCell {
+    route_key: u32,
+    status: GrpcCode,
+    durations: std::sync::Arc<AtomicHistogram>,
+    requests: std::sync::Arc<AtomicHistogram>,
+    responses: std::sync::Arc<AtomicHistogram>,
+}
 
 /// The four labels of a call: system, service, method, status code.
 const CALL_LABELS: [&str; 4] = [
@@ -51,6 +65,8 @@ pub(super) struct RpcFamilies {
     /// A call has started: the families are rendered from then on (a monitor without gRPC
     /// has no `rpc_server_*` series).
     seen: std::sync::atomic::AtomicBool,
+    /// The lock-free cache of label sets in front of the histograms' maps.
+    cells: OnceCache<Box<RpcCell>>,
 }
 
 impl RpcFamilies {
@@ -92,6 +108,7 @@ impl RpcFamilies {
             active_labels: render_labels(std::iter::once(("rpc_system", GRPC_SYSTEM)).chain(globals)),
             active: AtomicI64::new(0),
             seen: std::sync::atomic::AtomicBool::new(false),
+            cells: OnceCache::new(CACHED_CELLS.min(cap.saturating_mul(2).max(1))),
         }
     }
 
@@ -146,13 +163,34 @@ impl PrometheusSink {
     pub(super) fn record_rpc(&self, point: &RequestPoint<'_>, call: &RpcCall<'_>) {
         let values = [call.system, call.service, call.method, call.status.as_str()];
         let rpc = &self.rpc;
-        rpc.durations.handle(&values).record(point.execution_time);
-        rpc.requests
-            .handle(&values)
-            .record(f64::from(call.requests));
-        rpc.responses
-            .handle(&values)
-            .record(f64::from(call.responses));
+        let record = |cell: &RpcCell| {
+            cell.durations.record(point.execution_time);
+            cell.requests.record(f64::from(call.requests));
+            cell.responses.record(f64::from(call.responses));
+        };
+        let cell_of = |route_key| RpcCell {
+            route_key,
+            status: call.status,
+            durations: rpc.durations.handle(&values),
+            requests: rpc.requests.handle(&values),
+            responses: rpc.responses.handle(&values),
+        };
+        match point.route_key {
+            Some(key) => {
+                let hash = rpc.cells.hash((key, call.status));
+                match rpc.cells.find(hash, |cell| {
+                    cell.route_key == key && cell.status == call.status
+                }) {
+                    Some((_, cell)) => record(cell),
+                    None => {
+                        let cell = Box::new(cell_of(key));
+                        record(&cell);
+                        rpc.cells.insert(hash, cell);
+                    }
+                }
+            }
+            None => record(&cell_of(u32::MAX)),
+        }
         if call.is_error {
             self.count_rpc(&rpc.errors, &values);
         }
