@@ -12,7 +12,7 @@ SMALL="${SMALL:-500}"
 LARGE="${LARGE:-2500}"
 command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 cargo bench -p vitalsign-benches --bench compare --no-run >&2
-BIN=$(ls -t target/release/deps/compare-* | grep -v '\.d$' | head -1)
+BIN=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/compare-* | grep -v '\.d$' | head -1)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
