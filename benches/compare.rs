@@ -275,6 +275,12 @@ fn bench_actix() -> Vec<(String, f64)> {
                 .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (
+            "bare actix-web + configure after the routes (mounted behind the application's routes, no middleware)",
+            runner!(App::new()
+                .route("/users/{id}", web::get().to(|| async { "user" }))
+                .configure(vitalsign::actix::configure(&monitor))),
+        ),
+        (
             "actix-web-prom 0.10",
             runner!(App::new()
                 .wrap(prom.clone())

@@ -12,7 +12,7 @@ SMALL="${SMALL:-500}"
 LARGE="${LARGE:-2500}"
 command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 cargo bench -p vitalsign-benches --bench compare --no-run >&2
-BIN=$(ls -t target/release/deps/compare-* | grep -v '\.d$' | head -1)
+BIN=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/compare-* | grep -v '\.d$' | head -1)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -44,7 +44,7 @@ for part in axum actix grpc; do
     elif [ "$part" = grpc ]; then
         variants=("bare tonic" "vitalsign GrpcLayer")
     else
-        variants=("bare actix-web" "vitalsign Monitoring" "README wires" "configure after" "bare actix-web + configure" "actix-web-prom")
+        variants=("bare actix-web" "vitalsign Monitoring" "README wires" "configure after" "bare actix-web + configure before" "bare actix-web + configure after" "actix-web-prom")
     fi
     bare=""
     echo
