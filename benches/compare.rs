@@ -255,18 +255,18 @@ fn bench_actix() -> Vec<(String, f64)> {
                 .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (
-            "vitalsign Monitoring + configure before the routes, as the README wires it",
-            runner!(App::new()
-                .wrap(vitalsign::actix::Monitoring::new(&monitor))
-                .configure(vitalsign::actix::configure(&monitor))
-                .route("/users/{id}", web::get().to(|| async { "user" }))),
-        ),
-        (
-            "vitalsign Monitoring + configure after the routes",
+            "vitalsign Monitoring + configure after the routes, as the README wires it",
             runner!(App::new()
                 .wrap(vitalsign::actix::Monitoring::new(&monitor))
                 .route("/users/{id}", web::get().to(|| async { "user" }))
                 .configure(vitalsign::actix::configure(&monitor))),
+        ),
+        (
+            "vitalsign Monitoring + configure before the routes",
+            runner!(App::new()
+                .wrap(vitalsign::actix::Monitoring::new(&monitor))
+                .configure(vitalsign::actix::configure(&monitor))
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (
             "bare actix-web + configure before the routes (the cost of mounting them, no middleware)",

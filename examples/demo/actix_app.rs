@@ -29,7 +29,6 @@ pub(crate) fn actix_app(
         .wrap(vitalsign_actix::RequestBodySize)
         .wrap(Monitoring::new(monitor))
         .wrap(from_fn(catch_panic))
-        .configure(configure(monitor))
         .service(get("/users/{id}", user))
         .service(get("/error", error))
         .service(get("/slow", slow))
@@ -42,6 +41,9 @@ pub(crate) fn actix_app(
             web::post().to(|body: web::Bytes| async move { app::echo(&body) }),
         )
         .service(web::scope("/api/v1").service(get("/orders/{order}/items/{item}", item)))
+        // The endpoints last, as the README wires them: the application's requests pass none of
+        // their router entries.
+        .configure(configure(monitor))
 }
 
 /// A panic in the handlers or the middleware inside (vitalsign's, which records the request
