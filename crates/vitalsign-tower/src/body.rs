@@ -44,6 +44,10 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let mut inner = this.inner;
+        if !this.flight.is_recording() {
+            // Recorded already (the frame that ended it was polled), or excluded: a plain poll.
+            return inner.poll_frame(cx);
+        }
         let result = ready!(this.flight.in_body(|| inner.as_mut().poll_frame(cx)));
         if let Some(Ok(frame)) = &result {
             if let Some(data) = frame.data_ref() {

@@ -21,8 +21,13 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, flight: Flight) -> Self {
-        ResponseFuture { inner, flight }
+    /// Calls the inner service (`call`) inside the flight's scope.
+    #[inline]
+    pub(crate) fn call(mut flight: Flight, call: impl FnOnce() -> F) -> Self {
+        ResponseFuture {
+            inner: flight.in_call(call),
+            flight,
+        }
     }
 }
 

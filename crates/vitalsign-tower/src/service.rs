@@ -86,7 +86,7 @@ where
                 req.extensions_mut().insert(handle);
             }
         }
-        let future = flight.in_call(|| self.inner.call(req));
-        ResponseFuture::new(future, flight)
+        let inner = &mut self.inner;
+        ResponseFuture::call(flight, || inner.call(req))
     }
 }
