@@ -189,11 +189,7 @@ mod tests {
     #[test]
     fn a_calls_request_id_is_made_only_when_read() {
         let ids = Arc::new(Ids::default());
-        let monitor = Monitor::builder("rpc")
-            .sink(ids.clone())
-            .without_prometheus()
-            .build()
-            .unwrap();
+        let monitor = Monitor::builder("rpc").sink(ids.clone()).build().unwrap();
         let known = RpcMethods::new().service("demo.v1.Greeter");
         let call = |start: RpcStart<'_>, read: bool| {
             let mut flight = crate::adapter::begin_rpc(&monitor, start);
