@@ -98,6 +98,13 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         true
     }
 
+    /// Whether this sink reads [`RequestPoint::head_time`]. Defaults to `true`; a sink that
+    /// never does returns `false`, and when no sink does, the response head is not timed
+    /// (points then carry `None`: one clock reading a request fewer).
+    fn needs_head_time(&self) -> bool {
+        true
+    }
+
     /// A request finished; `point` borrows from the monitor, copy what you keep.
     fn record_request(&self, point: &RequestPoint<'_>);
 

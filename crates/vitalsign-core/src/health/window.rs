@@ -175,6 +175,10 @@ impl Sink for RequestWindow {
         false
     }
 
+    fn needs_head_time(&self) -> bool {
+        false
+    }
+
     fn record_request(&self, point: &RequestPoint<'_>) {
         let slot = self.slot();
         slot.requests.fetch_add(1, SeqCst);

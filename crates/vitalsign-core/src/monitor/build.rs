@@ -147,6 +147,7 @@ impl MonitorBuilder {
         let monitor = Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
+                needs_head_time: sinks.iter().any(|s| s.needs_head_time()),
                 point_in_extensions: self.point_in_extensions,
                 path_labels: self.path_labels,
                 path_label_routes: self.path_label_routes,

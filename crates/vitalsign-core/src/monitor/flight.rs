@@ -94,8 +94,11 @@ impl InFlight {
     /// The response head is known (its time is noted as the time to the response head).
     pub(crate) fn set_status(&mut self, status: u16) {
         self.status = Some(status);
-        let head = self.monitor.inner.clock.since(self.start).as_nanos();
-        self.head_nanos = u64::try_from(head).unwrap_or(NO_HEAD - 1).min(NO_HEAD - 1);
+        // Timed only when a sink reads it (the clock is the costly part).
+        if self.monitor.inner.needs_head_time {
+            let head = self.monitor.inner.clock.since(self.start).as_nanos();
+            self.head_nanos = u64::try_from(head).unwrap_or(NO_HEAD - 1).min(NO_HEAD - 1);
+        }
     }
 
     /// Sets the route template, for an adapter that learns it only after the request began

@@ -76,6 +76,8 @@ struct Inner {
     clock: Arc<WallClock>,
     /// Some sink reads request ids (else ids are made only when a handler asks).
     needs_request_id: bool,
+    /// Some sink reads the time to the response head (see [`Sink::needs_head_time`]).
+    needs_head_time: bool,
     /// Adapters put each request's handle into its extensions.
     point_in_extensions: bool,
     version: String,

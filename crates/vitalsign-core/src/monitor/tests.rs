@@ -289,3 +289,39 @@ fn panicking_sinks_and_classifiers_are_contained_and_counted() {
         assert!(metrics.contains(r#"vitalsign_sink_panics_total{sink="MemorySink"} 0"#));
     }
 }
+
+/// The response head is timed only when some sink reads its time ([`Sink::needs_head_time`]):
+/// a sink that says it does not (as Prometheus without its head histogram, `/stats`, the push
+/// sinks) gets `None`; a sink that keeps the default, or Prometheus with the head histogram on,
+/// makes the monitor time it.
+#[test]
+fn the_response_head_is_timed_only_for_a_sink_that_reads_it() {
+    #[derive(Debug, Default)]
+    struct Heads(std::sync::Mutex<Vec<Option<f64>>>, bool);
+    impl Sink for Heads {
+        fn needs_head_time(&self) -> bool {
+            self.1
+        }
+        fn record_request(&self, point: &RequestPoint<'_>) {
+            self.0.lock().unwrap().push(point.head_time);
+        }
+    }
+    let heads_after = |reads: bool, head_histogram: bool| {
+        let sink = Arc::new(Heads(Default::default(), reads));
+        let builder = Monitor::builder("svc").sink(sink.clone());
+        #[cfg(feature = "prometheus")]
+        let builder = builder.response_head_histogram(head_histogram);
+        #[cfg(not(feature = "prometheus"))]
+        let _ = head_histogram;
+        let monitor = builder.build().unwrap();
+        let mut flight = monitor.begin(&start(b"GET", "/a", Some("/a"))).unwrap();
+        flight.set_status(200);
+        flight.complete();
+        let heads = sink.0.lock().unwrap().clone();
+        heads
+    };
+    assert!(matches!(heads_after(true, false)[..], [Some(t)] if t >= 0.0));
+    assert_eq!(heads_after(false, false), [None]);
+    #[cfg(feature = "prometheus")]
+    assert!(matches!(heads_after(false, true)[..], [Some(t)] if t >= 0.0));
+}

@@ -314,6 +314,11 @@ impl Sink for PrometheusSink {
         false
     }
 
+    /// Only for the optional time-to-response-head histogram.
+    fn needs_head_time(&self) -> bool {
+        self.heads.is_some()
+    }
+
     fn request_started(&self, method: Method) {
         self.active.counts[method.index()].fetch_add(1, Ordering::Relaxed);
     }

@@ -372,6 +372,10 @@ impl Sink for StatsdSink {
         false
     }
 
+    fn needs_head_time(&self) -> bool {
+        false
+    }
+
     fn request_started(&self, _method: Method) {
         self.state.in_flight.fetch_add(1, Relaxed);
     }

@@ -150,6 +150,10 @@ impl Sink for RequestStats {
         false
     }
 
+    fn needs_head_time(&self) -> bool {
+        false
+    }
+
     fn request_started(&self, _method: crate::Method) {
         self.probes.request_began();
     }

@@ -210,6 +210,10 @@ impl Sink for PeriodAggregator {
         false
     }
 
+    fn needs_head_time(&self) -> bool {
+        false
+    }
+
     fn request_started(&self, method: Method) {
         self.inner.request_started(method);
     }

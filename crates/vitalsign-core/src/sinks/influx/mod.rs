@@ -116,6 +116,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Sink for InfluxSink {
+    fn needs_head_time(&self) -> bool {
+        false
+    }
+
     fn record_request(&self, point: &RequestPoint<'_>) {
         self.queue.push(self.prefixes.encode(point, None));
     }

@@ -201,6 +201,10 @@ impl Sink for OtelSink {
         false
     }
 
+    fn needs_head_time(&self) -> bool {
+        false
+    }
+
     fn record_request(&self, point: &RequestPoint<'_>) {
         let record = Record {
             method: point.method,
