@@ -98,8 +98,12 @@ pub(crate) struct Extras {
 
 impl Shared {
     fn new(request_id: RequestId) -> Shared {
+        Shared::with_id(std::sync::OnceLock::from(request_id))
+    }
+
+    fn with_id(request_id: std::sync::OnceLock<RequestId>) -> Shared {
         Shared {
-            request_id: std::sync::OnceLock::from(request_id),
+            request_id,
             extras: Mutex::new(Extras::default()),
             request_body_bytes: std::sync::atomic::AtomicU64::new(0),
             #[cfg(feature = "rpc")]
@@ -112,9 +116,9 @@ impl Shared {
     pub(crate) fn new_rpc(request_id: Option<RequestId>, rpc: crate::rpc::RpcState) -> Shared {
         Shared {
             rpc: Some(rpc),
-            request_id: request_id.map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from),
-            extras: Mutex::new(Extras::default()),
-            request_body_bytes: std::sync::atomic::AtomicU64::new(0),
+            ..Shared::with_id(
+                request_id.map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from),
+            )
         }
     }
 

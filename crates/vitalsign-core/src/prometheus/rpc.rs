@@ -34,14 +34,27 @@ pub const MESSAGE_BUCKETS: &[f64] = &[
 /// Cells of the lock-free cache in front of the three histograms' maps.
 const CACHED_CELLS: usize = 1024;
 
-/// The histograms of one (method, status) label set, found by the method's slot in the
-/// monitor's route cache: a known call takes no lock and hashes no text.
-struct RpcCell {
-    route_key: u32,
-    status: GrpcCode,
+/// The three histograms of one label set of a call.
+struct RpcHistograms {
     durations: std::sync::Arc<AtomicHistogram>,
     requests: std::sync::Arc<AtomicHistogram>,
     responses: std::sync::Arc<AtomicHistogram>,
+}
+
+impl RpcHistograms {
+    fn record(&self, point: &RequestPoint<'_>, call: &RpcCall<'_>) {
+        self.durations.record(point.execution_time);
+        self.requests.record(f64::from(call.requests));
+        self.responses.record(f64::from(call.responses));
+    }
+}
+
+/// A cached label set: the histograms of one (method, status), found by the method's slot in
+/// the monitor's route cache, so that a known call takes no lock and hashes no text.
+struct RpcCell {
+    route_key: u32,
+    status: GrpcCode,
+    histograms: RpcHistograms,
 }
 
 /// The four labels of a call: system, service, method, status code.
@@ -163,14 +176,8 @@ impl PrometheusSink {
     pub(super) fn record_rpc(&self, point: &RequestPoint<'_>, call: &RpcCall<'_>) {
         let values = [call.system, call.service, call.method, call.status.as_str()];
         let rpc = &self.rpc;
-        let record = |cell: &RpcCell| {
-            cell.durations.record(point.execution_time);
-            cell.requests.record(f64::from(call.requests));
-            cell.responses.record(f64::from(call.responses));
-        };
-        let cell_of = |route_key| RpcCell {
-            route_key,
-            status: call.status,
+        // Looked up in the maps (under their locks) on a cache miss only.
+        let histograms = || RpcHistograms {
             durations: rpc.durations.handle(&values),
             requests: rpc.requests.handle(&values),
             responses: rpc.responses.handle(&values),
@@ -181,15 +188,19 @@ impl PrometheusSink {
                 match rpc.cells.find(hash, |cell| {
                     cell.route_key == key && cell.status == call.status
                 }) {
-                    Some((_, cell)) => record(cell),
+                    Some((_, cell)) => cell.histograms.record(point, call),
                     None => {
-                        let cell = Box::new(cell_of(key));
-                        record(&cell);
+                        let cell = Box::new(RpcCell {
+                            route_key: key,
+                            status: call.status,
+                            histograms: histograms(),
+                        });
+                        cell.histograms.record(point, call);
                         rpc.cells.insert(hash, cell);
                     }
                 }
             }
-            None => record(&cell_of(u32::MAX)),
+            None => histograms().record(point, call),
         }
         if call.is_error {
             self.count_rpc(&rpc.errors, &values);
