@@ -144,6 +144,19 @@ impl MonitorBuilder {
             .with_source(e)
         })?;
         annotations.started(&self.version);
+        let dispatch = sinks
+            .iter()
+            .map(|sink| {
+                super::dispatch::SinkRef::new(
+                    sink,
+                    #[cfg(feature = "prometheus")]
+                    prometheus.as_ref(),
+                    #[cfg(feature = "stats")]
+                    &stats.requests,
+                )
+            })
+            .collect::<Box<[_]>>();
+        let builtin_sinks_only = dispatch.iter().all(super::dispatch::SinkRef::is_builtin);
         let monitor = Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
@@ -186,7 +199,11 @@ impl MonitorBuilder {
                 excluded: self.excluded,
                 endpoint_table,
                 routes: routes(self.max_label_sets),
+                default_classifier: self.classifier.1 == "DefaultClassifier"
+                    || self.classifier.1 == std::any::type_name::<crate::DefaultClassifier>(),
                 classifier: self.classifier,
+                dispatch,
+                builtin_sinks_only,
                 panics,
                 sinks,
                 in_flight: AtomicI64::new(0),

@@ -18,6 +18,7 @@
 mod build; // `MonitorBuilder::build`: validation, then assembly of sinks, threads and state
 mod builder; // `MonitorBuilder` and its (infallible) settings
 mod clock; // the request clock (monotonic readings to wall-clock time)
+mod dispatch; // the sinks as the request path calls them (built-in ones directly)
 mod exclude; // exclusion policy: paths, prefixes, route templates
 mod flight; // `InFlight` and `Flight`: the guard carried through a request
 mod labels; // label policy: names, reserved names, label functions
@@ -111,7 +112,13 @@ struct Inner {
     /// The routes seen, capped; a request names a cached one by its slot.
     routes: routes::Routes,
     classifier: BoxedClassifier,
+    /// The classifier is [`DefaultClassifier`](crate::DefaultClassifier) (called directly).
+    default_classifier: bool,
     sinks: Vec<Arc<dyn Sink>>,
+    /// The same sinks, as the request path calls them.
+    dispatch: Box<[dispatch::SinkRef]>,
+    /// Every sink is a built-in one (no `dyn Sink`).
+    builtin_sinks_only: bool,
     /// Panics of each sink, then of the error classifier.
     panics: Arc<crate::sink::Panics>,
     in_flight: AtomicI64,

@@ -1,12 +1,13 @@
 //! The request-recording pipeline: a request starts, and once it ends its point reaches every sink.
 
+use super::dispatch::SinkRef;
 use super::flight::NO_HEAD;
 use super::labels::RequestInfo;
 use super::routes::Route;
 use super::{InFlight, Monitor};
 use crate::handle::HandlerScope;
 use crate::point::{ErrorPoint, RequestPoint, CLIENT_CLOSED_REQUEST};
-use crate::{Method, RequestId, Sink, TraceContext};
+use crate::{ClassifyError, Method, RequestId, TraceContext};
 use std::sync::atomic::Ordering;
 
 /// What an adapter knows about a request when it arrives.
@@ -133,6 +134,17 @@ impl<'a> RequestStart<'a> {
     }
 }
 
+/// What a finished request's pass over the sinks calls on each sink, in this order.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// [`Sink::record_request`](crate::Sink::record_request), unless the request is excluded.
+    Record,
+    /// [`Sink::record_error`](crate::Sink::record_error), if the request is an error.
+    Error,
+    /// [`Sink::request_finished`](crate::Sink::request_finished) (or `rpc_finished`).
+    Finished,
+}
+
 /// Error code of a request whose response body failed (see [`InFlight::body_failed`]).
 const BODY_ERROR_CODE: &str = "body_error";
 
@@ -160,7 +172,15 @@ impl Monitor {
             .or_else(|| trace.map(|trace| trace.request_id()))
             .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.each_sink(|sink| sink.request_started(method));
+        if self.inner.builtin_sinks_only {
+            // Built-in sinks only: their `request_started` is an atomic addition and a load,
+            // which cannot panic.
+            for sink in &*self.inner.dispatch {
+                sink.request_started(method);
+            }
+        } else {
+            self.each_sink(|sink| sink.request_started(method));
+        }
         let now = self.inner.clock.now();
         Some(InFlight {
             monitor: self.clone(),
@@ -258,7 +278,9 @@ impl Monitor {
             .excluded_statuses
             .as_ref()
             .is_some_and(|excluded| excluded[usize::from(status).min(599)]);
-        if !status_excluded && !flight.route_excluded {
+        let recorded = !status_excluded && !flight.route_excluded;
+        let mut status_text = itoa::Buffer::new();
+        let error = if recorded {
             if status == 101 {
                 if let Some(slot) = extras.as_ref().and_then(|e| e.upgrade.as_ref()) {
                     slot.start(self, point.route);
@@ -267,18 +289,33 @@ impl Monitor {
             let code = attached_code
                 .or(panicked.then_some("panic"))
                 .or(flight.body_failed.then_some(BODY_ERROR_CODE));
-            #[cfg(feature = "rpc")]
-            let code = code.or(rpc.map(|call| call.status.name()));
-            self.send(&point, code);
-        }
-        #[cfg(feature = "rpc")]
-        if rpc.is_some() {
-            self.each_sink(|sink| sink.rpc_finished());
+            self.error_point(&point, code, &mut status_text)
         } else {
-            self.each_sink(|sink| sink.request_finished(point.method));
-        }
-        #[cfg(not(feature = "rpc"))]
-        self.each_sink(|sink| sink.request_finished(point.method));
+            None
+        };
+        #[cfg(feature = "rpc")]
+        let is_rpc = rpc.is_some();
+        // One pass over the sinks: each gets the point, then its error point if it is one, then
+        // the end of the request (a sink's in-flight gauge goes down after its histogram).
+        self.each_sink_staged(|sink, stage| match stage {
+            Stage::Record => {
+                if recorded {
+                    sink.record_request(&point);
+                }
+            }
+            Stage::Error => {
+                if let Some(error) = &error {
+                    sink.record_error(error);
+                }
+            }
+            Stage::Finished => {
+                #[cfg(feature = "rpc")]
+                if is_rpc {
+                    return sink.rpc_finished();
+                }
+                sink.request_finished(point.method);
+            }
+        });
         // Only now, with every sink holding the point, does the request stop being in flight:
         // whoever waits for zero in flight (a drain, a test) then finds it recorded.
         // SeqCst here and in `shutdown`: this decrement-then-read of `draining` and the drain's
@@ -290,17 +327,89 @@ impl Monitor {
         }
     }
 
+    /// The error point of a finished request, if it is an error: a gRPC call's errors are its
+    /// statuses in the adapter's `GrpcErrorCodes`; an HTTP request's are what the error
+    /// classifier says (`code`: the error code attached, or of a panic or a failed body).
+    #[inline]
+    fn error_point<'p>(
+        &self,
+        point: &'p RequestPoint<'p>,
+        code: Option<&'p str>,
+        status_text: &'p mut itoa::Buffer,
+    ) -> Option<ErrorPoint<'p>> {
+        #[cfg(feature = "rpc")]
+        if let Some(call) = &point.rpc {
+            return call.is_error.then(|| ErrorPoint {
+                request: point,
+                error_code: code.unwrap_or(call.status.name()),
+            });
+        }
+        let is_error = if self.inner.default_classifier {
+            // The default rule, called directly: it cannot panic.
+            crate::DefaultClassifier.is_error(point, code)
+        } else {
+            let classifier = &self.inner.classifier.0;
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                classifier.is_error(point, code)
+            }))
+            .unwrap_or_else(|_| {
+                self.inner.panics.panicked(self.inner.sinks.len());
+                false
+            })
+        };
+        is_error.then(|| ErrorPoint {
+            request: point,
+            error_code: code.unwrap_or_else(|| status_text.format(point.status_code)),
+        })
+    }
+
+    /// Calls `f` on every sink, in the stages of [`Stage`] for each sink before the next sink.
+    /// A panic is contained as in [`Monitor::each_sink`]; the sink that panicked still gets its
+    /// later stages. One `catch_unwind` covers all unless one panics.
+    fn each_sink_staged(&self, mut f: impl FnMut(&SinkRef, Stage)) {
+        let sinks = &self.inner.dispatch;
+        // The sink to call and how many of its stages are done (its next stage after a panic).
+        let (mut next, mut done) = (0, 0);
+        while next < sinks.len() {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                while let Some(sink) = sinks.get(next) {
+                    if done == 0 {
+                        done = 1;
+                        f(sink, Stage::Record);
+                    }
+                    if done == 1 {
+                        done = 2;
+                        f(sink, Stage::Error);
+                    }
+                    if done == 2 {
+                        done = 3;
+                        f(sink, Stage::Finished);
+                    }
+                    done = 0;
+                    next += 1;
+                }
+            }));
+            if run.is_err() {
+                self.inner.panics.panicked(next);
+                if done == 3 {
+                    done = 0;
+                    next += 1;
+                }
+            }
+        }
+    }
+
     /// Calls `f` on every sink. A sink that panics is contained: the panic is counted
     /// (`vitalsign_sink_panics_total{sink}`) and logged once, and the other sinks still get
     /// the call. One `catch_unwind` covers all sinks unless one panics.
-    pub(super) fn each_sink(&self, mut f: impl FnMut(&dyn Sink)) {
-        let sinks = &self.inner.sinks;
+    pub(super) fn each_sink(&self, mut f: impl FnMut(&SinkRef)) {
+        let sinks = &self.inner.dispatch;
         let mut next = 0;
         while next < sinks.len() {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 while let Some(sink) = sinks.get(next) {
                     next += 1;
-                    f(&**sink);
+                    f(sink);
                 }
             }));
             if run.is_err() {
@@ -317,38 +426,5 @@ impl Monitor {
     /// An upgraded session on `route` ended after `duration`.
     pub(crate) fn upgraded_session_ended(&self, route: &str, duration: std::time::Duration) {
         self.each_sink(|sink| sink.upgraded_session_ended(route, duration));
-    }
-
-    /// Hands a finished request (and its error point, if it is one) to every sink.
-    fn send(&self, point: &RequestPoint<'_>, code: Option<&str>) {
-        self.each_sink(|sink| sink.record_request(point));
-        let classifier = &self.inner.classifier.0;
-        // A gRPC call's errors are its statuses in the adapter's `GrpcErrorCodes`.
-        #[cfg(feature = "rpc")]
-        if let Some(call) = point.rpc {
-            if call.is_error {
-                let error = ErrorPoint {
-                    request: point,
-                    error_code: code.unwrap_or(call.status.name()),
-                };
-                self.each_sink(|sink| sink.record_error(&error));
-            }
-            return;
-        }
-        let is_error = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            classifier.is_error(point, code)
-        }))
-        .unwrap_or_else(|_| {
-            self.inner.panics.panicked(self.inner.sinks.len());
-            false
-        });
-        if is_error {
-            let mut buf = itoa::Buffer::new();
-            let error = ErrorPoint {
-                request: point,
-                error_code: code.unwrap_or_else(|| buf.format(point.status_code)),
-            };
-            self.each_sink(|sink| sink.record_error(&error));
-        }
     }
 }
