@@ -20,6 +20,9 @@
 // This file: what the endpoints are and where they are mounted ([`Endpoint`], [`Endpoints`]),
 // and the request, body and response types adapters translate.
 mod answers; // `Monitor`'s answer to each endpoint: `/metrics`, health, `/stats`, annotations, status
+mod lookup; // `EndpointLookup`: which endpoint a request path is for
+
+pub use lookup::{EndpointLookup, EndpointMatch};
 
 use serde_json::Value;
 
