@@ -29,6 +29,11 @@ use vitalsign_core::{Endpoint, Monitor};
 /// ```
 ///
 /// For a separate admin listener, give the same function to a second `HttpServer`'s `App`.
+///
+/// An app wrapped in [`Monitoring`](crate::Monitoring) has the middleware answer the endpoints
+/// instead ([`Monitoring::with_endpoints`](crate::Monitoring::with_endpoints)): its router then
+/// holds none of these entries, each of which costs a request that passes it about 200
+/// instructions. Mounted here, call this after the application's routes.
 pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let monitor = monitor.clone();
     move |config: &mut web::ServiceConfig| {
