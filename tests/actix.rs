@@ -386,7 +386,7 @@ async fn answer(server: &Server, ask: &Ask) -> Answer {
 /// pass `configure`'s (actix puts a route's method guard on its resource: no 405).
 #[tokio::test]
 async fn with_endpoints_answers_as_configure_does() {
-    let monitor = Monitor::builder("actix").token("s3cret").build().unwrap();
+    let (monitor, sink) = monitor_with_sink(|b| b.token("s3cret"));
     let middleware = endpoints_app(&monitor, true);
     let configured = endpoints_app(&monitor, false);
     let asks = [
@@ -508,6 +508,21 @@ async fn with_endpoints_answers_as_configure_does() {
             .await
             .body,
         b"app: health-check"
+    );
+    // The endpoints' paths are left out of recording, whichever answered them; the
+    // application's routes are recorded.
+    all_recorded(&monitor, "every request recorded").await;
+    let routes: std::collections::BTreeSet<String> =
+        sink.requests().into_iter().map(|p| p.route).collect();
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        [
+            "/annotations/x/y",
+            "/health-check",
+            "/health/a/b",
+            "/ok",
+            "unmatched"
+        ]
     );
 }
 
