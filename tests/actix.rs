@@ -509,6 +509,12 @@ async fn with_endpoints_answers_as_configure_does() {
             .body,
         b"app: health-check"
     );
+    // Paths are compared as they arrive, as axum's router and the admin listener compare them
+    // (actix's router would match the percent-decoded `/metrics`).
+    assert_eq!(
+        status(&answer(&middleware, &ask("GET", "/%6Detrics", true)).await),
+        404
+    );
     // The endpoints' paths are left out of recording, whichever answered them; the
     // application's routes are recorded.
     all_recorded(&monitor, "every request recorded").await;
