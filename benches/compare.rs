@@ -255,7 +255,13 @@ fn bench_actix() -> Vec<(String, f64)> {
                 .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (
-            "vitalsign Monitoring + configure after the routes, as the README wires it",
+            "vitalsign Monitoring + endpoints (with_endpoints(), no configure), as the README wires it",
+            runner!(App::new()
+                .wrap(vitalsign::actix::Monitoring::new(&monitor).with_endpoints())
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+        (
+            "vitalsign Monitoring + configure after the routes",
             runner!(App::new()
                 .wrap(vitalsign::actix::Monitoring::new(&monitor))
                 .route("/users/{id}", web::get().to(|| async { "user" }))

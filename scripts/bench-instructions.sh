@@ -44,7 +44,7 @@ for part in axum actix grpc; do
     elif [ "$part" = grpc ]; then
         variants=("bare tonic" "vitalsign GrpcLayer")
     else
-        variants=("bare actix-web" "vitalsign Monitoring" "README wires" "Monitoring + configure before" "bare actix-web + configure before" "bare actix-web + configure after" "actix-web-prom")
+        variants=("bare actix-web" "vitalsign Monitoring" "README wires" "Monitoring + configure after" "Monitoring + configure before" "bare actix-web + configure before" "bare actix-web + configure after" "actix-web-prom")
     fi
     bare=""
     echo

@@ -96,7 +96,7 @@
 //! | `tower::RequestBodySize<S>` | `actix::RequestBodySizeMiddleware<S>` |
 //! | `tower::CountingBody<B>` (the counted request body) | none (the payload stream is replaced inside) |
 //! | `axum::Point` (extractor) | `actix::Point` (extractor) |
-//! | `axum::endpoints(&monitor)` (a `Router` to merge) | `actix::configure(&monitor)` (for `App::configure`) |
+//! | `axum::endpoints(&monitor)` (a `Router` to merge) | `actix::Monitoring::with_endpoints()` (the middleware answers them), or `actix::configure(&monitor)` (for `App::configure`) |
 //! | `admin::ServeAdmin` (admin listener, also `axum::ServeAdmin`) | the same trait (also `actix::ServeAdmin`), on actix's Tokio runtime |
 //! | route resolvers (`tower::DefaultResolver`, `UriPath`, `tower::NoRoute`, `route_fn`) | none: actix's matched resource pattern |
 //!
@@ -147,17 +147,17 @@ pub mod axum {
     pub use vitalsign_tower::axum::*;
 }
 
-/// actix-web middleware: [`actix::Monitoring`], the [`actix::Point`] extractor and
-/// [`actix::configure`] for the endpoints (feature `actix`).
+/// actix-web middleware: [`actix::Monitoring`] (which answers the endpoints with
+/// [`actix::Monitoring::with_endpoints`]), the [`actix::Point`] extractor and
+/// [`actix::configure`] for the endpoints of an app without the middleware (feature `actix`).
 ///
 /// ```
 /// use actix_web::{web, App};
-/// use vitalsign::{actix::{configure, Monitoring}, Monitor};
+/// use vitalsign::{actix::Monitoring, Monitor};
 ///
 /// let monitor = Monitor::builder("shop").build().unwrap();
 /// let app = App::new()
-///     .wrap(Monitoring::new(&monitor))
-///     .configure(configure(&monitor))
+///     .wrap(Monitoring::new(&monitor).with_endpoints())
 ///     .route("/users/{id}", web::get().to(|| async { "user" }));
 /// # let _ = app;
 /// ```

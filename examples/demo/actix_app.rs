@@ -8,7 +8,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, App, HttpResponse};
 use futures_util::FutureExt as _;
 use vitalsign::Monitor;
-use vitalsign_actix::{configure, Monitoring, Point};
+use vitalsign_actix::{Monitoring, Point};
 
 use crate::app;
 
@@ -27,7 +27,9 @@ pub(crate) fn actix_app(
 > {
     App::new()
         .wrap(vitalsign_actix::RequestBodySize)
-        .wrap(Monitoring::new(monitor))
+        // The middleware answers `/metrics`, `/health*`, `/stats`, ... itself, before actix
+        // routes: the router holds the application's routes only.
+        .wrap(Monitoring::new(monitor).with_endpoints())
         .wrap(from_fn(catch_panic))
         .service(get("/users/{id}", user))
         .service(get("/error", error))
@@ -41,9 +43,6 @@ pub(crate) fn actix_app(
             web::post().to(|body: web::Bytes| async move { app::echo(&body) }),
         )
         .service(web::scope("/api/v1").service(get("/orders/{order}/items/{item}", item)))
-        // The endpoints last, as the README wires them: the application's requests pass none of
-        // their router entries.
-        .configure(configure(monitor))
 }
 
 /// A panic in the handlers or the middleware inside (vitalsign's, which records the request

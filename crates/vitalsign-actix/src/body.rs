@@ -14,15 +14,45 @@ pin_project! {
     /// yields an error, or as a disconnect when actix drops it before that.
     pub struct ResponseBody<B> {
         #[pin]
-        body: B,
+        body: Inner<B>,
         flight: Flight,
     }
 }
 
+pin_project! {
+    /// The body sent.
+    #[project = InnerProj]
+    enum Inner<B> {
+        /// The application's.
+        App { #[pin] body: B },
+        /// An endpoint's answer ([`Monitoring::with_endpoints`](crate::Monitoring::with_endpoints)).
+        Endpoint { body: Bytes },
+    }
+}
+
 impl<B: MessageBody> ResponseBody<B> {
-    pub(crate) fn new(body: B, mut flight: Flight) -> Self {
+    pub(crate) fn new(body: B, flight: Flight) -> Self {
+        ResponseBody::starting(Inner::App { body }, flight)
+    }
+
+    /// The body of an endpoint's answer.
+    pub(crate) fn endpoint(body: Bytes, flight: Flight) -> Self {
+        ResponseBody::starting(Inner::Endpoint { body }, flight)
+    }
+
+    fn starting(body: Inner<B>, mut flight: Flight) -> Self {
         flight.body_starts(matches!(body.size(), BodySize::None | BodySize::Sized(0)));
         ResponseBody { body, flight }
+    }
+}
+
+impl<B: MessageBody> Inner<B> {
+    #[inline]
+    fn size(&self) -> BodySize {
+        match self {
+            Inner::App { body } => body.size(),
+            Inner::Endpoint { body } => body.size(),
+        }
     }
 }
 
@@ -46,8 +76,15 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let mut body = this.body;
-        let result = ready!(this.flight.in_body(|| body.as_mut().poll_next(cx)));
+        let result = match this.body.project() {
+            InnerProj::App { mut body } => {
+                ready!(this.flight.in_body(|| body.as_mut().poll_next(cx)))
+            }
+            // All in memory: handed over in one chunk, then the end.
+            InnerProj::Endpoint { body } => this
+                .flight
+                .in_body(|| (!body.is_empty()).then(|| Ok(std::mem::take(body)))),
+        };
         if let Some(Ok(bytes)) = &result {
             this.flight.body_bytes(bytes.len() as u64);
         }
@@ -63,13 +100,20 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
     /// A body that is all in memory is handed over whole: the request ends here.
     fn try_into_bytes(self) -> Result<Bytes, Self> {
         let ResponseBody { body, mut flight } = self;
-        match body.try_into_bytes() {
-            Ok(bytes) => {
-                flight.body_bytes(bytes.len() as u64);
-                flight.complete();
-                Ok(bytes)
-            }
-            Err(body) => Err(ResponseBody { body, flight }),
-        }
+        let bytes = match body {
+            Inner::App { body } => match body.try_into_bytes() {
+                Ok(bytes) => bytes,
+                Err(body) => {
+                    return Err(ResponseBody {
+                        body: Inner::App { body },
+                        flight,
+                    })
+                }
+            },
+            Inner::Endpoint { body } => body,
+        };
+        flight.body_bytes(bytes.len() as u64);
+        flight.complete();
+        Ok(bytes)
     }
 }

@@ -1,9 +1,13 @@
 //! [`configure`]: vitalsign's endpoints on an actix `App` or a separate server.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::{guard, web, HttpRequest, HttpResponse};
+use futures_core::Stream;
 use vitalsign_core::endpoint::{EndpointBody, EndpointRequest, EndpointResponse};
-use vitalsign_core::Monitor;
+use vitalsign_core::{Endpoint, Monitor};
 
 /// Mounts vitalsign's endpoints: by default `/metrics` (Prometheus text format), `/stats`,
 /// `/health`, `/health/live`, `/health/ready`, `/health/{component}`, `/annotations`,
@@ -25,6 +29,11 @@ use vitalsign_core::Monitor;
 /// ```
 ///
 /// For a separate admin listener, give the same function to a second `HttpServer`'s `App`.
+///
+/// An app wrapped in [`Monitoring`](crate::Monitoring) has the middleware answer the endpoints
+/// instead ([`Monitoring::with_endpoints`](crate::Monitoring::with_endpoints)): its router then
+/// holds none of these entries, each of which costs a request that passes it about 200
+/// instructions. Mounted here, call this after the application's routes.
 pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let monitor = monitor.clone();
     move |config: &mut web::ServiceConfig| {
@@ -68,13 +77,13 @@ pub fn configure(monitor: &Monitor) -> impl Fn(&mut web::ServiceConfig) + Clone 
 struct Group {
     /// The scope's prefix; `None` for a route mounted alone.
     prefix: Option<String>,
-    routes: Vec<(Box<str>, vitalsign_core::Endpoint)>,
+    routes: Vec<(Box<str>, Endpoint)>,
 }
 
 /// The endpoints grouped by first segment: a scope for a group of several or one with a
 /// parameter (`/annotations/{stream}`), a plain route for a static path alone (`/metrics`) or
 /// a parameter in the first segment itself (no static prefix to scope by).
-fn groups(routes: &[(Box<str>, vitalsign_core::Endpoint)]) -> Vec<Group> {
+fn groups(routes: &[(Box<str>, Endpoint)]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for (path, endpoint) in routes {
         let end = path[1..].find('/').map_or(path.len(), |i| i + 1);
@@ -108,7 +117,7 @@ struct EndpointPaths {
 }
 
 impl EndpointPaths {
-    fn new(routes: &[(Box<str>, vitalsign_core::Endpoint)]) -> Self {
+    fn new(routes: &[(Box<str>, Endpoint)]) -> Self {
         let mut paths = EndpointPaths {
             exact: Vec::new(),
             parents: Vec::new(),
@@ -135,22 +144,13 @@ impl EndpointPaths {
 }
 
 /// Routes `endpoint` at `path` of `config`: GET and HEAD, and POST where it takes a body.
-fn mount(
-    config: &mut web::ServiceConfig,
-    monitor: &Monitor,
-    path: &str,
-    endpoint: vitalsign_core::Endpoint,
-) {
+fn mount(config: &mut web::ServiceConfig, monitor: &Monitor, path: &str, endpoint: Endpoint) {
     let handler_monitor = monitor.clone();
     config.route(
         path,
         get_or_head().to(move |req: HttpRequest| {
-            let path = match req.query_string() {
-                "" => std::borrow::Cow::Borrowed(req.path()),
-                query => format!("{}?{query}", req.path()).into(),
-            };
-            let page = handler_monitor.serve_endpoint(endpoint, &path, &request(&req));
-            async move { into_response(page) }
+            let response = answer(&handler_monitor, endpoint, &req);
+            async move { response }
         }),
     );
     if endpoint.takes_body() {
@@ -159,24 +159,58 @@ fn mount(
             path,
             web::post().to(move |req: HttpRequest, payload: web::Payload| {
                 let poster = poster.clone();
-                async move {
-                    let body = read_body(payload).await;
-                    into_response(poster.serve_endpoint_post(
-                        endpoint,
-                        req.path(),
-                        &request(&req),
-                        &body,
-                    ))
-                }
+                async move { answer_post(&poster, endpoint, &req, payload).await }
             }),
         );
     }
 }
 
+/// The answer to a GET or HEAD of `endpoint` (actix leaves out the body of a HEAD's answer):
+/// the same for [`configure`]'s routes and for [`Monitoring::with_endpoints`](crate::Monitoring::with_endpoints).
+/// The query string goes with the path.
+pub(crate) fn answer(
+    monitor: &Monitor,
+    endpoint: Endpoint,
+    req: &HttpRequest,
+) -> HttpResponse<Bytes> {
+    let path = match req.query_string() {
+        "" => std::borrow::Cow::Borrowed(req.path()),
+        query => format!("{}?{query}", req.path()).into(),
+    };
+    into_response(monitor.serve_endpoint(endpoint, &path, &request(req)))
+}
+
+/// The answer to a POST to `endpoint` (one that [takes a body](Endpoint::takes_body)),
+/// its body read from `payload`.
+pub(crate) async fn answer_post<P>(
+    monitor: &Monitor,
+    endpoint: Endpoint,
+    req: &HttpRequest,
+    payload: P,
+) -> HttpResponse<Bytes>
+where
+    P: Stream<Item = Result<Bytes, PayloadError>>,
+{
+    let body = read_body(payload).await;
+    into_response(monitor.serve_endpoint_post(endpoint, req.path(), &request(req), &body))
+}
+
+/// Whether [`configure`]'s routes take a request with `method` to `endpoint`: GET and HEAD,
+/// and POST where the endpoint [takes a body](Endpoint::takes_body). actix moves a route's
+/// method guard to its resource: a request with another method passes the endpoint's entries
+/// and goes on to the application's routes (or its 404).
+pub(crate) fn takes(endpoint: Endpoint, method: &Method) -> bool {
+    *method == Method::GET
+        || *method == Method::HEAD
+        || (*method == Method::POST && endpoint.takes_body())
+}
+
 /// Reads a request body chunk by chunk into an [`EndpointBody`], which bounds what is kept
 /// and says when to stop.
-async fn read_body(payload: web::Payload) -> EndpointBody {
-    use futures_core::Stream;
+async fn read_body<P>(payload: P) -> EndpointBody
+where
+    P: Stream<Item = Result<Bytes, PayloadError>>,
+{
     let mut collected = EndpointBody::new();
     let mut payload = std::pin::pin!(payload);
     while let Some(Ok(chunk)) = std::future::poll_fn(|cx| payload.as_mut().poll_next(cx)).await {
@@ -201,12 +235,21 @@ fn request(req: &HttpRequest) -> EndpointRequest<'_> {
     }
 }
 
-fn into_response(page: EndpointResponse) -> HttpResponse {
+/// The page as actix's response builder makes it (`content_type`, `insert_header`, `body`),
+/// its body kept as [`Bytes`].
+fn into_response(page: EndpointResponse) -> HttpResponse<Bytes> {
     let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::build(status);
-    response.content_type(page.content_type);
-    for header in page.headers {
-        response.insert_header(header);
+    let mut response = HttpResponse::with_body(status, Bytes::from(page.body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(page.content_type),
+    );
+    for (name, value) in page.headers {
+        headers.insert(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
-    response.body(page.body)
+    response
 }

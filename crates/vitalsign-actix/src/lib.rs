@@ -1,10 +1,11 @@
-//! actix-web middleware of [vitalsign](https://docs.rs/vitalsign): [`Monitoring`], the
-//! [`Point`] extractor and the [`configure`] endpoints, fed by the same
+//! actix-web middleware of [vitalsign](https://docs.rs/vitalsign): [`Monitoring`] (which
+//! answers vitalsign's endpoints too, with [`Monitoring::with_endpoints`]), the [`Point`]
+//! extractor and the [`configure`] endpoints, fed by the same
 //! [`Monitor`](vitalsign_core::Monitor) as the Tower layer and holding no rule of its own.
 //!
 //! ```no_run
 //! use actix_web::{web, App, HttpServer};
-//! use vitalsign_actix::{configure, Monitoring, Point};
+//! use vitalsign_actix::{Monitoring, Point};
 //! use vitalsign_core::Monitor;
 //!
 //! async fn user(point: Point) -> &'static str {
@@ -16,8 +17,7 @@
 //! let monitor = Monitor::builder("shop").build().unwrap();
 //! HttpServer::new(move || {
 //!     App::new()
-//!         .wrap(Monitoring::new(&monitor))
-//!         .configure(configure(&monitor))
+//!         .wrap(Monitoring::new(&monitor).with_endpoints()) // + /metrics, /health*, /stats, ...
 //!         .route("/users/{id}", web::get().to(user))
 //! })
 //! .bind("127.0.0.1:3000")?
@@ -29,8 +29,8 @@
 //! Its types pair with the Tower layer's (`vitalsign-tower`): [`Monitoring`] /
 //! `MonitorLayer`, [`MonitoringMiddleware`] / `MonitorService`, [`ResponseFuture`],
 //! [`ResponseBody`], [`RequestBodySize`] / `RequestBodySizeLayer`,
-//! [`RequestBodySizeMiddleware`] / `RequestBodySize`, [`Point`], [`configure`] /
-//! `axum::endpoints` (the full table is in the `vitalsign` facade's documentation).
+//! [`RequestBodySizeMiddleware`] / `RequestBodySize`, [`Point`],
+//! [`Monitoring::with_endpoints`] or [`configure`] / `axum::endpoints` (the full table is in the `vitalsign` facade's documentation).
 //!
 //! # What is recorded when
 //!
@@ -64,7 +64,7 @@
 //!
 //! # Feature flags
 //!
-//! None. `/metrics` in [`configure`] renders the monitor's Prometheus sink whenever it has one
+//! None. `/metrics` ([`Monitoring::with_endpoints`], [`configure`]) renders the monitor's Prometheus sink whenever it has one
 //! (`vitalsign-core`'s `prometheus` feature, which the `vitalsign` facade turns on by default).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

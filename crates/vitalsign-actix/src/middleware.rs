@@ -11,12 +11,16 @@ use actix_web::dev::{
     forward_ready, ResourceMap, Service, ServiceRequest, ServiceResponse, Transform,
 };
 use actix_web::http::header::HeaderName;
+use actix_web::http::Method;
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use pin_project_lite::pin_project;
 use vitalsign_core::adapter::{self, Flight, RequestStart};
-use vitalsign_core::{Monitor, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
+use vitalsign_core::endpoint::{EndpointLookup, EndpointMatch};
+use vitalsign_core::{Endpoint, Monitor, PointHandle, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
-use crate::ResponseBody;
+use crate::request_body::Counting;
+use crate::{endpoints, ResponseBody};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 /// The W3C Trace Context header, parsed once.
@@ -55,6 +59,8 @@ const INLINE_PATH: usize = 64;
 #[must_use]
 pub struct Monitoring {
     monitor: Monitor,
+    /// The monitor's endpoints, when the middleware answers them ([`Monitoring::with_endpoints`]).
+    endpoints: Option<EndpointLookup>,
 }
 
 impl Monitoring {
@@ -62,7 +68,51 @@ impl Monitoring {
     pub fn new(monitor: &Monitor) -> Self {
         Monitoring {
             monitor: monitor.clone(),
+            endpoints: None,
         }
+    }
+
+    /// The middleware also answers vitalsign's endpoints itself, before actix routes the
+    /// request: the monitor's table
+    /// ([`MonitorBuilder::endpoints`](vitalsign_core::MonitorBuilder::endpoints); by default
+    /// `/metrics`, `/stats`, `/health`, `/health/live`, `/health/ready`, `/health/{component}`,
+    /// `/annotations`, `/annotations/{stream}`, `/status` and `/status/data`), with the answers
+    /// of [`configure`](crate::configure)'s routes: GET and HEAD, POST where the endpoint takes
+    /// a body, the token and query string as there. A request with another method goes on to
+    /// the application's routes (its 404), as it passes `configure`'s (actix matches a route's
+    /// method as part of its path).
+    ///
+    /// The application's router then holds no entry of vitalsign's, so its routes cost the
+    /// same wherever they are registered: actix tries every router entry a request passes (some
+    /// 200 instructions each), and a request to any other path costs the middleware one bit
+    /// test (its second byte against the endpoints'), a few more for paths that start like an
+    /// endpoint's. Paths are compared as they arrive, without percent-decoding (as axum and
+    /// the admin listener do). Other paths under an endpoint's (`/health/a/b`, `/health-check`)
+    /// reach the application's routes.
+    ///
+    /// ```
+    /// use actix_web::{web, App};
+    /// use vitalsign_actix::Monitoring;
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop").build().unwrap();
+    /// let app = App::new()
+    ///     .wrap(Monitoring::new(&monitor).with_endpoints())
+    ///     .route("/users/{id}", web::get().to(|| async { "user" }));
+    /// # let _ = app;
+    /// ```
+    ///
+    /// Requests it answers are recorded as those routed to [`configure`](crate::configure)'s
+    /// routes are: not at all by default (the endpoints' paths are excluded), with the
+    /// endpoint's path as route (`/health/{component}`) when
+    /// [`MonitorBuilder::monitor_own_endpoints`](vitalsign_core::MonitorBuilder::monitor_own_endpoints)
+    /// records them; the bytes of a POST's body it reads count as [`RequestBodySize`](crate::RequestBodySize)
+    /// would count them. An application without this middleware, or a second `HttpServer`
+    /// serving only the endpoints, mounts them with [`configure`](crate::configure) instead;
+    /// with both, the middleware answers first.
+    pub fn with_endpoints(mut self) -> Self {
+        self.endpoints = Some(EndpointLookup::new(self.monitor.endpoint_routes()));
+        self
     }
 }
 
@@ -83,6 +133,7 @@ where
         ready(Ok(MonitoringMiddleware {
             service,
             monitor: self.monitor.clone(),
+            endpoints: self.endpoints.clone(),
             routes: OnceCell::new(),
         }))
     }
@@ -93,6 +144,8 @@ where
 pub struct MonitoringMiddleware<S> {
     service: S,
     monitor: Monitor,
+    /// The endpoints the middleware answers itself ([`Monitoring::with_endpoints`]).
+    endpoints: Option<EndpointLookup>,
     /// Where routes are looked up for requests that end without a response.
     routes: OnceCell<Rc<ResourceMap>>,
 }
@@ -155,6 +208,14 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        if let Some(found) = self.endpoints.as_ref().and_then(|e| e.find(req.path())) {
+            // Other methods go on to the application, as they pass `configure`'s routes.
+            if endpoints::takes(found.endpoint, req.method()) {
+                let endpoint = found.endpoint;
+                let flight = self.endpoint_flight(&req, found);
+                return self.answer_endpoint(endpoint, flight, req);
+            }
+        }
         // The route is read from the response when the path can be kept for a request that
         // ends without one; otherwise actix matches the path now (nested scopes joined). A path
         // that may lead to an excluded route template is matched now, so that an excluded
@@ -168,12 +229,26 @@ where
             Some(_) => None,
             None => req.match_pattern(),
         };
+        let mut flight = self.begin(&req, route.as_deref());
+        let inner = flight.in_call(|| self.service.call(req));
+        ResponseFuture {
+            inner: Inner::Service { future: inner },
+            flight,
+            pending,
+        }
+    }
+}
+
+impl<S> MonitoringMiddleware<S> {
+    /// The request's flight, `route` its route if already known.
+    #[inline]
+    fn begin(&self, req: &ServiceRequest, route: Option<&str>) -> Flight {
         let headers = req.headers();
         let lookup = |name: &str| headers.get(name).map(|v| v.as_bytes());
         let mut flight = adapter::begin(
             &self.monitor,
             RequestStart::new(req.method().as_str().as_bytes(), req.path())
-                .with_route(route.as_deref())
+                .with_route(route)
                 .with_request_id(headers.get(&REQUEST_ID).map(|v| v.as_bytes()))
                 .with_traceparent(headers.get(&TRACEPARENT).map(|v| v.as_bytes()))
                 .with_headers(&lookup),
@@ -185,12 +260,78 @@ where
                 req.extensions_mut().insert(handle);
             }
         }
-        let inner = flight.in_call(|| self.service.call(req));
-        ResponseFuture {
-            inner,
-            flight,
-            pending,
+        flight
+    }
+
+    /// The flight of a request to one of the endpoints ([`Monitoring::with_endpoints`]):
+    /// recorded as a request routed to [`configure`](crate::configure)'s routes is, with the
+    /// endpoint's path as route and its parameter as path parameter.
+    #[cold]
+    #[inline(never)]
+    fn endpoint_flight(&self, req: &ServiceRequest, found: EndpointMatch<'_>) -> Flight {
+        let mut flight = self.begin(req, Some(found.route));
+        if flight.wants_path_params() {
+            flight.path_params(found.param);
         }
+        flight
+    }
+
+    /// Answers a request to one of the endpoints as [`configure`](crate::configure)'s routes
+    /// do.
+    #[cold]
+    #[inline(never)]
+    fn answer_endpoint<F>(
+        &self,
+        endpoint: Endpoint,
+        flight: Flight,
+        req: ServiceRequest,
+    ) -> ResponseFuture<F> {
+        let monitor = self.monitor.clone();
+        let (request, payload) = req.into_parts();
+        let answer: EndpointAnswer = if *request.method() == Method::POST {
+            Box::pin(async move {
+                // Polled inside the request's scope: count the body as `RequestBodySize` does.
+                let response = match PointHandle::current().filter(PointHandle::is_recording) {
+                    Some(point) => {
+                        let counting = Counting {
+                            inner: payload,
+                            point,
+                        };
+                        endpoints::answer_post(&monitor, endpoint, &request, counting).await
+                    }
+                    None => endpoints::answer_post(&monitor, endpoint, &request, payload).await,
+                };
+                ServiceResponse::new(request, response)
+            })
+        } else {
+            Box::pin(async move {
+                let response = endpoints::answer(&monitor, endpoint, &request);
+                ServiceResponse::new(request, response)
+            })
+        };
+        ResponseFuture {
+            inner: Inner::Endpoint {
+                answer: Box::new(answer),
+            },
+            flight,
+            pending: None,
+        }
+    }
+}
+
+/// An endpoint's answer on its way ([`Monitoring::with_endpoints`]).
+type EndpointAnswer = Pin<Box<dyn Future<Output = ServiceResponse<Bytes>>>>;
+
+pin_project! {
+    /// What a [`ResponseFuture`] waits for.
+    #[project = InnerProj]
+    enum Inner<F> {
+        /// The application's answer (the inner service's).
+        Service { #[pin] future: F },
+        /// An endpoint's, answered by the middleware; boxed twice so that the variant is one
+        /// thin pointer, which fits beside the application's future: the response future is
+        /// no larger than without it (224 bytes in an `App`).
+        Endpoint { answer: Box<EndpointAnswer> },
     }
 }
 
@@ -199,7 +340,7 @@ pin_project! {
     /// disconnect.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        inner: Inner<F>,
         flight: Flight,
         pending: Option<PendingRoute>,
     }
@@ -231,7 +372,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut inner = this.inner;
+        let mut inner = match this.inner.project() {
+            InnerProj::Service { future } => future,
+            InnerProj::Endpoint { answer } => {
+                let response = ready!(this.flight.in_scope(|| (**answer).as_mut().poll(cx)));
+                let flight = this.flight.response(response.status().as_u16());
+                return Poll::Ready(Ok(
+                    response.map_body(move |_, body| ResponseBody::endpoint(body, flight))
+                ));
+            }
+        };
         match ready!(this.flight.in_scope(|| inner.as_mut().poll(cx))) {
             // Handler errors arrive here too, inside `response().error()`: their status is the
             // response's status.

@@ -81,9 +81,9 @@ where
 }
 
 /// The request payload, counting into its request's point.
-struct Counting {
-    inner: Payload,
-    point: PointHandle,
+pub(crate) struct Counting {
+    pub(crate) inner: Payload,
+    pub(crate) point: PointHandle,
 }
 
 impl futures_core::Stream for Counting {

@@ -20,6 +20,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -30,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::endpoint::{Endpoint, EndpointBody, EndpointRequest};
+use crate::endpoint::{EndpointBody, EndpointLookup, EndpointRequest};
 use crate::Monitor;
 
 /// A running admin listener; stops when dropped (or with [`AdminServer::stop`]).
@@ -90,7 +91,8 @@ impl ServeAdmin for Monitor {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(());
-        let task = tokio::spawn(run(listener, self.clone(), stopped));
+        let lookup = Arc::new(EndpointLookup::new(self.endpoint_routes()));
+        let task = tokio::spawn(run(listener, self.clone(), lookup, stopped));
         Ok(AdminServer {
             addr,
             stop: Some(stop),
@@ -103,6 +105,7 @@ impl ServeAdmin for Monitor {
 async fn run(
     listener: TcpListener,
     monitor: Monitor,
+    lookup: Arc<EndpointLookup>,
     mut stopped: watch::Receiver<()>,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
@@ -111,7 +114,12 @@ async fn run(
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, monitor.clone(), stopped.clone()));
+                    connections.spawn(connection(
+                        stream,
+                        monitor.clone(),
+                        Arc::clone(&lookup),
+                        stopped.clone(),
+                    ));
                 }
                 // The peer left before it was accepted: nothing to do.
                 Err(e) if matches!(
@@ -135,11 +143,13 @@ async fn run(
 async fn connection(
     stream: tokio::net::TcpStream,
     monitor: Monitor,
+    lookup: Arc<EndpointLookup>,
     mut stopped: watch::Receiver<()>,
 ) {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let monitor = monitor.clone();
-        async move { Ok::<_, Infallible>(answer(&monitor, request).await) }
+        let lookup = Arc::clone(&lookup);
+        async move { Ok::<_, Infallible>(answer(&monitor, &lookup, request).await) }
     });
     let conn =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
@@ -151,33 +161,6 @@ async fn connection(
             let _ = conn.await;
         }
     }
-}
-
-/// The endpoint mounted at `path` in `routes`: a static path exactly, a route with a
-/// `/{parameter}` at its end (the component, the stream) by its prefix and one non-empty
-/// segment.
-fn route(routes: &[(Box<str>, Endpoint)], path: &str) -> Option<Endpoint> {
-    let mut found = None;
-    for (route, endpoint) in routes {
-        let base = route
-            .strip_suffix('}')
-            .and_then(|r| r.rsplit_once("/{"))
-            .map(|(base, _)| base);
-        match base {
-            None if **route == *path => return Some(*endpoint),
-            Some(base)
-                if found.is_none()
-                    && path
-                        .strip_prefix(base)
-                        .and_then(|rest| rest.strip_prefix('/'))
-                        .is_some_and(|name| !name.is_empty() && !name.contains('/')) =>
-            {
-                found = Some(*endpoint);
-            }
-            _ => {}
-        }
-    }
-    found
 }
 
 /// An answer's body: its bytes in one frame.
@@ -208,13 +191,17 @@ impl hyper::body::Body for AdminBody {
     }
 }
 
-async fn answer<B>(monitor: &Monitor, request: Request<B>) -> Response<AdminBody>
+async fn answer<B>(
+    monitor: &Monitor,
+    lookup: &EndpointLookup,
+    request: Request<B>,
+) -> Response<AdminBody>
 where
     B: hyper::body::Body<Data = hyper::body::Bytes>,
 {
     let (head, body) = request.into_parts();
     let path = head.uri.path();
-    let Some(endpoint) = route(monitor.endpoint_routes(), path) else {
+    let Some(endpoint) = lookup.find(path).map(|found| found.endpoint) else {
         return status_only(StatusCode::NOT_FOUND);
     };
     let post = head.method == Method::POST && endpoint.takes_body();
@@ -265,34 +252,4 @@ fn status_only(status: StatusCode) -> Response<AdminBody> {
     let mut response = Response::new(AdminBody(Some(hyper::body::Bytes::new())));
     *response.status_mut() = status;
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_resolve_as_the_routers_do() {
-        let routes = crate::endpoint::Endpoints::new()
-            .prefix("/_v")
-            .routes()
-            .unwrap();
-        assert_eq!(route(&routes, "/_v/health"), Some(Endpoint::Health));
-        assert_eq!(route(&routes, "/_v/health/live"), Some(Endpoint::Live));
-        assert_eq!(route(&routes, "/_v/health/db"), Some(Endpoint::Component));
-        assert_eq!(route(&routes, "/_v/health/"), None);
-        assert_eq!(route(&routes, "/_v/health/a/b"), None);
-        assert_eq!(route(&routes, "/_v/healthy"), None);
-        assert_eq!(route(&routes, "/health"), None);
-        assert_eq!(route(&routes, "/_v/metrics"), Some(Endpoint::Metrics));
-        assert_eq!(
-            route(&routes, "/_v/annotations"),
-            Some(Endpoint::Annotations)
-        );
-        assert_eq!(
-            route(&routes, "/_v/annotations/deploys"),
-            Some(Endpoint::AnnotationStream)
-        );
-        assert_eq!(route(&routes, "/_v/annotations/a/b"), None);
-    }
 }

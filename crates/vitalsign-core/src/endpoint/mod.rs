@@ -2,7 +2,9 @@
 //! `/health`, `/health/{component}`, `/health/live`, `/health/ready`, `/annotations`,
 //! `/annotations/{stream}`, `/status` and `/status/data`) and where they are mounted
 //! ([`Endpoints`]); adapters only translate them into their framework's routes and response
-//! type, so both frameworks serve the same bytes at the same paths.
+//! type, so both frameworks serve the same bytes at the same paths. [`EndpointLookup`] finds
+//! the endpoint of a request path without a router (the actix middleware's
+//! `Monitoring::with_endpoints`, the admin listener).
 //!
 //! ```
 //! use vitalsign_core::endpoint::{EndpointRequest, PROMETHEUS_CONTENT_TYPE};
@@ -20,6 +22,9 @@
 // This file: what the endpoints are and where they are mounted ([`Endpoint`], [`Endpoints`]),
 // and the request, body and response types adapters translate.
 mod answers; // `Monitor`'s answer to each endpoint: `/metrics`, health, `/stats`, annotations, status
+mod lookup; // `EndpointLookup`: which endpoint a request path is for
+
+pub use lookup::{EndpointLookup, EndpointMatch};
 
 use serde_json::Value;
 
