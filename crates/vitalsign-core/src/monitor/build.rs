@@ -157,6 +157,11 @@ impl MonitorBuilder {
             })
             .collect::<Box<[_]>>();
         let builtin_sinks_only = dispatch.iter().all(super::dispatch::SinkRef::is_builtin);
+        let excluded_templates: Vec<ExcludedTemplate> = self
+            .excluded
+            .iter()
+            .filter_map(|e| ExcludedTemplate::new(e))
+            .collect();
         let monitor = Monitor {
             inner: Arc::new(Inner {
                 needs_request_id: sinks.iter().any(|s| s.needs_request_id()),
@@ -183,11 +188,10 @@ impl MonitorBuilder {
                 }),
                 excluded_list: self.excluded.iter().cloned().collect(),
                 excluded_prefixes: self.excluded_prefixes,
-                excluded_templates: self
-                    .excluded
-                    .iter()
-                    .filter_map(|e| ExcludedTemplate::new(e))
-                    .collect(),
+                excluded_template_second_bytes: super::exclude::template_second_bytes(
+                    &excluded_templates,
+                ),
+                excluded_templates,
                 excluded_lengths: self
                     .excluded
                     .iter()

@@ -52,7 +52,9 @@ impl Monitor {
     pub(crate) fn may_route_to_excluded_template(&self, path: &str) -> bool {
         let templates = &self.inner.excluded_templates;
         !templates.is_empty()
-            && (templates.iter().any(|t| t.may_route(path))
+            && ((self.inner.excluded_template_second_bytes & (1u64 << (second_byte(path) % 64))
+                != 0
+                && templates.iter().any(|t| t.may_route(path)))
                 // The router may decode percent-escapes before matching: let it decide.
                 || has_percent(path.as_bytes()))
     }
@@ -101,6 +103,18 @@ fn has_percent(bytes: &[u8]) -> bool {
 pub(super) struct ExcludedTemplate {
     template: Box<str>,
     literal: usize,
+}
+
+/// Bit `byte % 64` for the second byte of each template's literal part (the byte after the
+/// leading `/`), all bits when a literal part is shorter (`/{x}`: any path may route there).
+pub(super) fn template_second_bytes(templates: &[ExcludedTemplate]) -> u64 {
+    templates.iter().fold(0, |mask, t| {
+        if t.literal < 2 {
+            u64::MAX
+        } else {
+            mask | 1u64 << (second_byte(&t.template) % 64)
+        }
+    })
 }
 
 impl ExcludedTemplate {
@@ -164,6 +178,16 @@ mod tests {
         assert!(monitor
             .begin(&start(b"GET", "/metrics", Some("/metrics")))
             .is_some());
+    }
+
+    /// A template whose literal part is only `/` may take any path: the second-byte mask must
+    /// not reject one.
+    #[test]
+    fn a_template_with_a_parameter_first_may_take_any_path() {
+        let (monitor, _) = monitor(|b| b.exclude_path("/{tenant}/internal"));
+        assert!(monitor.may_route_to_excluded_template("/acme/internal"));
+        assert!(monitor.may_route_to_excluded_template("/x/internal"));
+        assert!(!monitor.may_route_to_excluded_template("/acme/public"));
     }
 
     /// Review item 11: actix reads routes after routing, and asks this first.

@@ -102,6 +102,8 @@ struct Inner {
     excluded_prefixes: Vec<Box<str>>,
     /// The excluded paths that are route templates (with a `{parameter}`).
     excluded_templates: Vec<ExcludedTemplate>,
+    /// Second bytes of their literal parts ([`exclude::template_second_bytes`]).
+    excluded_template_second_bytes: u64,
     /// Statuses not recorded (indexed by status, 0..600), if any.
     excluded_statuses: Option<Box<[bool]>>,
     /// Bit `len % 64` set for the length of each excluded path.
