@@ -69,6 +69,12 @@ impl Ids {
         self.id_len = len;
     }
 
+    /// Whether the request sent a valid trace context (and it was kept).
+    #[inline]
+    pub(crate) fn is_traced(&self) -> bool {
+        self.traced
+    }
+
     /// The trace context, if the request sent a valid one (and it was kept).
     #[inline]
     pub(crate) fn trace(&self) -> Option<TraceContext> {

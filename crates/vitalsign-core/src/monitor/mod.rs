@@ -22,6 +22,7 @@ mod dispatch; // the sinks as the request path calls them (built-in ones directl
 mod exclude; // exclusion policy: paths, prefixes, route templates
 mod flight; // `InFlight` and `Flight`: the guard carried through a request
 mod labels; // label policy: names, reserved names, label functions
+mod lean; // the lean path of a finished request of the common shape
 mod lifecycle; // health, stats, drain, shutdown, `/metrics` rendering
 mod record; // the recording pipeline: `begin`, `record`, hand-off to the sinks
 mod routes; // route interning and its cap
@@ -121,6 +122,8 @@ struct Inner {
     dispatch: Box<[dispatch::SinkRef]>,
     /// Every sink is a built-in one (no `dyn Sink`).
     builtin_sinks_only: bool,
+    /// The built-in sinks, when the configuration allows the lean path ([`lean`]).
+    lean: Option<lean::Lean>,
     /// Panics of each sink, then of the error classifier.
     panics: Arc<crate::sink::Panics>,
     in_flight: AtomicI64,

@@ -209,6 +209,9 @@ impl Monitor {
     }
 
     pub(super) fn record(&self, flight: &InFlight, disconnected: bool) {
+        if self.record_lean(flight, disconnected) {
+            return;
+        }
         let own_id;
         let request_id = match (&flight.scope.shared, flight.scope.ids.request_id()) {
             (Some(shared), _) => shared.request_id(),
@@ -316,8 +319,13 @@ impl Monitor {
                 sink.request_finished(point.method);
             }
         });
-        // Only now, with every sink holding the point, does the request stop being in flight:
-        // whoever waits for zero in flight (a drain, a test) then finds it recorded.
+        self.request_done();
+    }
+
+    /// A recorded request stops being in flight. Only once every sink holds its point: whoever
+    /// waits for zero in flight (a drain, a test) then finds it recorded.
+    #[inline]
+    pub(super) fn request_done(&self) {
         // SeqCst here and in `shutdown`: this decrement-then-read of `draining` and the drain's
         // store-then-read of `in_flight` must not both see the old value (a missed wake-up).
         if self.inner.in_flight.fetch_sub(1, Ordering::SeqCst) == 1

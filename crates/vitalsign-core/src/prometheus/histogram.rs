@@ -60,15 +60,7 @@ impl PrometheusSink {
         // A point from the monitor names its route by its slot in the route cache: integers
         // to hash and compare, not the route's text.
         let probe = match point.route_key {
-            Some(key) => {
-                self.durations
-                    .series
-                    .probe((key, point.method, point.status_code), |cell| {
-                        cell.route_key == Some(key)
-                            && cell.method == point.method
-                            && cell.status == point.status_code
-                    })
-            }
+            Some(key) => self.cached_series(key, point.method, point.status_code),
             None => self.durations.series.probe(
                 (point.method, point.status_code, point.route),
                 |cell| {
@@ -93,6 +85,56 @@ impl PrometheusSink {
                 histograms,
             })
         });
+    }
+
+    /// The cached label set of a route named by its slot in the monitor's route cache.
+    #[inline]
+    fn cached_series(
+        &self,
+        route_key: u32,
+        method: Method,
+        status: u16,
+    ) -> Probe<'_, Box<SeriesCell>> {
+        self.durations
+            .series
+            .probe((route_key, method, status), |cell| {
+                cell.route_key == Some(route_key) && cell.method == method && cell.status == status
+            })
+    }
+
+    /// Whether a request of the lean shape (no trace, no handler tags, not a disconnect) is
+    /// recorded by its duration alone: no label tags, no histogram of the head time or the
+    /// sizes, no native histograms (what [`PrometheusSink::record_lean`] leaves out).
+    pub(crate) fn is_lean(&self) -> bool {
+        #[cfg(feature = "native-histograms")]
+        if self.natives.is_some() {
+            return false;
+        }
+        self.label_tags.is_empty()
+            && self.heads.is_none()
+            && self.sizes.is_none()
+            && self.request_sizes.is_none()
+    }
+
+    /// The monitor's lean path (see [`PrometheusSink::is_lean`]): records the duration of a
+    /// request whose label set is cached, as [`Sink::record_request`](crate::Sink::record_request)
+    /// records its point; `false`, with nothing recorded, when the label set is not cached
+    /// yet (the monitor then hands over the whole point).
+    #[inline]
+    pub(crate) fn record_lean(
+        &self,
+        route_key: u32,
+        method: Method,
+        status: u16,
+        seconds: f64,
+    ) -> bool {
+        match self.cached_series(route_key, method, status) {
+            Probe::Hit(_, cell) => {
+                cell.histograms.duration.record(seconds);
+                true
+            }
+            Probe::Miss(_) => false,
+        }
     }
 
     /// Calls `f` with the label values (method, route, status, then label tags; empty for the

@@ -159,17 +159,26 @@ impl Sink for RequestStats {
     }
 
     fn record_request(&self, point: &RequestPoint<'_>) {
+        self.record_parts(point.execution_time, point.disconnected, point.status_code);
+    }
+}
+
+impl RequestStats {
+    /// Records a finished request from its parts: what [`Sink::record_request`] reads of a
+    /// point, and all that the monitor's lean path hands over.
+    #[inline]
+    pub(crate) fn record_parts(&self, seconds: f64, disconnected: bool, status: u16) {
         let c = &self.current;
-        let micros = (point.execution_time * 1e6) as u64;
+        let micros = (seconds * 1e6) as u64;
         c.sum_micros.fetch_add(micros, Relaxed);
         // A read first: the maximum rarely moves, and a read is cheaper than an update.
         if micros > c.max_micros.load(Relaxed) {
             c.max_micros.fetch_max(micros, Relaxed);
         }
-        if point.disconnected {
+        if disconnected {
             c.disconnects.fetch_add(1, Relaxed);
         }
-        let status = usize::from(point.status_code);
+        let status = usize::from(status);
         let slot = if (100..STATUSES).contains(&status) {
             status
         } else {
