@@ -180,10 +180,19 @@ impl<K: Hash + Eq, V, E> Interner<K, V, E> {
     /// `probe` (which hashes as the entries' probes did).
     #[inline]
     pub(crate) fn probe(&self, probe: impl Hash, matches: impl FnMut(&E) -> bool) -> Probe<'_, E> {
+        match &self.cache {
+            Some(cache) => self.probe_hashed(cache.hash(probe), matches),
+            None => Probe::Miss(Miss { cache: None }),
+        }
+    }
+
+    /// [`Interner::probe`] under a hash made by the caller (for a key with a cheap, well-mixed
+    /// hash of its own; every probe of this interner must then use the same).
+    #[inline]
+    pub(crate) fn probe_hashed(&self, hash: u64, matches: impl FnMut(&E) -> bool) -> Probe<'_, E> {
         let Some(cache) = &self.cache else {
             return Probe::Miss(Miss { cache: None });
         };
-        let hash = cache.hash(probe);
         match cache.find(hash, matches) {
             Some((slot, entry)) => Probe::Hit(slot as u32, entry),
             None => Probe::Miss(Miss {

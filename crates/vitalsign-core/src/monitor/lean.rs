@@ -19,6 +19,23 @@ pub(super) struct Lean {
     pub(super) stats: Option<(usize, std::sync::Arc<crate::stats::RequestStats>)>,
 }
 
+impl Lean {
+    /// A request began: [`Sink::request_started`](crate::Sink::request_started) of each
+    /// built-in sink, called directly.
+    #[inline]
+    pub(super) fn request_started(&self, method: crate::Method) {
+        #[cfg(feature = "prometheus")]
+        if let Some((_, prometheus)) = &self.prometheus {
+            crate::Sink::request_started(&**prometheus, method);
+        }
+        #[cfg(feature = "stats")]
+        if let Some((_, stats)) = &self.stats {
+            crate::Sink::request_started(&**stats, method);
+        }
+        let _ = method;
+    }
+}
+
 impl Monitor {
     /// Records `flight` on the lean path, if its shape allows: a response with a status
     /// below 500 but 101 (no error point to make, no upgraded session), no handle made by the
@@ -139,7 +156,10 @@ mod tests {
     #[test]
     fn the_lean_path_records_what_the_full_path_records() {
         let lean = Monitor::builder("svc").build().unwrap();
-        let full = Monitor::builder("svc").sink(Arc::new(Nothing)).build().unwrap();
+        let full = Monitor::builder("svc")
+            .sink(Arc::new(Nothing))
+            .build()
+            .unwrap();
         assert!(lean.inner.lean.is_some() && full.inner.lean.is_none());
         let requests: &[(&[u8], Option<&str>, bool, End)] = &[
             (b"GET", Some("/a"), false, End::Complete(200)),

@@ -172,9 +172,11 @@ impl Monitor {
             .or_else(|| trace.map(|trace| trace.request_id()))
             .or_else(|| self.inner.needs_request_id.then(RequestId::generate));
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        if self.inner.builtin_sinks_only {
-            // Built-in sinks only: their `request_started` is an atomic addition and a load,
-            // which cannot panic.
+        // Built-in sinks only: their `request_started` is an atomic addition and a load,
+        // which cannot panic.
+        if let Some(lean) = &self.inner.lean {
+            lean.request_started(method);
+        } else if self.inner.builtin_sinks_only {
             for sink in &*self.inner.dispatch {
                 sink.request_started(method);
             }
