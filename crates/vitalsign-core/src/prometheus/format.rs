@@ -137,7 +137,7 @@ impl ExpositionFormat {
 /// them, histogram bucket lines possibly ending with an exemplar) as OpenMetrics text.
 pub(super) fn to_openmetrics(classic: &str) -> String {
     let mut out = String::with_capacity(classic.len() + classic.len() / 8 + 8);
-    for block in classic.split("\n\n") {
+    for block in super::text::blocks(classic) {
         let typed = block.lines().find_map(|line| {
             let mut words = line.strip_prefix("# TYPE ")?.split(' ');
             Some((words.next()?, words.next()?))
