@@ -38,10 +38,10 @@ impl Lean {
 
 impl Monitor {
     /// Records `flight` on the lean path, if its shape allows: a response with a status
-    /// below 500 but 101 (no error point to make, no upgraded session), no handle made by the
-    /// handler (no tags, fields, error code or body count), no trace (no exemplar), no panic,
-    /// no failed body, no disconnect, a route in the route cache. `false`, with nothing
-    /// recorded, otherwise.
+    /// below 500 but 101 (no error point to make, no upgraded session), no error code attached
+    /// by the handler (its tags and fields are nothing to the built-in sinks without label
+    /// tags), no gRPC call, no trace (no exemplar), no panic, no failed body, no disconnect, a
+    /// label set already cached. `false`, with nothing recorded, otherwise.
     #[inline]
     pub(super) fn record_lean(&self, flight: &InFlight, disconnected: bool) -> bool {
         let Some(lean) = &self.inner.lean else {
@@ -53,13 +53,21 @@ impl Monitor {
         if disconnected
             || status >= 500
             || status == 101
-            || flight.scope.shared.is_some()
             || flight.scope.panicked
             || flight.scope.ids.is_traced()
             || flight.body_failed
             || flight.route_excluded
         {
             return false;
+        }
+        if let Some(shared) = &flight.scope.shared {
+            #[cfg(feature = "rpc")]
+            if shared.rpc.is_some() {
+                return false;
+            }
+            if shared.lock().error_code.is_some() {
+                return false;
+            }
         }
         let seconds = self.inner.clock.since(flight.start).as_secs_f64();
         let method = flight.method;
@@ -111,6 +119,17 @@ mod tests {
         fn record_request(&self, _: &RequestPoint<'_>) {}
     }
 
+    /// What the handler does with its point.
+    #[derive(Clone, Copy)]
+    enum Handler {
+        Nothing,
+        Tags,
+        ErrorCode,
+    }
+
+    /// A test request: method, route, (traced, what the handler does), how it ends.
+    type Request = (&'static [u8], Option<&'static str>, (bool, Handler), End);
+
     /// How a test request ends.
     #[derive(Clone, Copy)]
     enum End {
@@ -120,7 +139,13 @@ mod tests {
         DropBeforeHead,
     }
 
-    fn serve(monitor: &Monitor, method: &[u8], route: Option<&str>, traced: bool, end: End) {
+    fn serve(
+        monitor: &Monitor,
+        method: &[u8],
+        route: Option<&str>,
+        (traced, handler): (bool, Handler),
+        end: End,
+    ) {
         let path = route.unwrap_or("/nowhere");
         let mut start = RequestStart::new(method, path).with_route(route);
         if traced {
@@ -129,6 +154,18 @@ mod tests {
             ));
         }
         let mut flight = crate::adapter::begin(monitor, start);
+        flight.in_scope(|| {
+            let point = crate::PointHandle::current();
+            match (handler, point) {
+                (Handler::Tags, Some(point)) => {
+                    point.tag("tenant", "acme").field("items", 3u32);
+                }
+                (Handler::ErrorCode, Some(point)) => {
+                    point.error_code("out_of_stock");
+                }
+                _ => {}
+            }
+        });
         match end {
             End::Complete(status) => flight.response(status).complete(),
             End::BodyFails(status) => flight.response(status).body_failed(),
@@ -161,38 +198,152 @@ mod tests {
             .build()
             .unwrap();
         assert!(lean.inner.lean.is_some() && full.inner.lean.is_none());
-        let requests: &[(&[u8], Option<&str>, bool, End)] = &[
-            (b"GET", Some("/a"), false, End::Complete(200)),
-            (b"GET", Some("/a"), false, End::Complete(200)),
-            (b"GET", Some("/a"), false, End::Complete(200)),
-            (b"POST", Some("/a"), false, End::Complete(201)),
-            (b"POST", Some("/a"), false, End::Complete(201)),
-            (b"GET", Some("/b/{id}"), false, End::Complete(404)),
-            (b"GET", Some("/b/{id}"), false, End::Complete(404)),
-            (b"GET", None, false, End::Complete(404)),
-            (b"GET", None, false, End::Complete(404)),
-            (b"GET", Some("/a"), false, End::Complete(500)),
-            (b"GET", Some("/a"), false, End::Complete(503)),
-            (b"HEAD", Some("/a"), false, End::Complete(200)),
-            (b"GET", Some("/a"), false, End::Complete(101)),
-            (b"GET", Some("/a"), true, End::Complete(200)),
-            (b"GET", Some("/a"), false, End::BodyFails(200)),
-            (b"GET", Some("/a"), false, End::DropMidBody(200)),
-            (b"GET", Some("/a"), false, End::DropBeforeHead),
-            (b"BREW", Some("/a"), false, End::Complete(200)),
-            (b"GET", Some("/metrics"), false, End::Complete(200)),
-            (b"GET", Some("/a"), false, End::Complete(200)),
+        let requests: &[Request] = &[
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"POST",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(201),
+            ),
+            (
+                b"POST",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(201),
+            ),
+            (
+                b"GET",
+                Some("/b/{id}"),
+                (false, Handler::Nothing),
+                End::Complete(404),
+            ),
+            (
+                b"GET",
+                Some("/b/{id}"),
+                (false, Handler::Nothing),
+                End::Complete(404),
+            ),
+            (b"GET", None, (false, Handler::Nothing), End::Complete(404)),
+            (b"GET", None, (false, Handler::Nothing), End::Complete(404)),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(500),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(503),
+            ),
+            (
+                b"HEAD",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(101),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (true, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::BodyFails(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::DropMidBody(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::DropBeforeHead,
+            ),
+            (
+                b"BREW",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/metrics"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Nothing),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Tags),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::Tags),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::ErrorCode),
+                End::Complete(200),
+            ),
+            (
+                b"GET",
+                Some("/a"),
+                (false, Handler::ErrorCode),
+                End::Complete(404),
+            ),
         ];
-        for &(method, route, traced, end) in requests {
-            serve(&lean, method, route, traced, end);
-            serve(&full, method, route, traced, end);
+        for &(method, route, how, end) in requests {
+            serve(&lean, method, route, how, end);
+            serve(&full, method, route, how, end);
             assert_eq!(shown(&lean), shown(&full));
         }
         let (lines, requests) = shown(&lean);
         assert!(lines.iter().any(|l| l.starts_with(
-            "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/a\",http_response_status_code=\"200\"} 7"
+            "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/a\",http_response_status_code=\"200\"} 10"
         )), "{lines:#?}");
-        assert_eq!(requests["total"], 19);
+        assert_eq!(requests["total"], 23);
         assert_eq!(lean.in_flight(), 0);
     }
 }
