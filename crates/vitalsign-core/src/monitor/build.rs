@@ -156,35 +156,17 @@ impl MonitorBuilder {
                 )
             })
             .collect::<Box<[_]>>();
-        let builtin_sinks_only = dispatch.iter().all(super::dispatch::SinkRef::is_builtin);
         let default_classifier = self.classifier.1 == "DefaultClassifier"
             || self.classifier.1 == std::any::type_name::<crate::DefaultClassifier>();
         #[cfg(feature = "prometheus")]
         let lean_prometheus = prometheus.as_ref().is_none_or(|p| p.is_lean());
         #[cfg(not(feature = "prometheus"))]
         let lean_prometheus = true;
-        #[cfg_attr(
-            not(any(feature = "prometheus", feature = "stats")),
-            allow(clippy::unnecessary_lazy_evaluations)
-        )]
-        let lean = (builtin_sinks_only
+        let lean = (dispatch.iter().all(super::dispatch::SinkRef::is_builtin)
             && default_classifier
             && self.excluded_statuses.is_empty()
             && lean_prometheus)
-            .then(|| super::lean::Lean {
-                #[cfg(feature = "prometheus")]
-                prometheus: prometheus.as_ref().and_then(|p| {
-                    let index = sinks
-                        .iter()
-                        .position(|s| std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(p)))?;
-                    Some((index, Arc::clone(p)))
-                }),
-                #[cfg(feature = "stats")]
-                stats: sinks
-                    .iter()
-                    .position(|s| std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(&stats.requests)))
-                    .map(|index| (index, Arc::clone(&stats.requests))),
-            });
+            .then(|| super::lean::Lean::of(&dispatch));
         let excluded_templates: Vec<ExcludedTemplate> = self
             .excluded
             .iter()
@@ -234,7 +216,6 @@ impl MonitorBuilder {
                 default_classifier,
                 classifier: self.classifier,
                 dispatch,
-                builtin_sinks_only,
                 lean,
                 panics,
                 sinks,

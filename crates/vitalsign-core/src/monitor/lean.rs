@@ -4,6 +4,7 @@
 //! series as the full path ([`Monitor::record`]); a request of any other shape, or whose
 //! Prometheus label set is not cached yet, takes the full path.
 
+use super::dispatch::SinkRef;
 use super::routes::Route;
 use super::{InFlight, Monitor};
 
@@ -20,6 +21,32 @@ pub(super) struct Lean {
 }
 
 impl Lean {
+    /// The built-in sinks of `dispatch` (the monitor's sinks, all built-in) and their places.
+    #[cfg_attr(
+        not(any(feature = "prometheus", feature = "stats")),
+        allow(unused_mut, unused_variables)
+    )]
+    pub(super) fn of(dispatch: &[SinkRef]) -> Lean {
+        let mut lean = Lean {
+            #[cfg(feature = "prometheus")]
+            prometheus: None,
+            #[cfg(feature = "stats")]
+            stats: None,
+        };
+        for (index, sink) in dispatch.iter().enumerate() {
+            match sink {
+                #[cfg(feature = "prometheus")]
+                SinkRef::Prometheus(prometheus) => {
+                    lean.prometheus = Some((index, std::sync::Arc::clone(prometheus)));
+                }
+                #[cfg(feature = "stats")]
+                SinkRef::Stats(stats) => lean.stats = Some((index, std::sync::Arc::clone(stats))),
+                SinkRef::Dyn(_) => {}
+            }
+        }
+        lean
+    }
+
     /// A request began: [`Sink::request_started`](crate::Sink::request_started) of each
     /// built-in sink, called directly.
     #[inline]

@@ -120,8 +120,6 @@ struct Inner {
     sinks: Vec<Arc<dyn Sink>>,
     /// The same sinks, as the request path calls them.
     dispatch: Box<[dispatch::SinkRef]>,
-    /// Every sink is a built-in one (no `dyn Sink`).
-    builtin_sinks_only: bool,
     /// The built-in sinks, when the configuration allows the lean path ([`lean`]).
     lean: Option<lean::Lean>,
     /// Panics of each sink, then of the error classifier.

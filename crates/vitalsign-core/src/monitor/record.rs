@@ -176,10 +176,6 @@ impl Monitor {
         // which cannot panic.
         if let Some(lean) = &self.inner.lean {
             lean.request_started(method);
-        } else if self.inner.builtin_sinks_only {
-            for sink in &*self.inner.dispatch {
-                sink.request_started(method);
-            }
         } else {
             self.each_sink(|sink| sink.request_started(method));
         }
