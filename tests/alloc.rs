@@ -171,18 +171,15 @@ fn actix_recording_adds_at_most_two_hundredths_of_an_allocation_per_request() {
         .route("/users/{id}", web::get().to(|| async { "user" })));
     let added = monitored - bare;
     println!("actix: bare {bare:.4}, middleware not recording {not_recording:.4}, monitored {monitored:.4}, added {added:.4} allocations/request");
-    // The one allocation is the `String` of actix's `match_pattern()`, which the middleware
-    // calls once the request is routed (the route template has to be read from actix);
-    // vitalsign's own recording adds none.
+    // actix's `match_pattern()` builds a `String` on every call: the middleware asks it once per
+    // resource and remembers the template (`routes.rs`), so neither reading the route nor
+    // recording allocates.
     let recording = monitored - not_recording;
     assert!(
         recording <= BUDGET,
         "recording added {recording} allocations per request"
     );
-    assert!(
-        added <= 1.0 + BUDGET,
-        "added {added} allocations per request"
-    );
+    assert!(added <= BUDGET, "added {added} allocations per request");
     assert_counted(&monitor, "/users/{id}");
 }
 

@@ -73,6 +73,7 @@ mod endpoints;
 mod extract;
 mod middleware;
 mod request_body;
+mod routes;
 
 pub use body::ResponseBody;
 pub use endpoints::configure;

@@ -7,9 +7,7 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{
-    forward_ready, ResourceMap, Service, ServiceRequest, ServiceResponse, Transform,
-};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::http::Method;
 use actix_web::web::Bytes;
@@ -20,15 +18,12 @@ use vitalsign_core::endpoint::{EndpointLookup, EndpointMatch};
 use vitalsign_core::{Endpoint, Monitor, PointHandle, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
 use crate::request_body::Counting;
+use crate::routes::{PendingRoute, Routes};
 use crate::{endpoints, ResponseBody};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 /// The W3C Trace Context header, parsed once.
 static TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT_HEADER);
-
-/// Paths up to this long are kept inline in the response future, so that a request that ends
-/// without a response can still be matched to its route; longer ones are matched on arrival.
-const INLINE_PATH: usize = 64;
 
 /// actix-web middleware that records every request through a [`Monitor`].
 ///
@@ -146,56 +141,15 @@ pub struct MonitoringMiddleware<S> {
     monitor: Monitor,
     /// The endpoints the middleware answers itself ([`Monitoring::with_endpoints`]).
     endpoints: Option<EndpointLookup>,
-    /// Where routes are looked up for requests that end without a response.
-    routes: OnceCell<Rc<ResourceMap>>,
+    /// The application's routes, as the worker's first request shows them.
+    routes: OnceCell<Rc<Routes>>,
 }
 
-/// Why the route is read from the response: before routing, `match_pattern()` matches the path
-/// against every resource again (regular expressions and two allocations); after routing, actix
-/// walks straight to the resource that matched. Only a request that ends without a response (a
-/// panic, a hang-up, an error) is matched by its path, against the application's resource map.
-///
-/// actix lends that map only by reference, through a request. Keeping a request for it would
-/// keep its headers, extensions and app data alive for the life of the worker; a copy of the
-/// map made at the worker's first request holds none of them. The copy shares the resource
-/// nodes of the original and is used only to match paths, which it does exactly as the
-/// original (nested scopes joined through the nodes' links to their parents).
-fn resource_map<'a>(
-    cell: &'a OnceCell<Rc<ResourceMap>>,
-    req: &ServiceRequest,
-) -> &'a Rc<ResourceMap> {
-    cell.get_or_init(|| Rc::new(req.resource_map().clone()))
-}
-
-/// The path of a request whose route is read from its response, kept for the case where there
-/// is none.
-struct PendingRoute {
-    path: [u8; INLINE_PATH],
-    len: u8,
-    routes: Rc<ResourceMap>,
-}
-
-impl PendingRoute {
-    fn new(path: &str, routes: &Rc<ResourceMap>) -> Option<Self> {
-        if path.len() > INLINE_PATH {
-            return None;
-        }
-        let mut inline = [0; INLINE_PATH];
-        inline[..path.len()].copy_from_slice(path.as_bytes());
-        Some(PendingRoute {
-            path: inline,
-            len: path.len() as u8,
-            routes: Rc::clone(routes),
-        })
-    }
-
-    /// The route of the kept path, matched against the resource map.
-    fn resolve(&self) -> Option<String> {
-        let path = std::str::from_utf8(&self.path[..usize::from(self.len)]).ok()?;
-        self.routes.match_pattern(path)
-    }
-}
-
+// Why the route is read from the response: before routing, `match_pattern()` matches the path
+// against every resource again (regular expressions and two allocations); after routing, actix
+// walks straight to the resource that matched, and [`Routes`] remembers its template. Only a
+// request that ends without a response (a panic, a hang-up, an error) is matched by its path,
+// against the application's resource map.
 impl<S, B> Service<ServiceRequest> for MonitoringMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
@@ -223,14 +177,17 @@ where
         let pending = if adapter::may_route_to_excluded_template(&self.monitor, req.path()) {
             None
         } else {
-            PendingRoute::new(req.path(), resource_map(&self.routes, &req))
+            PendingRoute::new(req.path(), Routes::of(&self.routes, &req))
         };
         let route = match pending {
             Some(_) => None,
             None => req.match_pattern(),
         };
         let mut flight = self.begin(&req, route.as_deref());
-        let inner = flight.in_call(|| self.service.call(req));
+        let inner = {
+            let _scope = flight.enter_call();
+            self.service.call(req)
+        };
         ResponseFuture {
             inner: Inner::Service { future: inner },
             flight,
@@ -386,10 +343,9 @@ where
             // Handler errors arrive here too, inside `response().error()`: their status is the
             // response's status.
             Ok(response) => {
-                if this.pending.take().is_some() {
+                if let Some(pending) = this.pending.take() {
                     // Routed: actix walks straight to the matched resource.
-                    this.flight
-                        .set_route(response.request().match_pattern().as_deref());
+                    pending.routed(response.request(), |route| this.flight.set_route(route));
                 }
                 // Path parameters exist once actix has routed.
                 if this.flight.wants_path_params() {

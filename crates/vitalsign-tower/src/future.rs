@@ -21,13 +21,10 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    /// Calls the inner service (`call`) inside the flight's scope.
+    /// The future of the inner service's call (made inside [`Flight::enter_call`]).
     #[inline]
-    pub(crate) fn call(mut flight: Flight, call: impl FnOnce() -> F) -> Self {
-        ResponseFuture {
-            inner: flight.in_call(call),
-            flight,
-        }
+    pub(crate) fn new(inner: F, flight: Flight) -> Self {
+        ResponseFuture { inner, flight }
     }
 }
 

@@ -86,7 +86,10 @@ where
                 req.extensions_mut().insert(handle);
             }
         }
-        let inner = &mut self.inner;
-        ResponseFuture::call(flight, || inner.call(req))
+        let inner = {
+            let _scope = flight.enter_call();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(inner, flight)
     }
 }

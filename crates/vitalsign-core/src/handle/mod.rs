@@ -69,7 +69,9 @@ use crate::point::{Field, Tag};
 use crate::RequestId;
 
 pub use point_handle::{PointHandle, SectionTimer};
-pub(crate) use scope::{enter_unrecorded, HandlerScope};
+pub(crate) use scope::{
+    enter_unrecorded, entered_unrecorded, Entered, EnteredUnrecorded, HandlerScope,
+};
 pub(crate) use session::SessionSlot;
 pub use session::{UpgradedSession, SESSION_DURATION_BUCKETS};
 

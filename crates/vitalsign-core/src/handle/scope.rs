@@ -152,25 +152,84 @@ impl HandlerScope {
     }
 }
 
+impl HandlerScope {
+    /// [`HandlerScope::enter`] as a guard: this request is the thread's current request until
+    /// the guard drops. For a call that takes its arguments by value (an inner service's
+    /// `call`), which a closure would move once more.
+    #[inline(always)]
+    pub(crate) fn entered(&mut self) -> Entered<'_> {
+        let (slot, previous_id) = match (self.shared.take(), self.ids.request_id()) {
+            (Some(shared), _) => (Slot::Ready(shared), None),
+            // The id goes to its own thread-local while the handle does not exist.
+            (None, Some(id)) => (
+                Slot::Lazy { with_id: true },
+                Some(CURRENT_ID.replace(Some(id))),
+            ),
+            (None, None) => (Slot::Lazy { with_id: false }, None),
+        };
+        Entered {
+            previous: CURRENT.replace(Some(slot)),
+            previous_id,
+            shared: &mut self.shared,
+            panicked: &mut self.panicked,
+        }
+    }
+}
+
+/// The guard of [`HandlerScope::entered`]: restores the previous request (nested monitors) when
+/// dropped, even by an unwinding panic (which it notes), and keeps the handle if the handler
+/// made one.
+pub(crate) struct Entered<'a> {
+    shared: &'a mut Option<Arc<Shared>>,
+    panicked: &'a mut bool,
+    previous: Option<Slot>,
+    /// `CURRENT_ID` before this request's id went there.
+    previous_id: Option<Option<RequestId>>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            *self.panicked = true;
+        }
+        if let Some(Slot::Ready(shared)) = CURRENT.replace(self.previous.take()) {
+            *self.shared = Some(shared);
+        }
+        if let Some(id) = self.previous_id.take() {
+            CURRENT_ID.set(id);
+        }
+    }
+}
+
 /// Runs `f` (a call or poll for a request that passed a monitor without being recorded) so that
 /// handlers get a handle that records nothing. Inside another monitor's request (nested
 /// monitors), that request stays the current one.
 pub(crate) fn enter_unrecorded<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = entered_unrecorded();
+    f()
+}
+
+/// [`enter_unrecorded`] as a guard.
+pub(crate) fn entered_unrecorded() -> EnteredUnrecorded {
     let outer = CURRENT.take();
     let nested = outer.is_some();
     CURRENT.set(Some(outer.unwrap_or(Slot::Unrecorded)));
-    // Leaves the thread as it found it, even if `f` unwinds; an outer request's slot (its handle
-    // possibly made meanwhile) stays for the outer scope to collect.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if !self.0 {
-                CURRENT.set(None);
-            }
+    EnteredUnrecorded { nested }
+}
+
+/// The guard of [`entered_unrecorded`]: leaves the thread as it found it, even if unwinding; an
+/// outer request's slot (its handle possibly made meanwhile) stays for the outer scope to
+/// collect.
+pub(crate) struct EnteredUnrecorded {
+    nested: bool,
+}
+
+impl Drop for EnteredUnrecorded {
+    fn drop(&mut self) {
+        if !self.nested {
+            CURRENT.set(None);
         }
     }
-    let _restore = Restore(nested);
-    f()
 }
 
 #[cfg(test)]

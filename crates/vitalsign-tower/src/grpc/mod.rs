@@ -140,7 +140,10 @@ where
         );
         let counter = flight.rpc_request_counter();
         let req = req.map(|body| GrpcRequestBody::new(body, counter));
-        let future = flight.in_call(|| self.inner.call(req));
+        let future = {
+            let _scope = flight.enter_call();
+            self.inner.call(req)
+        };
         GrpcResponseFuture::new(future, flight)
     }
 }
