@@ -22,6 +22,7 @@ use vitalsign::{Monitor, MonitorLayer};
 
 mod common;
 mod grpc;
+mod passthrough;
 
 const PATHS: [&str; 2] = ["/users/42", "/no/such/route"];
 
@@ -164,6 +165,15 @@ fn bench_axum() -> Vec<(String, f64)> {
             )),
         ),
         (
+            "axum + a pass-through layer that wraps the body (the floor of any body-watching layer)",
+            Box::new(axum_runner(
+                rt.clone(),
+                axum_app()
+                    .layer(passthrough::WrapBodyLayer)
+                    .with_state(()),
+            )),
+        ),
+        (
             "vitalsign MonitorLayer",
             Box::new(axum_runner(
                 rt.clone(),
@@ -247,6 +257,12 @@ fn bench_actix() -> Vec<(String, f64)> {
         (
             "bare actix-web",
             runner!(App::new().route("/users/{id}", web::get().to(|| async { "user" }))),
+        ),
+        (
+            "actix-web + a pass-through middleware that wraps the body (the floor of any body-watching middleware)",
+            runner!(App::new()
+                .wrap(passthrough::WrapBodyTransform)
+                .route("/users/{id}", web::get().to(|| async { "user" }))),
         ),
         (
             "vitalsign Monitoring",

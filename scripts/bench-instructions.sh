@@ -40,11 +40,11 @@ if [ $# -eq 2 ]; then
 fi
 for part in axum actix grpc; do
     if [ "$part" = axum ]; then
-        variants=("bare axum" "identity layer" "vitalsign MonitorLayer" "README wires" "bare axum + endpoints" "axum-prometheus")
+        variants=("bare axum" "identity layer" "pass-through layer" "vitalsign MonitorLayer" "README wires" "bare axum + endpoints" "axum-prometheus")
     elif [ "$part" = grpc ]; then
         variants=("bare tonic" "vitalsign GrpcLayer")
     else
-        variants=("bare actix-web" "vitalsign Monitoring" "README wires" "Monitoring + configure after" "Monitoring + configure before" "bare actix-web + configure before" "bare actix-web + configure after" "actix-web-prom")
+        variants=("bare actix-web" "pass-through middleware" "vitalsign Monitoring" "README wires" "Monitoring + configure after" "Monitoring + configure before" "bare actix-web + configure before" "bare actix-web + configure after" "actix-web-prom")
     fi
     bare=""
     echo

@@ -1,0 +1,210 @@
+//! The least a middleware that sees the end of each response does, on each framework: it wraps
+//! the response body in a type that delegates every call, and records nothing. What the
+//! framework charges for that (axum re-boxing the wrapped body, actix moving the larger
+//! response through its futures) is a floor under any such middleware, vitalsign's and the
+//! peers' alike; the README's overhead section compares against it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The least state a recording middleware carries from the request to the end of its body:
+/// the monitor, the start time, the route and method (vitalsign's is two cache lines: it also
+/// keeps the request id and trace context inline).
+const STATE_WORDS: usize = 4;
+
+pin_project_lite::pin_project! {
+    /// A response body that delegates every call to the one it wraps, with the middleware's
+    /// per-request state.
+    pub(crate) struct Inline<B> {
+        #[pin]
+        inner: B,
+        state: [u64; STATE_WORDS],
+    }
+}
+
+impl<B> Inline<B> {
+    fn new(inner: B) -> Self {
+        Inline {
+            inner,
+            state: [0; STATE_WORDS],
+        }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Inline<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        std::hint::black_box(&this.state);
+        this.inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: actix_web::body::MessageBody> actix_web::body::MessageBody for Inline<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<bytes::Bytes, Self::Error>>> {
+        let this = self.project();
+        std::hint::black_box(&this.state);
+        this.inner.poll_next(cx)
+    }
+}
+
+/// Tower: a layer whose service wraps each response body in [`Inline`].
+#[derive(Clone, Copy, Default)]
+pub(crate) struct WrapBodyLayer;
+
+impl<S> tower::Layer<S> for WrapBodyLayer {
+    type Service = WrapBody<S>;
+
+    fn layer(&self, inner: S) -> WrapBody<S> {
+        WrapBody { inner }
+    }
+}
+
+/// The service of [`WrapBodyLayer`].
+#[derive(Clone)]
+pub(crate) struct WrapBody<S> {
+    inner: S,
+}
+
+impl<S, Req, B> tower::Service<Req> for WrapBody<S>
+where
+    S: tower::Service<Req, Response = http::Response<B>>,
+{
+    type Response = http::Response<Inline<B>>;
+    type Error = S::Error;
+    type Future = WrapFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        WrapFuture {
+            inner: self.inner.call(req),
+            state: [0; STATE_WORDS],
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`WrapBody`]: carries the per-request state to the body.
+    pub(crate) struct WrapFuture<F> {
+        #[pin]
+        inner: F,
+        state: [u64; STATE_WORDS],
+    }
+}
+
+impl<F, B, E> Future for WrapFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<Inline<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        std::hint::black_box(&this.state);
+        match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response.map(Inline::new))),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// actix-web: a middleware that wraps each response body in [`Inline`].
+pub(crate) struct WrapBodyTransform;
+
+impl<S, B> actix_web::dev::Transform<S, actix_web::dev::ServiceRequest> for WrapBodyTransform
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    type Response = actix_web::dev::ServiceResponse<Inline<B>>;
+    type Error = actix_web::Error;
+    type Transform = WrapBody<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<WrapBody<S>, ()>>;
+
+    fn new_transform(&self, inner: S) -> Self::Future {
+        std::future::ready(Ok(WrapBody { inner }))
+    }
+}
+
+impl<S, B> actix_web::dev::Service<actix_web::dev::ServiceRequest> for WrapBody<S>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    type Response = actix_web::dev::ServiceResponse<Inline<B>>;
+    type Error = actix_web::Error;
+    type Future = ActixWrapFuture<S::Future>;
+
+    actix_web::dev::forward_ready!(inner);
+
+    fn call(&self, req: actix_web::dev::ServiceRequest) -> Self::Future {
+        ActixWrapFuture {
+            inner: self.inner.call(req),
+            state: [0; STATE_WORDS],
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of the actix [`WrapBody`].
+    pub(crate) struct ActixWrapFuture<F> {
+        #[pin]
+        inner: F,
+        state: [u64; STATE_WORDS],
+    }
+}
+
+impl<F, B> Future for ActixWrapFuture<F>
+where
+    F: Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>,
+{
+    type Output = Result<actix_web::dev::ServiceResponse<Inline<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        std::hint::black_box(&this.state);
+        match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => {
+                Poll::Ready(Ok(response.map_body(|_, body| Inline::new(body))))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
