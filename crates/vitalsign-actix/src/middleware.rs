@@ -13,7 +13,7 @@ use actix_web::http::Method;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use pin_project_lite::pin_project;
-use vitalsign_core::adapter::{self, Flight, RequestStart};
+use vitalsign_core::adapter::{self, Flight, FlightTable, RequestStart};
 use vitalsign_core::endpoint::{EndpointLookup, EndpointMatch};
 use vitalsign_core::{Endpoint, Monitor, PointHandle, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
@@ -130,6 +130,7 @@ where
             monitor: self.monitor.clone(),
             endpoints: self.endpoints.clone(),
             routes: OnceCell::new(),
+            flights: Rc::default(),
         }))
     }
 }
@@ -143,6 +144,8 @@ pub struct MonitoringMiddleware<S> {
     endpoints: Option<EndpointLookup>,
     /// The application's routes, as the worker's first request shows them.
     routes: OnceCell<Rc<Routes>>,
+    /// The flights of the worker's response bodies.
+    flights: Rc<FlightTable>,
 }
 
 // Why the route is read from the response: before routing, `match_pattern()` matches the path
@@ -192,6 +195,7 @@ where
             inner: Inner::Service { future: inner },
             flight,
             pending,
+            flights: Rc::clone(&self.flights),
         }
     }
 }
@@ -272,6 +276,7 @@ impl<S> MonitoringMiddleware<S> {
             },
             flight,
             pending: None,
+            flights: Rc::clone(&self.flights),
         }
     }
 }
@@ -300,6 +305,7 @@ pin_project! {
         inner: Inner<F>,
         flight: Flight,
         pending: Option<PendingRoute>,
+        flights: Rc<FlightTable>,
     }
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
@@ -333,7 +339,9 @@ where
             InnerProj::Service { future } => future,
             InnerProj::Endpoint { answer } => {
                 let response = ready!(this.flight.in_scope(|| (**answer).as_mut().poll(cx)));
-                let flight = this.flight.response(response.status().as_u16());
+                this.flight.set_status(response.status().as_u16());
+                let size = response.response().body().size();
+                let flight = crate::body::park(this.flight, size, this.flights);
                 return Poll::Ready(Ok(
                     response.map_body(move |_, body| ResponseBody::endpoint(body, flight))
                 ));
@@ -352,7 +360,9 @@ where
                     this.flight
                         .path_params(response.request().match_info().iter());
                 }
-                let flight = this.flight.response(response.status().as_u16());
+                this.flight.set_status(response.status().as_u16());
+                let size = response.response().body().size();
+                let flight = crate::body::park(this.flight, size, this.flights);
                 Poll::Ready(Ok(
                     response.map_body(move |_, body| ResponseBody::new(body, flight))
                 ))

@@ -38,7 +38,9 @@
 
 #[cfg(feature = "rpc")]
 pub use crate::monitor::RpcStart;
-pub use crate::monitor::{CallScope, Flight, HeaderLookup, RequestStart};
+pub use crate::monitor::{
+    CallScope, Flight, FlightTable, HeaderLookup, ParkedFlight, RequestStart,
+};
 use crate::Monitor;
 
 /// A request arrives: the [`Flight`] that records it exactly once (see [`Flight`]), or, for a

@@ -24,6 +24,7 @@ mod flight; // `InFlight` and `Flight`: the guard carried through a request
 mod labels; // label policy: names, reserved names, label functions
 mod lean; // the lean path of a finished request of the common shape
 mod lifecycle; // health, stats, drain, shutdown, `/metrics` rendering
+mod parked; // flights parked for their bodies in a single-threaded worker's table
 mod record; // the recording pipeline: `begin`, `record`, hand-off to the sinks
 mod routes; // route interning and its cap
 #[cfg(feature = "rpc")]
@@ -50,6 +51,7 @@ pub(crate) use flight::InFlight;
 pub use flight::{CallScope, Flight};
 use labels::LabelFn;
 pub use labels::{RequestInfo, DEFAULT_MAX_LABEL_SETS, MAX_LABEL_TAGS, RESERVED_LABEL_NAMES};
+pub use parked::{FlightTable, ParkedFlight};
 pub use record::{HeaderLookup, RequestStart};
 pub use routes::OVERFLOW_ROUTE;
 #[cfg(feature = "rpc")]
