@@ -19,9 +19,8 @@ pin_project! {
 }
 
 impl<B: Body> ResponseBody<B> {
-    pub(crate) fn new(inner: B, mut flight: Flight) -> Self {
-        // HEAD, 204, 304, empty bodies: the server will not poll (or not send) this body.
-        flight.body_starts(inner.is_end_stream());
+    /// The body, with its flight (after [`Flight::body_starts`]).
+    pub(crate) fn new(inner: B, flight: Flight) -> Self {
         ResponseBody { inner, flight }
     }
 }

@@ -48,7 +48,10 @@ where
         let mut inner = this.inner;
         match ready!(this.flight.in_scope(|| inner.as_mut().poll(cx))) {
             Ok(response) => {
-                let flight = this.flight.response(response.status().as_u16());
+                this.flight.set_status(response.status().as_u16());
+                // HEAD, 204, 304, empty bodies: the server will not poll (or not send) the body.
+                this.flight.body_starts(response.body().is_end_stream());
+                let flight = std::mem::take(this.flight);
                 Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, flight))))
             }
             Err(error) => {

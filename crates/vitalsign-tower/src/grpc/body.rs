@@ -88,10 +88,8 @@ pin_project! {
 }
 
 impl<B: Body> GrpcResponseBody<B> {
-    pub(crate) fn new(inner: B, mut flight: Flight) -> Self {
-        if inner.is_end_stream() {
-            flight.complete();
-        }
+    /// The body, with its flight (completed already if the body is empty).
+    pub(crate) fn new(inner: B, flight: Flight) -> Self {
         GrpcResponseBody {
             inner,
             flight,

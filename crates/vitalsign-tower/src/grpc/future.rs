@@ -53,7 +53,11 @@ where
                     this.flight
                         .rpc_status(GrpcCode::from_header(status.as_bytes()));
                 }
-                let flight = this.flight.response(response.status().as_u16());
+                this.flight.set_status(response.status().as_u16());
+                if response.body().is_end_stream() {
+                    this.flight.complete();
+                }
+                let flight = std::mem::take(this.flight);
                 Poll::Ready(Ok(response.map(|body| GrpcResponseBody::new(body, flight))))
             }
             Err(error) => {
