@@ -24,6 +24,24 @@ fn head_of<B>(req: &Request<B>) -> RequestHead<'_> {
     }
 }
 
+/// Whether `S`'s `call` runs none of the application's code, so that the request's scope (where
+/// [`PointHandle::current`](vitalsign_core::PointHandle::current) finds it) need not be entered
+/// around it: axum's `Route`, what `Router::layer` wraps, whose `call` only puts the request in
+/// a future (tower's `Oneshot`) that calls the route's service when first polled, inside the
+/// scope of the response future's polls. Told by the type's name (about 100 instructions a
+/// request on axum): a name that no longer matches only enters the scope again.
+#[cfg_attr(not(feature = "axum"), allow(clippy::extra_unused_type_parameters))]
+fn defers_its_call<S>() -> bool {
+    #[cfg(feature = "axum")]
+    {
+        std::any::type_name::<S>() == std::any::type_name::<axum::routing::Route>()
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        false
+    }
+}
+
 /// The service made by [`MonitorLayer`](crate::MonitorLayer).
 #[derive(Clone, Debug)]
 #[must_use]
@@ -31,6 +49,9 @@ pub struct MonitorService<S, R = DefaultResolver> {
     inner: S,
     monitor: Monitor,
     resolver: R,
+    /// Whether the inner service's `call` runs inside the request's scope (see
+    /// [`defers_its_call`]).
+    call_scope: bool,
 }
 
 impl<S, R> MonitorService<S, R> {
@@ -39,6 +60,7 @@ impl<S, R> MonitorService<S, R> {
             inner,
             monitor,
             resolver,
+            call_scope: !defers_its_call::<S>(),
         }
     }
 
@@ -86,10 +108,25 @@ where
                 req.extensions_mut().insert(handle);
             }
         }
-        let inner = {
+        let inner = if self.call_scope {
             let _scope = flight.enter_call();
+            self.inner.call(req)
+        } else {
             self.inner.call(req)
         };
         ResponseFuture::new(inner, flight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(feature = "axum")]
+    #[test]
+    fn axum_routes_are_told_by_their_type() {
+        assert!(super::defers_its_call::<axum::routing::Route>());
+        assert!(!super::defers_its_call::<axum::Router>());
+        assert!(!super::defers_its_call::<
+            tower::util::BoxCloneSyncService<(), (), ()>,
+        >());
     }
 }

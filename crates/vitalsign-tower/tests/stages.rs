@@ -300,3 +300,24 @@ async fn behind_a_buffer_the_inner_call_finds_its_point_in_the_extensions() {
         Some(&vitalsign_core::FieldValue::Bool(true))
     );
 }
+
+/// A service whose `call` does its work at once (not in its future) finds its request's point
+/// there: the layer enters the request's scope around `call` (skipped only for axum's `Route`,
+/// whose `call` runs none of the application's code).
+#[tokio::test]
+async fn a_service_finds_its_point_in_call() {
+    let (monitor, sink) = monitor();
+    let inner = tower::service_fn(|_req: Request<Empty<Bytes>>| {
+        let point = PointHandle::current().expect("inside the request's scope in call");
+        point.tag("in_call", "yes");
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done")))) }
+    });
+    let svc = MonitorLayer::new(&monitor)
+        .route_resolver(UriPath)
+        .layer(inner);
+    let response = svc.oneshot(get("/now")).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let points = sink.requests();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].tag("in_call"), Some("yes"));
+}
