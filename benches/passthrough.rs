@@ -102,15 +102,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        WrapFuture {
-            inner: self.inner.call(req),
-            state: [0; STATE_WORDS],
-        }
+        WrapFuture::new(self.inner.call(req))
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`WrapBody`]: carries the per-request state to the body.
+    /// The future of [`WrapBody`] (both frameworks): carries the per-request state to the body.
     pub(crate) struct WrapFuture<F> {
         #[pin]
         inner: F,
@@ -118,17 +115,47 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, B, E> Future for WrapFuture<F>
+impl<F> WrapFuture<F> {
+    fn new(inner: F) -> Self {
+        WrapFuture {
+            inner,
+            state: [0; STATE_WORDS],
+        }
+    }
+}
+
+/// A response whose body [`WrapFuture`] wraps: the Tower one and actix-web's.
+pub(crate) trait WrapResponse {
+    type Wrapped;
+    fn wrap(self) -> Self::Wrapped;
+}
+
+impl<B> WrapResponse for http::Response<B> {
+    type Wrapped = http::Response<Inline<B>>;
+    fn wrap(self) -> Self::Wrapped {
+        self.map(Inline::new)
+    }
+}
+
+impl<B> WrapResponse for actix_web::dev::ServiceResponse<B> {
+    type Wrapped = actix_web::dev::ServiceResponse<Inline<B>>;
+    fn wrap(self) -> Self::Wrapped {
+        self.map_body(|_, body| Inline::new(body))
+    }
+}
+
+impl<F, R, E> Future for WrapFuture<F>
 where
-    F: Future<Output = Result<http::Response<B>, E>>,
+    F: Future<Output = Result<R, E>>,
+    R: WrapResponse,
 {
-    type Output = Result<http::Response<Inline<B>>, E>;
+    type Output = Result<R::Wrapped, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         std::hint::black_box(&this.state);
         match this.inner.poll(cx) {
-            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response.map(Inline::new))),
+            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response.wrap())),
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => Poll::Pending,
         }
@@ -169,42 +196,11 @@ where
 {
     type Response = actix_web::dev::ServiceResponse<Inline<B>>;
     type Error = actix_web::Error;
-    type Future = ActixWrapFuture<S::Future>;
+    type Future = WrapFuture<S::Future>;
 
     actix_web::dev::forward_ready!(inner);
 
     fn call(&self, req: actix_web::dev::ServiceRequest) -> Self::Future {
-        ActixWrapFuture {
-            inner: self.inner.call(req),
-            state: [0; STATE_WORDS],
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of the actix [`WrapBody`].
-    pub(crate) struct ActixWrapFuture<F> {
-        #[pin]
-        inner: F,
-        state: [u64; STATE_WORDS],
-    }
-}
-
-impl<F, B> Future for ActixWrapFuture<F>
-where
-    F: Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>,
-{
-    type Output = Result<actix_web::dev::ServiceResponse<Inline<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        std::hint::black_box(&this.state);
-        match this.inner.poll(cx) {
-            Poll::Ready(Ok(response)) => {
-                Poll::Ready(Ok(response.map_body(|_, body| Inline::new(body))))
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => Poll::Pending,
-        }
+        WrapFuture::new(self.inner.call(req))
     }
 }
