@@ -252,7 +252,8 @@ impl Flight {
 
     /// [`Flight::in_call`] as a guard: this request is the thread's current request until the
     /// guard drops. For an adapter whose inner service takes the request by value, which a
-    /// closure would move once more (measured on axum: about 100 instructions a request).
+    /// closure would move once more (measured: 6 to 39 instructions a request fewer on the
+    /// three adapters).
     ///
     /// ```
     /// use vitalsign_core::adapter::{self, RequestStart};
