@@ -113,6 +113,16 @@ impl Stats {
         }
     }
 
+    /// This process's CPU time so far, in seconds (see
+    /// [`process::System::cpu_seconds_total`]).
+    #[cfg(feature = "status")]
+    pub(crate) fn cpu_seconds_total(&self) -> Option<f64> {
+        self.system
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cpu_seconds_total()
+    }
+
     /// The standard process figures, read now (the `process_*` series of `/metrics`).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn process_figures(&self) -> ProcessFigures {

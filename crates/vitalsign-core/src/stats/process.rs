@@ -83,6 +83,21 @@ impl System {
     }
 }
 
+/// This process's user + system CPU time from `/proc/self/stat` (fields 14 and 15, after the
+/// command name, which may hold spaces and parentheses): one read, where sysinfo's refresh also
+/// lists the process's tasks and reads `/proc/stat` and `/proc/uptime`. The kernel counts these
+/// in `USER_HZ` ticks, 100 a second on every architecture Rust targets on Linux.
+#[cfg(all(feature = "status", target_os = "linux"))]
+fn linux_cpu_seconds() -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_ascii_whitespace();
+    // Field 3 (the state) is the first after the name; utime and stime are 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
 /// The standard process figures, as the Prometheus client libraries name them
 /// (`process_cpu_seconds_total`, `process_open_fds`, …); `None` where this OS does not tell.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -99,6 +114,26 @@ pub(crate) struct ProcessFigures {
 }
 
 impl System {
+    /// This process's CPU time so far, in seconds, read now: only what that needs (the status
+    /// page's sampler reads it at every collection interval, idle or not; the full
+    /// [`System::process_figures`] also lists the open descriptors and reads the limits, a few
+    /// milliseconds of an idle process's time every interval).
+    #[cfg(feature = "status")]
+    pub(crate) fn cpu_seconds_total(&mut self) -> Option<f64> {
+        #[cfg(target_os = "linux")]
+        if let Some(seconds) = linux_cpu_seconds() {
+            return Some(seconds);
+        }
+        let pid = self.pid?;
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[pid]),
+            false,
+            ProcessRefreshKind::nothing().with_cpu(),
+        );
+        // Milliseconds from the kernel's clock ticks (10 ms on Linux).
+        Some(self.sys.process(pid)?.accumulated_cpu_time() as f64 / 1000.0)
+    }
+
     /// This process's standard figures, read now (for `/metrics`).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn process_figures(&mut self) -> ProcessFigures {
@@ -199,6 +234,28 @@ mod tests {
             assert_eq!(os["platform"], "linux");
             assert!(!os["platformRelease"].as_str().unwrap().is_empty());
         }
+    }
+
+    /// The CPU time the status page's sampler reads alone is the one sysinfo reads.
+    #[test]
+    #[cfg(all(feature = "status", target_os = "linux"))]
+    fn the_cpu_time_read_alone_is_sysinfos() {
+        let mut system = System::new();
+        // Burn user and system time (reads of `/proc`) so that both are well above a tick.
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            std::hint::black_box(std::fs::read("/proc/self/status").unwrap());
+        }
+        let alone = linux_cpu_seconds().unwrap();
+        let full = system.process_figures().cpu_seconds_total.unwrap();
+        let again = linux_cpu_seconds().unwrap();
+        assert!(alone > 0.1, "{alone}");
+        // sysinfo reads the same ticks between the two direct reads.
+        assert!(
+            alone <= full + 1e-9 && full <= again + 1e-9,
+            "{alone} {full} {again}"
+        );
+        assert_eq!(system.cpu_seconds_total().map(|s| s >= again), Some(true));
     }
 
     /// The `process_*` figures (read through sysinfo and `/proc` since metrics-process was

@@ -213,7 +213,7 @@ impl Sampler {
             state.routes.push_back(RouteTick { seconds, routes });
         }
         let now = Instant::now();
-        if let Some(cpu) = self.stats.process_figures().cpu_seconds_total {
+        if let Some(cpu) = self.stats.cpu_seconds_total() {
             if let Some((then, before)) = state.cpu {
                 let wall = now.saturating_duration_since(then).as_secs_f64();
                 if wall > 0.0 {
