@@ -14,25 +14,25 @@ use std::task::{Context, Poll};
 const STATE_WORDS: usize = 4;
 
 pin_project_lite::pin_project! {
-    /// A response body that delegates every call to the one it wraps, with the middleware's
-    /// per-request state.
-    pub(crate) struct Inline<B> {
+    /// The inner service's future or response body, with the middleware's per-request state:
+    /// every call is delegated to it (the future wraps the response's body in turn).
+    pub(crate) struct Carrying<T> {
         #[pin]
-        inner: B,
+        inner: T,
         state: [u64; STATE_WORDS],
     }
 }
 
-impl<B> Inline<B> {
-    fn new(inner: B) -> Self {
-        Inline {
+impl<T> Carrying<T> {
+    fn new(inner: T) -> Self {
+        Carrying {
             inner,
             state: [0; STATE_WORDS],
         }
     }
 }
 
-impl<B: http_body::Body> http_body::Body for Inline<B> {
+impl<B: http_body::Body> http_body::Body for Carrying<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -54,7 +54,7 @@ impl<B: http_body::Body> http_body::Body for Inline<B> {
     }
 }
 
-impl<B: actix_web::body::MessageBody> actix_web::body::MessageBody for Inline<B> {
+impl<B: actix_web::body::MessageBody> actix_web::body::MessageBody for Carrying<B> {
     type Error = B::Error;
 
     fn size(&self) -> actix_web::body::BodySize {
@@ -71,7 +71,7 @@ impl<B: actix_web::body::MessageBody> actix_web::body::MessageBody for Inline<B>
     }
 }
 
-/// Tower: a layer whose service wraps each response body in [`Inline`].
+/// Tower: a layer whose service wraps each response body in [`Carrying`].
 #[derive(Clone, Copy, Default)]
 pub(crate) struct WrapBodyLayer;
 
@@ -93,58 +93,40 @@ impl<S, Req, B> tower::Service<Req> for WrapBody<S>
 where
     S: tower::Service<Req, Response = http::Response<B>>,
 {
-    type Response = http::Response<Inline<B>>;
+    type Response = http::Response<Carrying<B>>;
     type Error = S::Error;
-    type Future = WrapFuture<S::Future>;
+    type Future = Carrying<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        WrapFuture::new(self.inner.call(req))
+        Carrying::new(self.inner.call(req))
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The future of [`WrapBody`] (both frameworks): carries the per-request state to the body.
-    pub(crate) struct WrapFuture<F> {
-        #[pin]
-        inner: F,
-        state: [u64; STATE_WORDS],
-    }
-}
-
-impl<F> WrapFuture<F> {
-    fn new(inner: F) -> Self {
-        WrapFuture {
-            inner,
-            state: [0; STATE_WORDS],
-        }
-    }
-}
-
-/// A response whose body [`WrapFuture`] wraps: the Tower one and actix-web's.
+/// A response whose body the future (a [`Carrying`]) wraps: the Tower one and actix-web's.
 pub(crate) trait WrapResponse {
     type Wrapped;
     fn wrap(self) -> Self::Wrapped;
 }
 
 impl<B> WrapResponse for http::Response<B> {
-    type Wrapped = http::Response<Inline<B>>;
+    type Wrapped = http::Response<Carrying<B>>;
     fn wrap(self) -> Self::Wrapped {
-        self.map(Inline::new)
+        self.map(Carrying::new)
     }
 }
 
 impl<B> WrapResponse for actix_web::dev::ServiceResponse<B> {
-    type Wrapped = actix_web::dev::ServiceResponse<Inline<B>>;
+    type Wrapped = actix_web::dev::ServiceResponse<Carrying<B>>;
     fn wrap(self) -> Self::Wrapped {
-        self.map_body(|_, body| Inline::new(body))
+        self.map_body(|_, body| Carrying::new(body))
     }
 }
 
-impl<F, R, E> Future for WrapFuture<F>
+impl<F, R, E> Future for Carrying<F>
 where
     F: Future<Output = Result<R, E>>,
     R: WrapResponse,
@@ -162,7 +144,7 @@ where
     }
 }
 
-/// actix-web: a middleware that wraps each response body in [`Inline`].
+/// actix-web: a middleware that wraps each response body in [`Carrying`].
 pub(crate) struct WrapBodyTransform;
 
 impl<S, B> actix_web::dev::Transform<S, actix_web::dev::ServiceRequest> for WrapBodyTransform
@@ -174,7 +156,7 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    type Response = actix_web::dev::ServiceResponse<Inline<B>>;
+    type Response = actix_web::dev::ServiceResponse<Carrying<B>>;
     type Error = actix_web::Error;
     type Transform = WrapBody<S>;
     type InitError = ();
@@ -194,13 +176,13 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    type Response = actix_web::dev::ServiceResponse<Inline<B>>;
+    type Response = actix_web::dev::ServiceResponse<Carrying<B>>;
     type Error = actix_web::Error;
-    type Future = WrapFuture<S::Future>;
+    type Future = Carrying<S::Future>;
 
     actix_web::dev::forward_ready!(inner);
 
     fn call(&self, req: actix_web::dev::ServiceRequest) -> Self::Future {
-        WrapFuture::new(self.inner.call(req))
+        Carrying::new(self.inner.call(req))
     }
 }
