@@ -52,9 +52,15 @@ impl<B: MessageBody> ResponseBody<B> {
     }
 }
 
-/// Tells `flight` whether the body has anything to send (see [`Flight::body_starts`]) and parks
-/// it in the worker's table for the body.
-pub(crate) fn park(flight: &mut Flight, size: BodySize, flights: &Rc<FlightTable>) -> ParkedFlight {
+/// The response head is here: tells `flight` its status and whether the body has anything to
+/// send (see [`Flight::body_starts`]), and parks it in the worker's table for the body.
+pub(crate) fn park(
+    flight: &mut Flight,
+    status: u16,
+    size: BodySize,
+    flights: &Rc<FlightTable>,
+) -> ParkedFlight {
+    flight.set_status(status);
     flight.body_starts(matches!(size, BodySize::None | BodySize::Sized(0)));
     flight.park(flights)
 }

@@ -339,9 +339,11 @@ where
             InnerProj::Service { future } => future,
             InnerProj::Endpoint { answer } => {
                 let response = ready!(this.flight.in_scope(|| (**answer).as_mut().poll(cx)));
-                this.flight.set_status(response.status().as_u16());
-                let size = response.response().body().size();
-                let flight = crate::body::park(this.flight, size, this.flights);
+                let (status, size) = (
+                    response.status().as_u16(),
+                    response.response().body().size(),
+                );
+                let flight = crate::body::park(this.flight, status, size, this.flights);
                 return Poll::Ready(Ok(
                     response.map_body(move |_, body| ResponseBody::endpoint(body, flight))
                 ));
@@ -360,9 +362,11 @@ where
                     this.flight
                         .path_params(response.request().match_info().iter());
                 }
-                this.flight.set_status(response.status().as_u16());
-                let size = response.response().body().size();
-                let flight = crate::body::park(this.flight, size, this.flights);
+                let (status, size) = (
+                    response.status().as_u16(),
+                    response.response().body().size(),
+                );
+                let flight = crate::body::park(this.flight, status, size, this.flights);
                 Poll::Ready(Ok(
                     response.map_body(move |_, body| ResponseBody::new(body, flight))
                 ))
