@@ -16,26 +16,34 @@ BIN=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/compare-* | grep -v '\.d$
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-# count PART VARIANT N -> instructions executed by the main thread
+# count PART VARIANT N -> "ALL ALLOCATOR": instructions executed by the main thread, and those
+# of them inside glibc's malloc and free (every function of malloc/malloc.c)
 count() {
     VITALSIGN_BENCH_ONLY="$1" VITALSIGN_BENCH_VARIANT="$2" VITALSIGN_BENCH_N="$3" \
         valgrind --tool=callgrind --separate-threads=yes --toggle-collect="compare::drive_*" --toggle-collect="compare::grpc::drive_*" --callgrind-out-file="$OUT/cg.%p" \
         "$BIN" --bench >/dev/null 2>&1
-    local file
+    local file all allocator
     file=$(ls "$OUT"/cg.*-01 | head -1)
-    awk '/^summary:/ { print $2 }' "$file"
+    all=$(awk '/^summary:/ { print $2 }' "$file")
+    allocator=$(callgrind_annotate --inclusive=no --threshold=100 "$file" 2>/dev/null |
+        awk '/malloc\/malloc\.c:/ { n = $1; gsub(",", "", n); sum += n } END { print sum + 0 }')
+    echo "$all $allocator"
     rm -f "$OUT"/cg.*
 }
 
+# per_request PART VARIANT -> "ALL ALLOCATOR" per request
 per_request() {
     local small large
     small=$(count "$1" "$2" "$SMALL")
     large=$(count "$1" "$2" "$LARGE")
-    awk -v s="$small" -v l="$large" -v n=$((LARGE - SMALL)) 'BEGIN { printf "%.0f", (l - s) / n }'
+    awk -v s="$small" -v l="$large" -v n=$((LARGE - SMALL)) 'BEGIN {
+        split(s, a, " "); split(l, b, " ")
+        printf "%.0f %.0f", (b[1] - a[1]) / n, (b[2] - a[2]) / n }'
 }
 
 if [ $# -eq 2 ]; then
-    echo "$1 $2: $(per_request "$1" "$2") instructions/request"
+    read -r n allocator <<<"$(per_request "$1" "$2")"
+    echo "$1 $2: $n instructions/request, $allocator of them in glibc's malloc and free"
     exit 0
 fi
 for part in axum actix grpc; do
@@ -49,14 +57,21 @@ for part in axum actix grpc; do
     bare=""
     echo
     echo "$part: instructions per request (callgrind, main thread, $((LARGE - SMALL)) requests)"
-    echo "| variant | instructions/request | added over bare |"
-    echo "|---|---:|---:|"
+    echo "| variant | instructions/request | added over bare | of which in malloc/free |"
+    echo "|---|---:|---:|---:|"
     for variant in "${variants[@]}"; do
-        n=$(per_request "$part" "$variant")
-        [ -z "$bare" ] && bare=$n
-        echo "| $variant | $n | $((n - bare)) |"
+        read -r n allocator <<<"$(per_request "$part" "$variant")"
+        if [ -z "$bare" ]; then
+            bare=$n
+            bare_allocator=$allocator
+        fi
+        echo "| $variant | $n | $((n - bare)) | $((allocator - bare_allocator)) |"
     done
 done
 echo
-echo "core: begin + complete: $(per_request core core) instructions/request (Prometheus), $(per_request core influx) (InfluxDB queue), $(per_request core statsd) (StatsD)"
-echo "core: with a sampled traceparent (an exemplar each): $(per_request core traced); with native histograms on: $(per_request core native)"
+# instructions PART VARIANT -> per request, all of them
+instructions() {
+    per_request "$1" "$2" | cut -d' ' -f1
+}
+echo "core: begin + complete: $(instructions core core) instructions/request (Prometheus), $(instructions core influx) (InfluxDB queue), $(instructions core statsd) (StatsD)"
+echo "core: with a sampled traceparent (an exemplar each): $(instructions core traced); with native histograms on: $(instructions core native)"
