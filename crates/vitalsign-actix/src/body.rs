@@ -73,6 +73,20 @@ impl<B: MessageBody> Inner<B> {
             Inner::Endpoint { body } => body.size(),
         }
     }
+
+    #[inline]
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, B::Error>>> {
+        match self.project() {
+            InnerProj::App { body } => body.poll_next(cx),
+            // All in memory: handed over in one chunk, then the end.
+            InnerProj::Endpoint { body } => {
+                Poll::Ready((!body.is_empty()).then(|| Ok(std::mem::take(body))))
+            }
+        }
+    }
 }
 
 impl<B> std::fmt::Debug for ResponseBody<B> {
@@ -95,23 +109,22 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let result = match this.body.project() {
-            InnerProj::App { mut body } => {
-                ready!(this.flight.in_body(|| body.as_mut().poll_next(cx)))
-            }
-            // All in memory: handed over in one chunk, then the end.
-            InnerProj::Endpoint { body } => this
-                .flight
-                .in_body(|| (!body.is_empty()).then(|| Ok(std::mem::take(body)))),
-        };
-        if let Some(Ok(bytes)) = &result {
-            this.flight.body_bytes(bytes.len() as u64);
+        let mut body = this.body;
+        if !this.flight.is_recording() {
+            // Recorded already (the chunk that ended it was polled), or excluded: a plain poll.
+            return body.poll_next(cx);
         }
+        let result = ready!(this.flight.in_body(|| body.as_mut().poll_next(cx)));
         match &result {
+            // A sized body that has nothing left after this chunk has ended (actix polls it
+            // once more for its end, which is then a plain poll).
+            Some(Ok(bytes)) if body.size() == BodySize::Sized(0) => {
+                this.flight.last_bytes(bytes.len() as u64);
+            }
+            Some(Ok(bytes)) => this.flight.body_bytes(bytes.len() as u64),
             None => this.flight.complete(),
             // actix closes the connection: an error of the service, not a client's hang-up.
             Some(Err(_)) => this.flight.body_failed(),
-            Some(Ok(_)) => {}
         }
         Poll::Ready(result)
     }

@@ -161,6 +161,48 @@ async fn dropping_the_future_is_a_499_disconnect() {
     );
 }
 
+/// As on the Tower layer: a sized body with nothing left after a chunk has ended, so the
+/// request is recorded with that chunk (bytes counted, no disconnect), and the poll for its
+/// end records nothing more.
+#[actix_web::test]
+async fn a_sized_body_is_recorded_with_its_last_chunk() {
+    let (monitor, sink) = monitor();
+    let app = test::init_service(
+        App::new()
+            .wrap(Monitoring::new(&monitor))
+            .route("/b", web::get().to(|| async { "in memory" })),
+    )
+    .await;
+    let response = app
+        .call(test::TestRequest::get().uri("/b").to_request())
+        .await
+        .unwrap();
+    let mut body = std::pin::pin!(response.into_body());
+    assert!(sink.requests().is_empty(), "before the body");
+    let chunk = futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&chunk[..], b"in memory");
+    let points = sink.requests();
+    assert_eq!(points.len(), 1, "recorded with the last chunk");
+    assert_eq!(
+        (
+            points[0].status_code,
+            points[0].response_body_bytes,
+            points[0].disconnected
+        ),
+        (200, 9, false)
+    );
+    assert_eq!(monitor.in_flight(), 0);
+    assert!(
+        futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .is_none()
+    );
+    assert_eq!(sink.requests().len(), 1, "exactly once");
+}
+
 #[actix_web::test]
 async fn in_memory_bodies_complete_when_handed_over() {
     let (monitor, sink) = monitor();

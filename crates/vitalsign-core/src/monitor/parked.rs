@@ -161,6 +161,32 @@ impl ParkedFlight {
         }
     }
 
+    /// The body's last chunk, of `n` bytes, was produced: [`ParkedFlight::body_bytes`] and
+    /// [`ParkedFlight::complete`] at once (the flight is taken from the table once).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use vitalsign_core::adapter::{self, FlightTable, RequestStart};
+    /// use vitalsign_core::Monitor;
+    ///
+    /// let monitor = Monitor::builder("shop").build().unwrap();
+    /// let table = Rc::new(FlightTable::default());
+    /// let mut flight = adapter::begin(&monitor, RequestStart::new(b"GET", "/"));
+    /// flight.set_status(200);
+    /// flight.body_starts(false);
+    /// let mut parked = flight.park(&table);
+    /// parked.last_bytes(5); // recorded, with its 5 bytes
+    /// assert!(!parked.is_recording());
+    /// assert_eq!(table.parked(), 0);
+    /// ```
+    #[inline]
+    pub fn last_bytes(&mut self, n: u64) {
+        if let Some(mut flight) = self.unpark() {
+            flight.add_body_bytes(n);
+            flight.complete();
+        }
+    }
+
     /// [`Flight::complete`]: the response ended normally; the request is recorded now.
     #[inline]
     pub fn complete(&mut self) {
