@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::task::Poll;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::Service;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceResponse};
 use actix_web::web::Bytes;
 use actix_web::{error, test, web, App, HttpResponse};
-use vitalsign_actix::{configure, Monitoring, Point};
+use vitalsign_actix::{configure, Monitoring, Point, ResponseBody};
 use vitalsign_core::{MemorySink, Monitor, CLIENT_CLOSED_REQUEST};
 
 fn monitor() -> (Monitor, Arc<MemorySink>) {
@@ -161,22 +161,26 @@ async fn dropping_the_future_is_a_499_disconnect() {
     );
 }
 
+/// The response of an application with [`Monitoring`] whose handler answers `"in memory"`.
+async fn in_memory_response(monitor: &Monitor) -> ServiceResponse<ResponseBody<BoxBody>> {
+    let app = test::init_service(
+        App::new()
+            .wrap(Monitoring::new(monitor))
+            .route("/b", web::get().to(|| async { "in memory" })),
+    )
+    .await;
+    app.call(test::TestRequest::get().uri("/b").to_request())
+        .await
+        .unwrap()
+}
+
 /// As on the Tower layer: a sized body with nothing left after a chunk has ended, so the
 /// request is recorded with that chunk (bytes counted, no disconnect), and the poll for its
 /// end records nothing more.
 #[actix_web::test]
 async fn a_sized_body_is_recorded_with_its_last_chunk() {
     let (monitor, sink) = monitor();
-    let app = test::init_service(
-        App::new()
-            .wrap(Monitoring::new(&monitor))
-            .route("/b", web::get().to(|| async { "in memory" })),
-    )
-    .await;
-    let response = app
-        .call(test::TestRequest::get().uri("/b").to_request())
-        .await
-        .unwrap();
+    let response = in_memory_response(&monitor).await;
     let mut body = std::pin::pin!(response.into_body());
     assert!(sink.requests().is_empty(), "before the body");
     let chunk = futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx))
@@ -206,16 +210,7 @@ async fn a_sized_body_is_recorded_with_its_last_chunk() {
 #[actix_web::test]
 async fn in_memory_bodies_complete_when_handed_over() {
     let (monitor, sink) = monitor();
-    let app = test::init_service(
-        App::new()
-            .wrap(Monitoring::new(&monitor))
-            .route("/b", web::get().to(|| async { "in memory" })),
-    )
-    .await;
-    let response = app
-        .call(test::TestRequest::get().uri("/b").to_request())
-        .await
-        .unwrap();
+    let response = in_memory_response(&monitor).await;
     let Ok(bytes) = response.into_body().try_into_bytes() else {
         panic!("an in-memory body converts into bytes");
     };
