@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::ServiceResponse;
 use actix_web::web::Bytes;
 use pin_project_lite::pin_project;
 use std::rc::Rc;
@@ -54,13 +55,13 @@ impl<B: MessageBody> ResponseBody<B> {
 
 /// The response head is here: tells `flight` its status and whether the body has anything to
 /// send (see [`Flight::body_starts`]), and parks it in the worker's table for the body.
-pub(crate) fn park(
+pub(crate) fn park<B: MessageBody>(
     flight: &mut Flight,
-    status: u16,
-    size: BodySize,
+    response: &ServiceResponse<B>,
     flights: &Rc<FlightTable>,
 ) -> ParkedFlight {
-    flight.set_status(status);
+    flight.set_status(response.status().as_u16());
+    let size = response.response().body().size();
     flight.body_starts(matches!(size, BodySize::None | BodySize::Sized(0)));
     flight.park(flights)
 }

@@ -339,11 +339,7 @@ where
             InnerProj::Service { future } => future,
             InnerProj::Endpoint { answer } => {
                 let response = ready!(this.flight.in_scope(|| (**answer).as_mut().poll(cx)));
-                let (status, size) = (
-                    response.status().as_u16(),
-                    response.response().body().size(),
-                );
-                let flight = crate::body::park(this.flight, status, size, this.flights);
+                let flight = crate::body::park(this.flight, &response, this.flights);
                 return Poll::Ready(Ok(
                     response.map_body(move |_, body| ResponseBody::endpoint(body, flight))
                 ));
@@ -362,11 +358,7 @@ where
                     this.flight
                         .path_params(response.request().match_info().iter());
                 }
-                let (status, size) = (
-                    response.status().as_u16(),
-                    response.response().body().size(),
-                );
-                let flight = crate::body::park(this.flight, status, size, this.flights);
+                let flight = crate::body::park(this.flight, &response, this.flights);
                 Poll::Ready(Ok(
                     response.map_body(move |_, body| ResponseBody::new(body, flight))
                 ))

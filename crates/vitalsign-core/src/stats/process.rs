@@ -124,34 +124,28 @@ impl System {
         if let Some(seconds) = linux_cpu_seconds() {
             return Some(seconds);
         }
+        self.refreshed(ProcessRefreshKind::nothing().with_cpu())
+            .map(cpu_seconds)
+    }
+
+    /// This process, its `kind` of figures refreshed now; `None` where sysinfo cannot see it.
+    fn refreshed(&mut self, kind: ProcessRefreshKind) -> Option<&sysinfo::Process> {
         let pid = self.pid?;
-        self.sys.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[pid]),
-            false,
-            ProcessRefreshKind::nothing().with_cpu(),
-        );
-        // Milliseconds from the kernel's clock ticks (10 ms on Linux).
-        Some(self.sys.process(pid)?.accumulated_cpu_time() as f64 / 1000.0)
+        self.sys
+            .refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), false, kind);
+        self.sys.process(pid)
     }
 
     /// This process's standard figures, read now (for `/metrics`).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn process_figures(&mut self) -> ProcessFigures {
-        let Some(pid) = self.pid else {
-            return ProcessFigures::default();
-        };
-        self.sys.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[pid]),
-            false,
-            ProcessRefreshKind::nothing().with_cpu().with_memory(),
-        );
-        let Some(process) = self.sys.process(pid) else {
+        let Some(process) = self.refreshed(ProcessRefreshKind::nothing().with_cpu().with_memory())
+        else {
             return ProcessFigures::default();
         };
         let status = std::fs::read_to_string("/proc/self/status").ok();
         ProcessFigures {
-            // Milliseconds from the kernel's clock ticks (10 ms on Linux).
-            cpu_seconds_total: Some(process.accumulated_cpu_time() as f64 / 1000.0),
+            cpu_seconds_total: Some(cpu_seconds(process)),
             open_fds: process.open_files().map(|n| n as u64),
             max_fds: process.open_files_limit().map(|n| n as u64),
             virtual_memory_bytes: Some(process.virtual_memory()),
@@ -161,6 +155,12 @@ impl System {
             threads: status.as_deref().and_then(|s| status_field(s, "Threads:")),
         }
     }
+}
+
+/// A process's user + system CPU time in seconds, from sysinfo's milliseconds (the kernel's
+/// clock ticks, 10 ms on Linux).
+fn cpu_seconds(process: &sysinfo::Process) -> f64 {
+    process.accumulated_cpu_time() as f64 / 1000.0
 }
 
 /// A number field of `/proc/self/status` (`VmHWM:`, `Threads:`), in the field's own unit.
