@@ -8,27 +8,19 @@
 #   scripts/bench-instructions.sh axum vitalsign  # one part, one variant
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SMALL="${SMALL:-500}"
-LARGE="${LARGE:-2500}"
-command -v valgrind >/dev/null || { echo "bench-instructions: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
-cargo bench -p vitalsign-benches --bench compare --no-run >&2
-BIN=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/compare-* | grep -v '\.d$' | head -1)
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+# shellcheck source=scripts/callgrind-lib.sh
+. scripts/callgrind-lib.sh
 
 # count PART VARIANT N -> "ALL ALLOCATOR": instructions executed by the main thread, and those
 # of them inside glibc's malloc and free (every function of malloc/malloc.c)
 count() {
-    VITALSIGN_BENCH_ONLY="$1" VITALSIGN_BENCH_VARIANT="$2" VITALSIGN_BENCH_N="$3" \
-        valgrind --tool=callgrind --separate-threads=yes --toggle-collect="compare::drive_*" --toggle-collect="compare::grpc::drive_*" --callgrind-out-file="$OUT/cg.%p" \
-        "$BIN" --bench >/dev/null 2>&1
     local file all allocator
-    file=$(ls "$OUT"/cg.*-01 | head -1)
+    file=$(callgrind "$1" "$2" "$3")
     all=$(awk '/^summary:/ { print $2 }' "$file")
     allocator=$(callgrind_annotate --inclusive=no --threshold=100 "$file" 2>/dev/null |
         awk '/malloc\/malloc\.c:/ { n = $1; gsub(",", "", n); sum += n } END { print sum + 0 }')
     echo "$all $allocator"
-    rm -f "$OUT"/cg.*
+    rm -f "$file"
 }
 
 # per_request PART VARIANT -> "ALL ALLOCATOR" per request

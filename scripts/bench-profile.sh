@@ -21,26 +21,18 @@ PART="$1"
 BASE="$2"
 VARIANT="$3"
 ROWS="${4:-40}"
-SMALL="${SMALL:-500}"
-LARGE="${LARGE:-2500}"
-command -v valgrind >/dev/null || { echo "bench-profile: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
-cargo bench -p vitalsign-benches --bench compare --no-run >&2
-BIN=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/compare-* | grep -v '\.d$' | head -1)
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+# shellcheck source=scripts/callgrind-lib.sh
+. scripts/callgrind-lib.sh
 
 # self_costs VARIANT N FILE: "COST<TAB>SOURCE:FUNCTION" lines of the serving thread
 self_costs() {
-    VITALSIGN_BENCH_ONLY="$PART" VITALSIGN_BENCH_VARIANT="$1" VITALSIGN_BENCH_N="$2" \
-        valgrind --tool=callgrind --separate-threads=yes --toggle-collect="compare::drive_*" --toggle-collect="compare::grpc::drive_*" --callgrind-out-file="$OUT/cg.%p" \
-        "$BIN" --bench >/dev/null 2>&1
     local file
-    file=$(ls "$OUT"/cg.*-01 | head -1)
+    file=$(callgrind "$PART" "$1" "$2")
     callgrind_annotate --inclusive=no --tree=none --auto=no --show-percs=no --threshold=100 "$file" 2>/dev/null |
         awk '$1 ~ /^[0-9,]+$/ && $2 ~ /:/ {
             n = $1; gsub(",", "", n); $1 = ""; sub(/^ /, ""); sub(/ \[[^]]*\]$/, "")
             print n "\t" $0 }' >"$3"
-    rm -f "$OUT"/cg.*
+    rm -f "$file"
 }
 
 self_costs "$BASE" "$SMALL" "$OUT/base.small"
